@@ -1,0 +1,64 @@
+use std::time::Duration;
+
+/// Per-partition settings; topics override the store-wide defaults.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogConfig {
+    /// A new segment starts when the active one would grow past this.
+    pub segment_bytes: u64,
+    /// One sparse offset-index entry per this many bytes of batches.
+    pub index_interval_bytes: u64,
+    /// Segments whose newest record is older than this are deleted; `None` keeps them.
+    pub retention_ms: Option<i64>,
+    /// Oldest segments are deleted while the partition is larger than this.
+    pub retention_bytes: Option<u64>,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            segment_bytes: 64 * 1024 * 1024,
+            index_interval_bytes: 4096,
+            retention_ms: Some(72 * 3600 * 1000),
+            retention_bytes: None,
+        }
+    }
+}
+
+/// When appended data is forced to stable storage.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FlushPolicy {
+    /// fdatasync inside every append.
+    EveryAppend,
+    /// The broker flushes before acknowledging acks=all produces (the default).
+    AcksAll,
+    /// The caller flushes everything on this interval.
+    Interval(Duration),
+    /// Never fsync; the OS writes back the page cache.
+    Os,
+}
+
+/// What happens when the store reaches its quota.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QuotaPolicy {
+    /// Delete the oldest segments to make room (Huawei `time_base`).
+    TimeBase,
+    /// Refuse appends (Huawei `produce_reject`).
+    ProduceReject,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoreConfig {
+    pub quota_bytes: Option<u64>,
+    pub quota_policy: QuotaPolicy,
+    pub flush: FlushPolicy,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            quota_bytes: None,
+            quota_policy: QuotaPolicy::TimeBase,
+            flush: FlushPolicy::AcksAll,
+        }
+    }
+}
