@@ -184,6 +184,8 @@ fn error_data(pd: PartitionData, code: i16) -> PartitionData {
 pub(crate) async fn list_offsets(ctx: &Ctx<'_>, req: ListOffsetsRequest) -> ListOffsetsResponse {
     let shared = ctx.shared.clone();
     let broker = ctx.broker_id;
+    // leader_epoch exists from v4; setting it on older versions fails to encode.
+    let leader_epoch = if ctx.version >= 4 { 0 } else { -1 };
     let authorized: Vec<bool> = req
         .topics
         .iter()
@@ -218,7 +220,7 @@ pub(crate) async fn list_offsets(ctx: &Ctx<'_>, req: ListOffsetsRequest) -> List
                             Ok((offset, timestamp)) => resp
                                 .with_offset(offset)
                                 .with_timestamp(timestamp)
-                                .with_leader_epoch(0),
+                                .with_leader_epoch(leader_epoch),
                             Err(e) => {
                                 warn!(topic = part.topic(), partition = part.id(), error = %e, "offset lookup failed");
                                 fail(ResponseError::KafkaStorageError.code())
