@@ -49,6 +49,9 @@ struct Args {
     /// Records per second in the latency phase.
     #[arg(long, default_value_t = 2000)]
     latency_rate: u64,
+    /// Phases to run, in order.
+    #[arg(long, value_delimiter = ',', default_value = "produce1,produceall,consume,latency")]
+    phases: Vec<String>,
 }
 
 fn record_batch(
@@ -248,13 +251,15 @@ async fn main() -> anyhow::Result<()> {
     cluster
         .wait_for_leaders(&args.topic, args.partitions)
         .await?;
-    for phase in [
-        produce_phase(&args, &cluster, 1).await?,
-        produce_phase(&args, &cluster, -1).await?,
-        consume_phase(&args, &cluster).await?,
-        latency_phase(&args, &cluster).await?,
-    ] {
-        println!("{phase}");
+    for phase in &args.phases {
+        let result = match phase.as_str() {
+            "produce1" => produce_phase(&args, &cluster, 1).await?,
+            "produceall" => produce_phase(&args, &cluster, -1).await?,
+            "consume" => consume_phase(&args, &cluster).await?,
+            "latency" => latency_phase(&args, &cluster).await?,
+            other => bail!("unknown phase {other}"),
+        };
+        println!("{result}");
     }
     Ok(())
 }

@@ -296,7 +296,13 @@ fn encode(
     correlation_id: i32,
     resp: &ResponseKind,
 ) -> Result<BytesMut, String> {
-    let mut out = BytesMut::with_capacity(256);
+    // Fetch responses carry megabytes of records: size the buffer once instead of letting
+    // it double (and copy) its way up.
+    let capacity = match resp {
+        ResponseKind::Fetch(f) => f.compute_size(version).unwrap_or(0) + 64,
+        _ => 256,
+    };
+    let mut out = BytesMut::with_capacity(capacity);
     out.put_u32(0);
     let header = ResponseHeader::default().with_correlation_id(correlation_id);
     header
