@@ -50,7 +50,11 @@ struct Args {
     #[arg(long, default_value_t = 2000)]
     latency_rate: u64,
     /// Phases to run, in order.
-    #[arg(long, value_delimiter = ',', default_value = "produce1,produceall,consume,latency")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "produce1,produceall,consume,latency"
+    )]
     phases: Vec<String>,
 }
 
