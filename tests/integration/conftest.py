@@ -23,8 +23,6 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = os.environ.get("OPENDMS_BIN", str(REPO / "target" / "debug" / "opendms"))
-RDKAFKA_CLIENT = os.environ.get(
-    "RDKAFKA_CLIENT_BIN", str(REPO / "target" / "rdkafka-client" / "debug" / "rdkafka-client"))
 CLIENTS = Path(__file__).resolve().parent / "clients"
 # The virtualenv running pytest: confluent-kafka 2.x, kafka-python 3.x, aiokafka.
 VENV_PYTHON = sys.executable

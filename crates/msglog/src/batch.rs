@@ -1,13 +1,25 @@
-//! Kafka's v2 record batch header: the only part of a batch the log reads.
+//! Kafka's v2 record batch header: the only part of a batch the log ever looks at.
+//!
+//! Layout (big-endian): baseOffset i64, batchLength i32, partitionLeaderEpoch i32, magic i8,
+//! crc u32, attributes i16, lastOffsetDelta i32, baseTimestamp i64, maxTimestamp i64,
+//! producerId i64, producerEpoch i16, baseSequence i32, recordsCount i32, then the records.
+//! The CRC32C covers everything from `attributes` to the end of the batch.
+
+use std::ops::Range;
 
 use crate::LogError;
 
 /// Bytes before the records: everything up to and including `records_count`.
 pub const HEADER_LEN: usize = 61;
-/// baseOffset (8) + batchLength (4): not counted in batchLength.
+/// baseOffset (8) + batchLength (4): the part of a batch not counted in batchLength.
 pub const LOG_OVERHEAD: usize = 12;
+/// The only record batch format the log stores.
+pub const MAGIC: i8 = 2;
 /// Where the CRC-covered part starts (attributes).
 const CRC_START: usize = 21;
+
+const ATTR_TRANSACTIONAL: i16 = 0x10;
+const ATTR_CONTROL: i16 = 0x20;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BatchHeader {
@@ -26,56 +38,79 @@ pub struct BatchHeader {
     pub records_count: i32,
 }
 
-fn be<const N: usize>(buf: &[u8], at: usize) -> [u8; N] {
-    let mut out = [0u8; N];
-    out.copy_from_slice(&buf[at..at + N]);
-    out
+fn corrupt(msg: String) -> LogError {
+    LogError::CorruptBatch(msg)
+}
+
+// Fixed-size views: indexing a `[u8; HEADER_LEN]` with constant ranges cannot go out of bounds.
+fn i64_at(h: &[u8; HEADER_LEN], at: usize) -> i64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&h[at..at + 8]);
+    i64::from_be_bytes(b)
+}
+
+fn i32_at(h: &[u8; HEADER_LEN], at: usize) -> i32 {
+    let mut b = [0u8; 4];
+    b.copy_from_slice(&h[at..at + 4]);
+    i32::from_be_bytes(b)
+}
+
+fn i16_at(h: &[u8; HEADER_LEN], at: usize) -> i16 {
+    i16::from_be_bytes([h[at], h[at + 1]])
 }
 
 impl BatchHeader {
     /// Parses the header at the start of `buf`. Checks only what the header itself says
-    /// (length and magic), not that the whole batch is present.
+    /// (magic, lengths, counts), not that the whole batch is present or its CRC.
     pub fn parse(buf: &[u8]) -> Result<BatchHeader, LogError> {
-        if buf.len() < HEADER_LEN {
-            return Err(LogError::CorruptBatch(format!(
+        let Some(raw) = buf.get(..HEADER_LEN) else {
+            return Err(corrupt(format!(
                 "{} bytes is shorter than a batch header",
                 buf.len()
             )));
-        }
-        let h = BatchHeader {
-            base_offset: i64::from_be_bytes(be(buf, 0)),
-            batch_length: i32::from_be_bytes(be(buf, 8)),
-            partition_leader_epoch: i32::from_be_bytes(be(buf, 12)),
-            magic: buf[16] as i8,
-            crc: u32::from_be_bytes(be(buf, 17)),
-            attributes: i16::from_be_bytes(be(buf, 21)),
-            last_offset_delta: i32::from_be_bytes(be(buf, 23)),
-            base_timestamp: i64::from_be_bytes(be(buf, 27)),
-            max_timestamp: i64::from_be_bytes(be(buf, 35)),
-            producer_id: i64::from_be_bytes(be(buf, 43)),
-            producer_epoch: i16::from_be_bytes(be(buf, 51)),
-            base_sequence: i32::from_be_bytes(be(buf, 53)),
-            records_count: i32::from_be_bytes(be(buf, 57)),
         };
-        if h.magic != 2 {
-            return Err(LogError::CorruptBatch(format!(
-                "magic {} is not supported (only v2 batches)",
-                h.magic
+        let mut h = [0u8; HEADER_LEN];
+        h.copy_from_slice(raw);
+        let header = BatchHeader {
+            base_offset: i64_at(&h, 0),
+            batch_length: i32_at(&h, 8),
+            partition_leader_epoch: i32_at(&h, 12),
+            magic: h[16] as i8,
+            crc: i32_at(&h, 17) as u32,
+            attributes: i16_at(&h, 21),
+            last_offset_delta: i32_at(&h, 23),
+            base_timestamp: i64_at(&h, 27),
+            max_timestamp: i64_at(&h, 35),
+            producer_id: i64_at(&h, 43),
+            producer_epoch: i16_at(&h, 51),
+            base_sequence: i32_at(&h, 53),
+            records_count: i32_at(&h, 57),
+        };
+        if header.magic != MAGIC {
+            return Err(corrupt(format!(
+                "magic {} is not supported (only v2 record batches)",
+                header.magic
             )));
         }
-        if (h.batch_length as i64) < (HEADER_LEN - LOG_OVERHEAD) as i64 {
-            return Err(LogError::CorruptBatch(format!(
-                "batch length {} is shorter than its header",
-                h.batch_length
+        if (header.batch_length as i64) < (HEADER_LEN - LOG_OVERHEAD) as i64 {
+            return Err(corrupt(format!(
+                "batch length {} is shorter than the batch header",
+                header.batch_length
             )));
         }
-        if h.last_offset_delta < 0 {
-            return Err(LogError::CorruptBatch(format!(
+        if header.last_offset_delta < 0 {
+            return Err(corrupt(format!(
                 "negative last offset delta {}",
-                h.last_offset_delta
+                header.last_offset_delta
             )));
         }
-        Ok(h)
+        if header.records_count < 0 {
+            return Err(corrupt(format!(
+                "negative record count {}",
+                header.records_count
+            )));
+        }
+        Ok(header)
     }
 
     /// Length of the whole batch including the offset and length fields.
@@ -83,37 +118,60 @@ impl BatchHeader {
         LOG_OVERHEAD + self.batch_length.max(0) as usize
     }
 
+    /// Offset of the last record (base offset + last offset delta).
     pub fn last_offset(&self) -> i64 {
-        self.base_offset + self.last_offset_delta as i64
+        self.base_offset
+            .saturating_add(self.last_offset_delta.max(0) as i64)
+    }
+
+    /// How many offsets the batch occupies.
+    pub fn offset_span(&self) -> i64 {
+        self.last_offset_delta.max(0) as i64 + 1
+    }
+
+    /// Sequence number of the last record; sequences wrap from i32::MAX to 0.
+    pub fn last_sequence(&self) -> i32 {
+        next_sequence(self.base_sequence, self.last_offset_delta)
     }
 
     pub fn is_transactional(&self) -> bool {
-        self.attributes & 0x10 != 0
+        self.attributes & ATTR_TRANSACTIONAL != 0
     }
 
     pub fn is_control(&self) -> bool {
-        self.attributes & 0x20 != 0
+        self.attributes & ATTR_CONTROL != 0
     }
 
-    /// Number of sequence numbers the batch uses.
-    pub fn record_span(&self) -> i32 {
-        self.last_offset_delta + 1
+    /// Whether the batch carries idempotent-producer metadata.
+    pub fn has_producer_id(&self) -> bool {
+        self.producer_id >= 0
     }
+}
+
+/// `seq + n` in Kafka's sequence space, which wraps from i32::MAX to 0.
+pub fn next_sequence(seq: i32, n: i32) -> i32 {
+    let sum = seq as i64 + n as i64;
+    sum.rem_euclid(i32::MAX as i64 + 1) as i32
+}
+
+/// CRC32C of a whole batch as it should appear in its header.
+pub fn compute_crc(batch: &[u8]) -> Option<u32> {
+    batch.get(CRC_START..).map(crc32c::crc32c)
 }
 
 /// Checks the CRC32C of a whole batch (`batch` holds exactly one batch).
 pub fn validate_crc(batch: &[u8]) -> Result<(), LogError> {
     let h = BatchHeader::parse(batch)?;
     if batch.len() != h.total_len() {
-        return Err(LogError::CorruptBatch(format!(
+        return Err(corrupt(format!(
             "batch is {} bytes but its header says {}",
             batch.len(),
             h.total_len()
         )));
     }
-    let actual = crc32c::crc32c(&batch[CRC_START..]);
+    let actual = compute_crc(batch).unwrap_or_default();
     if actual != h.crc {
-        return Err(LogError::CorruptBatch(format!(
+        return Err(corrupt(format!(
             "crc mismatch: header {:#010x}, computed {actual:#010x}",
             h.crc
         )));
@@ -121,44 +179,71 @@ pub fn validate_crc(batch: &[u8]) -> Result<(), LogError> {
     Ok(())
 }
 
-/// Splits a buffer of consecutive batches into validated (header, range) pairs. Fails on
-/// the first batch that is truncated, malformed or has a bad CRC.
-pub fn split_batches(buf: &[u8]) -> Result<Vec<(BatchHeader, std::ops::Range<usize>)>, LogError> {
+/// One validated batch of an input buffer.
+#[derive(Clone, Debug)]
+pub struct SplitBatch {
+    pub header: BatchHeader,
+    /// Where the batch lies in the buffer.
+    pub range: Range<usize>,
+}
+
+/// Splits a buffer of consecutive batches, checking each completely (length, magic, CRC32C,
+/// producer fields). Fails on the first bad batch, and on an empty buffer.
+pub fn split_batches(buf: &[u8]) -> Result<Vec<SplitBatch>, LogError> {
     let mut out = Vec::new();
-    let mut pos = 0;
+    let mut pos = 0usize;
     while pos < buf.len() {
-        let h = BatchHeader::parse(&buf[pos..])?;
-        let end = pos + h.total_len();
-        if end > buf.len() {
-            return Err(LogError::CorruptBatch(format!(
-                "batch at byte {pos} needs {} bytes, {} remain",
-                h.total_len(),
-                buf.len() - pos
+        let rest = buf.get(pos..).unwrap_or_default();
+        let header = BatchHeader::parse(rest)
+            .map_err(|e| corrupt(format!("batch at byte {pos}: {}", strip(&e))))?;
+        let len = header.total_len();
+        let Some(batch) = rest.get(..len) else {
+            return Err(corrupt(format!(
+                "batch at byte {pos} needs {len} bytes, {} remain",
+                rest.len()
+            )));
+        };
+        validate_crc(batch).map_err(|e| corrupt(format!("batch at byte {pos}: {}", strip(&e))))?;
+        // Control batches (transaction markers) carry no sequence.
+        if header.has_producer_id() && !header.is_control() && header.base_sequence < 0 {
+            return Err(corrupt(format!(
+                "batch at byte {pos}: producer id {} with negative base sequence {}",
+                header.producer_id, header.base_sequence
             )));
         }
-        validate_crc(&buf[pos..end])?;
-        out.push((h, pos..end));
-        pos = end;
+        out.push(SplitBatch {
+            header,
+            range: pos..pos + len,
+        });
+        pos += len;
     }
     if out.is_empty() {
-        return Err(LogError::CorruptBatch("no record batch".into()));
+        return Err(corrupt("no record batch".into()));
     }
     Ok(out)
 }
 
+/// The reason inside a `CorruptBatch`, to prefix it with a position without nesting labels.
+pub(crate) fn strip(e: &LogError) -> String {
+    match e {
+        LogError::CorruptBatch(m) => m.clone(),
+        other => other.to_string(),
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod test_support {
-    /// A valid v2 batch of `count` records with the given timestamps (uncompressed; the
-    /// records are opaque filler, the log never parses them).
-    pub fn batch(
+    /// A valid v2 batch of `count` records (uncompressed; the records are opaque filler of
+    /// `record_len` bytes each, the log never parses them).
+    pub fn batch_sized(
         count: i32,
-        base_ts: i64,
         max_ts: i64,
         producer: Option<(i64, i16, i32)>,
+        record_len: usize,
     ) -> Vec<u8> {
-        let records = vec![0xabu8; 10 * count.max(1) as usize];
+        let records = vec![0xabu8; record_len * count.max(1) as usize];
         let (pid, epoch, seq) = producer.unwrap_or((-1, -1, -1));
-        let mut b = Vec::new();
+        let mut b = Vec::with_capacity(super::HEADER_LEN + records.len());
         b.extend_from_slice(&0i64.to_be_bytes());
         let batch_length = (super::HEADER_LEN - super::LOG_OVERHEAD + records.len()) as i32;
         b.extend_from_slice(&batch_length.to_be_bytes());
@@ -167,7 +252,7 @@ pub(crate) mod test_support {
         b.extend_from_slice(&0u32.to_be_bytes());
         b.extend_from_slice(&0i16.to_be_bytes());
         b.extend_from_slice(&(count - 1).to_be_bytes());
-        b.extend_from_slice(&base_ts.to_be_bytes());
+        b.extend_from_slice(&max_ts.to_be_bytes());
         b.extend_from_slice(&max_ts.to_be_bytes());
         b.extend_from_slice(&pid.to_be_bytes());
         b.extend_from_slice(&epoch.to_be_bytes());
@@ -178,6 +263,30 @@ pub(crate) mod test_support {
         b[17..21].copy_from_slice(&crc.to_be_bytes());
         b
     }
+
+    /// A valid batch of `count` records of 10 bytes each, all with timestamp `ts`.
+    pub fn batch(count: i32, ts: i64, producer: Option<(i64, i16, i32)>) -> Vec<u8> {
+        batch_sized(count, ts, producer, 10)
+    }
+
+    /// Headers of every batch in a read result (checking each batch's CRC and that the
+    /// result holds whole batches only).
+    pub fn headers(data: &[u8]) -> Vec<super::BatchHeader> {
+        let mut out = Vec::new();
+        let mut rest = data;
+        while !rest.is_empty() {
+            let h = super::BatchHeader::parse(rest).unwrap();
+            super::validate_crc(&rest[..h.total_len()]).unwrap();
+            rest = &rest[h.total_len()..];
+            out.push(h);
+        }
+        out
+    }
+
+    /// Base offsets of every batch in a read result.
+    pub fn offsets(data: &[u8]) -> Vec<i64> {
+        headers(data).iter().map(|h| h.base_offset).collect()
+    }
 }
 
 #[cfg(test)]
@@ -186,31 +295,109 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_and_validates() {
-        let b = batch(3, 10, 12, Some((7, 1, 5)));
+    fn parses_all_fields() {
+        let b = batch(3, 12, Some((7, 1, 5)));
         let h = BatchHeader::parse(&b).unwrap();
+        assert_eq!(h.base_offset, 0);
+        assert_eq!(h.batch_length as usize, b.len() - LOG_OVERHEAD);
+        assert_eq!(h.partition_leader_epoch, -1);
+        assert_eq!(h.magic, 2);
+        assert_eq!(h.attributes, 0);
+        assert_eq!(h.last_offset_delta, 2);
+        assert_eq!((h.base_timestamp, h.max_timestamp), (12, 12));
         assert_eq!(
-            (
-                h.records_count,
-                h.last_offset_delta,
-                h.producer_id,
-                h.base_sequence
-            ),
-            (3, 2, 7, 5)
+            (h.producer_id, h.producer_epoch, h.base_sequence),
+            (7, 1, 5)
         );
+        assert_eq!(h.records_count, 3);
         assert_eq!(h.total_len(), b.len());
+        assert_eq!(h.last_sequence(), 7);
+        assert_eq!(h.offset_span(), 3);
+        assert!(!h.is_transactional() && !h.is_control());
+    }
+
+    #[test]
+    fn attribute_flags() {
+        let mut b = batch(1, 0, None);
+        b[22] = 0x30;
+        let h = BatchHeader::parse(&b).unwrap();
+        assert!(h.is_transactional() && h.is_control());
+    }
+
+    #[test]
+    fn crc_detects_any_flipped_byte_after_the_crc_field() {
+        let b = batch(2, 0, None);
         validate_crc(&b).unwrap();
-        let mut bad = b.clone();
-        let last = bad.len() - 1;
-        bad[last] ^= 1;
-        assert!(validate_crc(&bad).is_err());
-        assert!(split_batches(&b[..b.len() - 1]).is_err());
-        assert!(BatchHeader::parse(&b[..10]).is_err());
-        let mut two = b.clone();
-        two.extend_from_slice(&batch(1, 0, 0, None));
-        assert_eq!(split_batches(&two).unwrap().len(), 2);
-        let mut magic1 = b;
+        for i in CRC_START..b.len() {
+            let mut bad = b.clone();
+            bad[i] ^= 0x40;
+            assert!(validate_crc(&bad).is_err(), "byte {i}");
+        }
+        // baseOffset and partitionLeaderEpoch are outside the CRC
+        let mut moved = b.clone();
+        moved[..8].copy_from_slice(&99i64.to_be_bytes());
+        validate_crc(&moved).unwrap();
+    }
+
+    #[test]
+    fn rejects_malformed_headers() {
+        let b = batch(1, 0, None);
+        assert!(BatchHeader::parse(&b[..HEADER_LEN - 1]).is_err());
+        assert!(BatchHeader::parse(&[]).is_err());
+        let mut magic1 = b.clone();
         magic1[16] = 1;
         assert!(BatchHeader::parse(&magic1).is_err());
+        let mut short = b.clone();
+        short[8..12].copy_from_slice(&10i32.to_be_bytes());
+        assert!(BatchHeader::parse(&short).is_err());
+        let mut negative = b.clone();
+        negative[8..12].copy_from_slice(&(-5i32).to_be_bytes());
+        assert!(BatchHeader::parse(&negative).is_err());
+        let mut delta = b.clone();
+        delta[23..27].copy_from_slice(&(-1i32).to_be_bytes());
+        assert!(BatchHeader::parse(&delta).is_err());
+    }
+
+    #[test]
+    fn split_checks_every_batch() {
+        let one = batch(1, 0, None);
+        let two = batch(2, 5, Some((1, 0, 0)));
+        let both = [one.clone(), two.clone()].concat();
+        let split = split_batches(&both).unwrap();
+        assert_eq!(split.len(), 2);
+        assert_eq!(split[1].range, one.len()..both.len());
+        assert_eq!(split[1].header.producer_id, 1);
+
+        assert!(split_batches(&[]).is_err());
+        assert!(split_batches(&both[..both.len() - 1]).is_err());
+        assert!(split_batches(&[both.clone(), vec![0; 5]].concat()).is_err());
+        let mut bad = both.clone();
+        let last = bad.len() - 1;
+        bad[last] ^= 1;
+        assert!(split_batches(&bad).is_err());
+        // an idempotent batch needs a sequence number, a control batch does not
+        assert!(split_batches(&batch(1, 0, Some((1, 0, -1)))).is_err());
+        let mut control = batch(1, 0, Some((1, 0, -1)));
+        control[22] = 0x30;
+        let crc = compute_crc(&control).unwrap();
+        control[17..21].copy_from_slice(&crc.to_be_bytes());
+        assert!(split_batches(&control).is_ok());
+    }
+
+    #[test]
+    fn huge_length_does_not_panic() {
+        let mut b = batch(1, 0, None);
+        b[8..12].copy_from_slice(&i32::MAX.to_be_bytes());
+        assert!(split_batches(&b).is_err());
+        assert!(validate_crc(&b).is_err());
+    }
+
+    #[test]
+    fn sequences_wrap() {
+        assert_eq!(next_sequence(i32::MAX, 1), 0);
+        assert_eq!(next_sequence(i32::MAX - 1, 3), 1);
+        assert_eq!(next_sequence(5, 0), 5);
+        let h = BatchHeader::parse(&batch(3, 0, Some((1, 0, i32::MAX - 1)))).unwrap();
+        assert_eq!(h.last_sequence(), 0);
     }
 }

@@ -62,3 +62,21 @@ impl Default for StoreConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_contract() {
+        let log = LogConfig::default();
+        assert_eq!(log.segment_bytes, 64 * 1024 * 1024);
+        assert_eq!(log.index_interval_bytes, 4096);
+        assert_eq!(log.retention_ms, Some(72 * 3600 * 1000));
+        assert_eq!(log.retention_bytes, None);
+        let store = StoreConfig::default();
+        assert_eq!(store.quota_bytes, None);
+        assert_eq!(store.quota_policy, QuotaPolicy::TimeBase);
+        assert_eq!(store.flush, FlushPolicy::AcksAll);
+    }
+}

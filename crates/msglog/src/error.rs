@@ -23,3 +23,23 @@ pub enum LogError {
     #[error("unknown partition")]
     UnknownPartition,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_carry_the_details() {
+        let e = LogError::OffsetOutOfRange {
+            requested: 5,
+            log_start: 10,
+            high_watermark: 20,
+        };
+        assert_eq!(e.to_string(), "offset 5 is outside 10..=20");
+        let e = LogError::from(std::io::Error::other("disk gone"));
+        assert!(matches!(e, LogError::Io(_)));
+        assert!(e.to_string().contains("disk gone"));
+        let e = LogError::QuotaExceeded { used: 7, quota: 5 };
+        assert!(e.to_string().contains("7 of 5"));
+    }
+}

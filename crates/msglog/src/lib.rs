@@ -1,11 +1,22 @@
 //! The message storage engine shared by the OpenDMS brokers.
 //!
-//! Each partition is a directory of segments: `<base offset>.log` holds record batches exactly
-//! as producers sent them (only the base offset is rewritten), `.index` maps offsets to file
-//! positions sparsely and `.timeindex` maps timestamps to offsets. A [`LogStore`] owns the
-//! partitions of one instance and their shared storage quota.
+//! A [`LogStore`] owns the partitions of one instance and their shared storage quota. Each
+//! partition is a directory `<root>/<topic>-<partition>/` holding:
 //!
-//! Everything here is blocking file I/O; async callers use `spawn_blocking`.
+//! - `<20-digit base offset>.log`: Kafka v2 record batches exactly as producers sent them,
+//!   only the 8-byte base offset rewritten;
+//! - `.index`: sparse (relative offset u32, file position u32) entries, one per
+//!   `index_interval_bytes`;
+//! - `.timeindex`: (max timestamp i64, relative offset u32) entries, added as the maximum
+//!   timestamp grows;
+//! - `<offset>.snapshot`: idempotent producer state as of that offset;
+//! - `log-start-offset`: the offset set by `delete_records_before`.
+//!
+//! Start-up checks the tail of every segment (headers and CRC32C from the last index entry),
+//! cuts off a torn or corrupt end, and rebuilds missing or damaged index files.
+//!
+//! Everything here is blocking file I/O and thread-safe; async callers use `spawn_blocking`.
+//! Readers never wait for appends (and the other way round): see `partition.rs`.
 
 pub mod batch;
 mod config;
@@ -18,4 +29,4 @@ mod store;
 pub use config::{FlushPolicy, LogConfig, QuotaPolicy, StoreConfig};
 pub use error::LogError;
 pub use partition::{AppendInfo, FetchedData, Partition};
-pub use store::LogStore;
+pub use store::{valid_topic_name, LogStore};

@@ -1,358 +1,750 @@
 //! One segment: a log file of record batches plus its sparse offset and time indexes.
 //!
-//! The log file is only ever appended to (with positional writes), so bytes below the
-//! recorded size never change: readers copy `(file, position, size)` under the partition
-//! lock and read without it.
+//! The log file only grows (positional writes past the published size), so bytes below the
+//! published size never change: readers copy `(file, position, size)` under the partition
+//! lock and then read without holding it.
+//!
+//! `.index` entries are (offset - base: u32, file position: u32), one per
+//! `index_interval_bytes` of batches. `.timeindex` entries are (running max timestamp: i64,
+//! offset - base of the batch that raised it: u32), added when the max timestamp grows and at
+//! least an interval has passed since the previous entry, plus a final one when the segment
+//! is sealed. Index files are not synced: start-up detects damage and rebuilds them.
 
 use std::fs::{self, File, OpenOptions};
+use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use bytes::Bytes;
 use tracing::{info, warn};
 
-use crate::batch::{validate_crc, BatchHeader, HEADER_LEN};
+use crate::batch::{strip, validate_crc, BatchHeader, HEADER_LEN};
 use crate::LogError;
 
-const INDEX_ENTRY: usize = 8;
-const TIME_ENTRY: usize = 12;
-/// Recovery reads the log in chunks of this size.
-const SCAN_CHUNK: usize = 8 * 1024 * 1024;
+pub(crate) const INDEX_ENTRY: usize = 8;
+pub(crate) const TIME_ENTRY: usize = 12;
+/// Relative offsets are stored as u32 but kept to Kafka's positive-i32 range.
+pub(crate) const MAX_REL_OFFSET: i64 = i32::MAX as i64;
+/// File positions in the index are u32; Kafka caps segment.bytes at i32::MAX as well.
+pub(crate) const MAX_SEGMENT_BYTES: u64 = i32::MAX as u64;
+/// Header scans (recovery, timestamp lookups) read the log in chunks of this size.
+const SCAN_CHUNK: usize = 1 << 20;
+/// Timestamp lookups mostly scan a few KiB: smaller chunks waste less.
+const SEEK_CHUNK: usize = 64 * 1024;
+/// Kafka's "no timestamp".
+pub(crate) const NO_TIMESTAMP: i64 = -1;
 
 pub(crate) fn file_name(base: i64, ext: &str) -> String {
     format!("{base:020}.{ext}")
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct IndexEntry {
+    pub rel: u32,
+    pub pos: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct TimeEntry {
+    pub ts: i64,
+    pub rel: u32,
+}
+
+/// The index files, open only while the segment is active.
+struct IndexFiles {
+    index: File,
+    time: File,
+}
+
 pub(crate) struct Segment {
     pub base: i64,
     pub file: Arc<File>,
+    /// Published size: everything below is whole, valid batches.
     pub size: u64,
     /// Offset after the last batch (`base` when empty).
     pub next_offset: i64,
-    /// Largest batch max timestamp in the segment; -1 when it has none.
+    /// Largest batch max timestamp; NO_TIMESTAMP when there is none.
     pub max_timestamp: i64,
+    /// Relative offset of the batch holding `max_timestamp`.
+    max_ts_rel: u32,
     log_path: PathBuf,
-    /// (offset - base, file position), ascending.
-    index: Vec<(u32, u32)>,
-    index_file: File,
-    /// (running max timestamp, offset - base of the first batch of that append), ascending.
-    time_index: Vec<(i64, u32)>,
-    time_file: File,
-    interval: u64,
+    index: Vec<IndexEntry>,
+    time_index: Vec<TimeEntry>,
+    files: Option<IndexFiles>,
     bytes_since_index: u64,
     bytes_since_time: u64,
 }
 
-/// Where a reader starts: everything it needs without the partition lock.
+/// A batch about to be written: where it lies in the data and which offsets it holds.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct BatchPlacement {
+    pub len: u64,
+    pub base_offset: i64,
+    pub last_offset: i64,
+    pub max_timestamp: i64,
+}
+
+/// The effect of one append on a segment, computed before the write and published after.
+#[derive(Debug)]
+pub(crate) struct PendingAppend {
+    pos: u64,
+    len: u64,
+    next_offset: i64,
+    index: Vec<IndexEntry>,
+    time_index: Vec<TimeEntry>,
+    max_timestamp: i64,
+    max_ts_rel: u32,
+    bytes_since_index: u64,
+    bytes_since_time: u64,
+}
+
+/// Everything a reader needs, taken under the partition lock and used without it.
 #[derive(Clone)]
-pub(crate) struct ReadStart {
+pub(crate) struct ReadPlan {
     pub file: Arc<File>,
-    pub position: u64,
+    /// A batch boundary at or before the wanted batch.
+    pub start: u64,
+    /// The wanted batch starts before this position (the next index entry).
+    pub hint_end: u64,
+    /// Published size of the segment.
     pub size: u64,
 }
 
-fn open_rw(path: &Path) -> std::io::Result<File> {
+fn open_rw(path: &Path, create: bool) -> io::Result<File> {
     OpenOptions::new()
         .read(true)
         .write(true)
-        .create(true)
+        .create(create)
         .truncate(false)
         .open(path)
 }
 
+fn encode_index(entries: &[IndexEntry]) -> Vec<u8> {
+    let mut raw = Vec::with_capacity(entries.len() * INDEX_ENTRY);
+    for e in entries {
+        raw.extend_from_slice(&e.rel.to_be_bytes());
+        raw.extend_from_slice(&e.pos.to_be_bytes());
+    }
+    raw
+}
+
+fn encode_time(entries: &[TimeEntry]) -> Vec<u8> {
+    let mut raw = Vec::with_capacity(entries.len() * TIME_ENTRY);
+    for e in entries {
+        raw.extend_from_slice(&e.ts.to_be_bytes());
+        raw.extend_from_slice(&e.rel.to_be_bytes());
+    }
+    raw
+}
+
+/// Reads an index file; `None` when missing, unreadable or not a well-formed, ascending list.
+fn load_index(path: &Path, log_size: u64) -> Option<Vec<IndexEntry>> {
+    let raw = fs::read(path).ok()?;
+    if raw.len() % INDEX_ENTRY != 0 {
+        return None;
+    }
+    let mut out: Vec<IndexEntry> = Vec::with_capacity(raw.len() / INDEX_ENTRY);
+    for e in raw.chunks_exact(INDEX_ENTRY) {
+        let rel = u32::from_be_bytes([e[0], e[1], e[2], e[3]]);
+        let pos = u32::from_be_bytes([e[4], e[5], e[6], e[7]]);
+        let ascending = out.last().is_none_or(|l| rel > l.rel && pos > l.pos);
+        if !ascending || pos as u64 >= log_size || rel as i64 > MAX_REL_OFFSET {
+            return None;
+        }
+        out.push(IndexEntry { rel, pos });
+    }
+    // The first batch of a segment always gets an entry.
+    let first_ok = match out.first() {
+        Some(e) => *e == IndexEntry { rel: 0, pos: 0 },
+        None => log_size == 0,
+    };
+    first_ok.then_some(out)
+}
+
+fn load_time_index(path: &Path) -> Option<Vec<TimeEntry>> {
+    let raw = fs::read(path).ok()?;
+    if raw.len() % TIME_ENTRY != 0 {
+        return None;
+    }
+    let mut out: Vec<TimeEntry> = Vec::with_capacity(raw.len() / TIME_ENTRY);
+    for e in raw.chunks_exact(TIME_ENTRY) {
+        let mut ts = [0u8; 8];
+        ts.copy_from_slice(&e[..8]);
+        let ts = i64::from_be_bytes(ts);
+        let rel = u32::from_be_bytes([e[8], e[9], e[10], e[11]]);
+        let ascending = out.last().is_none_or(|l| ts > l.ts && rel >= l.rel);
+        if !ascending || ts < 0 || rel as i64 > MAX_REL_OFFSET {
+            return None;
+        }
+        out.push(TimeEntry { ts, rel });
+    }
+    Some(out)
+}
+
+/// Reads batch headers sequentially through a reusable buffer.
+pub(crate) struct Scanner<'a> {
+    file: &'a File,
+    end: u64,
+    pos: u64,
+    buf: Vec<u8>,
+    buf_pos: u64,
+    chunk: usize,
+    verify: bool,
+}
+
+pub(crate) enum ScanError {
+    Io(io::Error),
+    /// The bytes at the scan position are not a whole, valid batch.
+    Damaged(String),
+}
+
+impl From<ScanError> for LogError {
+    fn from(e: ScanError) -> Self {
+        match e {
+            ScanError::Io(e) => LogError::Io(e),
+            ScanError::Damaged(m) => LogError::CorruptBatch(m),
+        }
+    }
+}
+
+impl<'a> Scanner<'a> {
+    /// Scans `[start, end)`. With `verify`, every batch's CRC is checked too.
+    pub fn new(file: &'a File, start: u64, end: u64, chunk: usize, verify: bool) -> Self {
+        Scanner {
+            file,
+            end,
+            pos: start,
+            buf: Vec::new(),
+            buf_pos: start,
+            chunk,
+            verify,
+        }
+    }
+
+    /// Position of the next batch.
+    pub fn position(&self) -> u64 {
+        self.pos
+    }
+
+    /// Continues at `pos`, which must be a batch boundary.
+    pub fn seek(&mut self, pos: u64) {
+        self.pos = pos;
+    }
+
+    /// Makes `[pos, pos + n)` available in the buffer and returns it.
+    fn window(&mut self, pos: u64, n: usize) -> Result<&[u8], ScanError> {
+        let covered = pos >= self.buf_pos && pos + n as u64 <= self.buf_pos + self.buf.len() as u64;
+        if !covered {
+            let len = (n.max(self.chunk) as u64).min(self.end.saturating_sub(pos)) as usize;
+            self.buf.resize(len, 0);
+            self.file
+                .read_exact_at(&mut self.buf, pos)
+                .map_err(ScanError::Io)?;
+            self.buf_pos = pos;
+        }
+        let at = (pos - self.buf_pos) as usize;
+        self.buf
+            .get(at..at + n)
+            .ok_or_else(|| ScanError::Damaged(format!("short read at {pos}")))
+    }
+
+    /// The next batch: its position and header; `None` at the end.
+    pub fn next_batch(&mut self) -> Result<Option<(u64, BatchHeader)>, ScanError> {
+        let pos = self.pos;
+        if pos >= self.end {
+            return Ok(None);
+        }
+        let avail = self.end - pos;
+        if avail < HEADER_LEN as u64 {
+            return Err(ScanError::Damaged(format!(
+                "torn batch header: {avail} bytes at {pos}"
+            )));
+        }
+        let h = BatchHeader::parse(self.window(pos, HEADER_LEN)?)
+            .map_err(|e| ScanError::Damaged(format!("batch at {pos}: {}", strip(&e))))?;
+        let len = h.total_len() as u64;
+        if len > avail {
+            return Err(ScanError::Damaged(format!(
+                "torn batch at {pos}: {len} bytes, {avail} remain"
+            )));
+        }
+        if self.verify {
+            let batch = self.window(pos, len as usize)?;
+            validate_crc(batch)
+                .map_err(|e| ScanError::Damaged(format!("batch at {pos}: {}", strip(&e))))?;
+        }
+        self.pos = pos + len;
+        Ok(Some((pos, h)))
+    }
+}
+
 impl Segment {
-    pub fn create(dir: &Path, base: i64, interval: u64) -> Result<Segment, LogError> {
+    /// A new, empty, active segment (files truncated if a stale one exists).
+    pub fn create(dir: &Path, base: i64) -> Result<Segment, LogError> {
         let log_path = dir.join(file_name(base, "log"));
-        let file = open_rw(&log_path)?;
-        file.set_len(0)?;
-        let index_file = open_rw(&dir.join(file_name(base, "index")))?;
-        index_file.set_len(0)?;
-        let time_file = open_rw(&dir.join(file_name(base, "timeindex")))?;
-        time_file.set_len(0)?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&log_path)?;
+        let index = open_rw(&log_path.with_extension("index"), true)?;
+        index.set_len(0)?;
+        let time = open_rw(&log_path.with_extension("timeindex"), true)?;
+        time.set_len(0)?;
         Ok(Segment {
             base,
             file: Arc::new(file),
             size: 0,
             next_offset: base,
-            max_timestamp: -1,
+            max_timestamp: NO_TIMESTAMP,
+            max_ts_rel: 0,
             log_path,
             index: Vec::new(),
-            index_file,
             time_index: Vec::new(),
-            time_file,
-            interval: interval.max(1),
+            files: Some(IndexFiles { index, time }),
             bytes_since_index: 0,
             bytes_since_time: 0,
         })
     }
 
-    /// Opens an existing segment. With `verify`, every batch is checked (CRC, offsets) and a
-    /// torn or corrupt tail is cut off; indexes are rebuilt from the log. Without it, the
-    /// indexes are trusted when they are consistent and rebuilt otherwise.
-    pub fn open(dir: &Path, base: i64, interval: u64, verify: bool) -> Result<Segment, LogError> {
+    /// Opens an existing segment, validating its tail (batch headers and CRCs from the last
+    /// index entry on) and cutting off a torn or corrupt end; indexes that are missing or
+    /// damaged are rebuilt from the log. `active` keeps the index files open for appends.
+    pub fn open(dir: &Path, base: i64, interval: u64, active: bool) -> Result<Segment, LogError> {
         let log_path = dir.join(file_name(base, "log"));
-        let file = open_rw(&log_path)?;
+        let file = open_rw(&log_path, false)?;
         let size = file.metadata()?.len();
-        let index_path = dir.join(file_name(base, "index"));
-        let time_path = dir.join(file_name(base, "timeindex"));
-        let index_file = open_rw(&index_path)?;
-        let time_file = open_rw(&time_path)?;
         let mut seg = Segment {
             base,
             file: Arc::new(file),
             size,
             next_offset: base,
-            max_timestamp: -1,
+            max_timestamp: NO_TIMESTAMP,
+            max_ts_rel: 0,
             log_path,
             index: Vec::new(),
-            index_file,
             time_index: Vec::new(),
-            time_file,
-            interval: interval.max(1),
+            files: None,
             bytes_since_index: 0,
             bytes_since_time: 0,
         };
-        let loaded = if verify { None } else { seg.load_indexes() };
-        match loaded {
-            Some(()) => seg.recompute_tail()?,
-            None => seg.rebuild(verify, dir)?,
+        let index = load_index(&seg.log_path.with_extension("index"), size);
+        let time = load_time_index(&seg.log_path.with_extension("timeindex"));
+        let recovered = match (index, time) {
+            (Some(index), Some(time)) => {
+                let ok = seg.recover_tail(index, time)?;
+                if !ok {
+                    warn!(segment = %seg.log_path.display(), "indexes disagree with the log, rebuilding from the log");
+                }
+                ok
+            }
+            (index, time) => {
+                let which = match (index.is_some(), time.is_some()) {
+                    (false, false) => "offset and time indexes",
+                    (false, true) => "offset index",
+                    _ => "time index",
+                };
+                warn!(segment = %seg.log_path.display(), index = which, "index missing or damaged, rebuilding from the log");
+                false
+            }
+        };
+        if !recovered {
+            seg.recover_full(interval)?;
+        }
+        if active {
+            seg.files = Some(IndexFiles {
+                index: open_rw(&seg.log_path.with_extension("index"), true)?,
+                time: open_rw(&seg.log_path.with_extension("timeindex"), true)?,
+            });
         }
         Ok(seg)
     }
 
-    /// Reads both index files; `None` if either is inconsistent.
-    fn load_indexes(&mut self) -> Option<()> {
-        let raw = read_all(&self.index_file).ok()?;
-        if raw.len() % INDEX_ENTRY != 0 {
-            return None;
-        }
-        let mut index = Vec::with_capacity(raw.len() / INDEX_ENTRY);
-        for e in raw.chunks_exact(INDEX_ENTRY) {
-            let rel = u32::from_be_bytes([e[0], e[1], e[2], e[3]]);
-            let pos = u32::from_be_bytes([e[4], e[5], e[6], e[7]]);
-            if pos as u64 >= self.size || index.last().is_some_and(|&(r, p)| rel <= r || pos <= p) {
-                return None;
-            }
-            index.push((rel, pos));
-        }
-        if self.size > 0 && index.first().map(|&(r, p)| (r, p)) != Some((0, 0)) {
-            return None;
-        }
-        let raw = read_all(&self.time_file).ok()?;
-        if raw.len() % TIME_ENTRY != 0 {
-            return None;
-        }
-        let mut time_index = Vec::with_capacity(raw.len() / TIME_ENTRY);
-        for e in raw.chunks_exact(TIME_ENTRY) {
-            let ts = i64::from_be_bytes([e[0], e[1], e[2], e[3], e[4], e[5], e[6], e[7]]);
-            let rel = u32::from_be_bytes([e[8], e[9], e[10], e[11]]);
-            if time_index.last().is_some_and(|&(t, r)| ts <= t || rel < r) {
-                return None;
-            }
-            time_index.push((ts, rel));
-        }
-        self.index = index;
-        self.time_index = time_index;
-        Some(())
-    }
-
-    /// With trusted indexes: finds the end offset and the newest timestamp by walking the
-    /// batch headers after the last index entries.
-    fn recompute_tail(&mut self) -> Result<(), LogError> {
-        let from_index = self.index.last().map(|&(_, p)| p as u64).unwrap_or(0);
-        let from_time = match self.time_index.last() {
-            Some(&(ts, rel)) => {
-                self.max_timestamp = ts;
-                self.lookup(self.base + rel as i64).position
-            }
-            None => 0,
+    /// Trusts the loaded indexes up to their last entries and checks the log from there.
+    /// Returns false when the indexes turn out inconsistent with the log (the caller then
+    /// rebuilds everything).
+    fn recover_tail(
+        &mut self,
+        mut index: Vec<IndexEntry>,
+        mut time: Vec<TimeEntry>,
+    ) -> Result<bool, LogError> {
+        // Start at the batch of the last time entry (everything after it may hold a larger
+        // timestamp) or the last index entry, whichever is earlier.
+        let start_entry = match time.last() {
+            Some(t) => index.partition_point(|e| e.rel <= t.rel).saturating_sub(1),
+            None => index.len().saturating_sub(1),
         };
-        let mut pos = from_index.min(from_time);
-        while pos < self.size {
-            let h = read_header(&self.file, pos, self.size)?;
-            self.next_offset = h.last_offset() + 1;
-            self.max_timestamp = self.max_timestamp.max(h.max_timestamp);
-            pos += h.total_len() as u64;
-        }
-        if pos != self.size {
-            return Err(LogError::CorruptBatch(format!(
-                "{}: last batch ends at {pos}, file has {} bytes",
-                self.log_path.display(),
-                self.size
-            )));
-        }
-        Ok(())
-    }
-
-    /// Scans the whole log, optionally checking every CRC, truncates at the first bad batch
-    /// and rewrites both indexes.
-    fn rebuild(&mut self, verify: bool, dir: &Path) -> Result<(), LogError> {
-        self.index.clear();
-        self.time_index.clear();
-        self.next_offset = self.base;
-        self.max_timestamp = -1;
-        self.bytes_since_index = 0;
-        self.bytes_since_time = 0;
-        let mut pos: u64 = 0;
-        let mut buf: Vec<u8> = Vec::new();
-        let mut buf_start: u64 = 0;
-        let mut bad: Option<String> = None;
-        while pos < self.size {
-            let want_end = (pos + HEADER_LEN as u64).min(self.size);
-            if want_end > buf_start + buf.len() as u64 || pos < buf_start {
-                buf_start = pos;
-                let len = ((self.size - pos) as usize).min(SCAN_CHUNK);
-                buf = vec![0; len];
-                self.file.read_exact_at(&mut buf, pos)?;
+        let (start_pos, start_rel) = match index.get(start_entry) {
+            Some(e) => (e.pos as u64, e.rel),
+            None => (0, 0),
+        };
+        if time.is_empty() && self.size > 0 {
+            // The first batch with a timestamp always gets a time entry: an empty time
+            // index over timestamped data was lost.
+            let first = read_header_at(&self.file, 0, self.size)?;
+            if first.is_none_or(|h| h.max_timestamp >= 0) {
+                return Ok(false);
             }
-            let local = (pos - buf_start) as usize;
-            let h = match BatchHeader::parse(&buf[local..]) {
-                Ok(h) => h,
-                Err(e) => {
-                    bad = Some(e.to_string());
+        }
+        let mut expected = self.base + start_rel as i64;
+        let mut last_time_found = time.is_empty();
+        let mut max_ts = time.last().map_or(NO_TIMESTAMP, |t| t.ts);
+        let mut max_ts_rel = time.last().map_or(0, |t| t.rel);
+        let mut next_entry = start_entry;
+        let limit = self.size.min(MAX_SEGMENT_BYTES);
+        let mut scanner = Scanner::new(&self.file, start_pos, limit, SCAN_CHUNK, true);
+        let mut damage = None;
+        let mut last_index_pos = start_pos;
+        // A batch raising the maximum gets a time entry once an interval has passed since the
+        // last one, so an unrecorded maximum lies less than an interval after it: before the
+        // second index entry that follows. From there only the tail needs checking.
+        let last_entry = index.len().saturating_sub(1);
+        let mut jump = match (index.get(start_entry + 2), index.get(last_entry)) {
+            (Some(at), Some(&tail)) if start_entry + 2 < last_entry => Some((at.pos as u64, tail)),
+            _ => None,
+        };
+        // A batch here that is not the one the index names means the index is wrong.
+        let mut anchor = start_pos;
+        loop {
+            if let Some((at, tail)) = jump {
+                if scanner.position() >= at {
+                    if scanner.position() != at {
+                        return Ok(false);
+                    }
+                    scanner.seek(tail.pos as u64);
+                    expected = self.base + tail.rel as i64;
+                    next_entry = last_entry;
+                    anchor = tail.pos as u64;
+                    jump = None;
+                }
+            }
+            let (pos, h) = match scanner.next_batch() {
+                Ok(Some(b)) => b,
+                Ok(None) => break,
+                Err(ScanError::Io(e)) => return Err(e.into()),
+                Err(ScanError::Damaged(reason)) => {
+                    damage = Some(reason);
                     break;
                 }
             };
-            let end = pos + h.total_len() as u64;
-            if end > self.size {
-                bad = Some(format!("batch at {pos} runs past the end of the file"));
-                break;
-            }
-            if h.base_offset < self.next_offset {
-                bad = Some(format!(
-                    "batch at {pos} has offset {} below {}",
-                    h.base_offset, self.next_offset
-                ));
-                break;
-            }
-            if verify {
-                if end > buf_start + buf.len() as u64 {
-                    buf_start = pos;
-                    let len = ((self.size - pos) as usize).min(SCAN_CHUNK.max(h.total_len()));
-                    buf = vec![0; len];
-                    self.file.read_exact_at(&mut buf, pos)?;
+            if let Some(reason) = self.offset_problem(&h, expected) {
+                if pos == anchor {
+                    // The index points at a batch that is not the one it names.
+                    return Ok(false);
                 }
-                let local = (pos - buf_start) as usize;
-                if let Err(e) = validate_crc(&buf[local..local + h.total_len()]) {
-                    bad = Some(e.to_string());
+                damage = Some(reason);
+                break;
+            }
+            let rel = (h.base_offset - self.base) as u32;
+            if let Some(t) = time.last() {
+                if t.rel == rel {
+                    // The last time entry must name this batch and its timestamp.
+                    if t.ts != h.max_timestamp {
+                        return Ok(false);
+                    }
+                    last_time_found = true;
+                }
+            }
+            // Index entries after the scan start must sit exactly on batch boundaries.
+            while let Some(e) = index.get(next_entry) {
+                if (e.pos as u64) > pos {
                     break;
                 }
+                if e.pos as u64 != pos || e.rel != rel {
+                    return Ok(false);
+                }
+                last_index_pos = pos;
+                next_entry += 1;
             }
-            self.note_append(pos, h.base_offset, h.max_timestamp, h.total_len() as u64);
-            self.next_offset = h.last_offset() + 1;
-            pos = end;
+            if h.max_timestamp > max_ts {
+                max_ts = h.max_timestamp;
+                max_ts_rel = rel;
+            }
+            expected = h.last_offset() + 1;
         }
-        if let Some(reason) = bad {
-            warn!(segment = %self.log_path.display(), at = pos, dropped = self.size - pos, reason, "truncating damaged log tail");
-            self.file.set_len(pos)?;
-            self.size = pos;
+        let end = scanner.position();
+        if end < self.size {
+            let reason = damage.unwrap_or_else(|| "segment larger than 2 GiB".to_string());
+            self.truncate_to(end, &reason)?;
+            index.retain(|e| (e.pos as u64) < end);
+            let before = time.len();
+            let last_rel = (expected - 1 - self.base).max(0);
+            time.retain(|t| (t.rel as i64) <= last_rel && end > 0);
+            if time.len() != before {
+                // A dropped time entry may have hidden the true maximum of earlier batches.
+                return Ok(false);
+            }
+            self.write_indexes_to_disk(&index, &time)?;
+        } else if time
+            .last()
+            .is_some_and(|t| t.rel as i64 > expected - 1 - self.base)
+        {
+            return Ok(false);
         }
-        self.write_indexes(dir)?;
-        info!(segment = %self.log_path.display(), bytes = self.size, "segment indexes rebuilt");
+        if index.len() != next_entry || !last_time_found {
+            // Entries pointing past the last batch, or a time entry naming no batch.
+            return Ok(false);
+        }
+        self.next_offset = expected;
+        self.max_timestamp = max_ts;
+        self.max_ts_rel = max_ts_rel;
+        self.bytes_since_index = end.saturating_sub(last_index_pos);
+        self.bytes_since_time = end.saturating_sub(start_pos);
+        self.index = index;
+        self.time_index = time;
+        Ok(true)
+    }
+
+    /// Why a batch cannot follow `expected` in this segment, if it cannot.
+    fn offset_problem(&self, h: &BatchHeader, expected: i64) -> Option<String> {
+        if h.base_offset != expected {
+            return Some(format!(
+                "batch offset {} where {expected} was expected",
+                h.base_offset
+            ));
+        }
+        if h.last_offset() - self.base > MAX_REL_OFFSET {
+            return Some(format!(
+                "batch offset {} too far from segment base {}",
+                h.last_offset(),
+                self.base
+            ));
+        }
+        None
+    }
+
+    /// Checks every batch from the start, truncates at the first bad one and rewrites both
+    /// indexes from what it read.
+    fn recover_full(&mut self, interval: u64) -> Result<(), LogError> {
+        self.index.clear();
+        self.time_index.clear();
+        self.next_offset = self.base;
+        self.max_timestamp = NO_TIMESTAMP;
+        self.max_ts_rel = 0;
+        self.bytes_since_index = 0;
+        self.bytes_since_time = 0;
+        let file = self.file.clone();
+        let file_size = self.size;
+        // `size` follows the end of the last good batch during the scan.
+        self.size = 0;
+        let mut scanner =
+            Scanner::new(&file, 0, file_size.min(MAX_SEGMENT_BYTES), SCAN_CHUNK, true);
+        let mut damage = None;
+        loop {
+            let (pos, h) = match scanner.next_batch() {
+                Ok(Some(b)) => b,
+                Ok(None) => break,
+                Err(ScanError::Io(e)) => return Err(e.into()),
+                Err(ScanError::Damaged(reason)) => {
+                    damage = Some(reason);
+                    break;
+                }
+            };
+            if let Some(reason) = self.offset_problem(&h, self.next_offset) {
+                damage = Some(reason);
+                break;
+            }
+            let placement = BatchPlacement {
+                len: h.total_len() as u64,
+                base_offset: h.base_offset,
+                last_offset: h.last_offset(),
+                max_timestamp: h.max_timestamp,
+            };
+            let pending = self.plan_append(pos, &[placement], interval);
+            self.publish(pending);
+        }
+        let end = self.size;
+        self.size = file_size;
+        if end < self.size {
+            let reason = damage.unwrap_or_else(|| "segment larger than 2 GiB".to_string());
+            self.truncate_to(end, &reason)?;
+        }
+        let (index, time) = (self.index.clone(), self.time_index.clone());
+        self.write_indexes_to_disk(&index, &time)?;
+        info!(
+            segment = %self.log_path.display(),
+            bytes = self.size,
+            index_entries = index.len(),
+            time_entries = time.len(),
+            "rebuilt segment indexes"
+        );
         Ok(())
     }
 
-    fn write_indexes(&mut self, _dir: &Path) -> Result<(), LogError> {
-        let mut raw = Vec::with_capacity(self.index.len() * INDEX_ENTRY);
-        for &(rel, pos) in &self.index {
-            raw.extend_from_slice(&rel.to_be_bytes());
-            raw.extend_from_slice(&pos.to_be_bytes());
-        }
-        self.index_file.set_len(0)?;
-        self.index_file.write_all_at(&raw, 0)?;
-        let mut raw = Vec::with_capacity(self.time_index.len() * TIME_ENTRY);
-        for &(ts, rel) in &self.time_index {
-            raw.extend_from_slice(&ts.to_be_bytes());
-            raw.extend_from_slice(&rel.to_be_bytes());
-        }
-        self.time_file.set_len(0)?;
-        self.time_file.write_all_at(&raw, 0)?;
+    fn truncate_to(&mut self, end: u64, reason: &str) -> Result<(), LogError> {
+        warn!(
+            segment = %self.log_path.display(),
+            position = end,
+            dropped_bytes = self.size - end,
+            reason,
+            "truncating damaged log tail"
+        );
+        self.file.set_len(end)?;
+        self.size = end;
         Ok(())
     }
 
-    /// Records index entries for data just placed at `pos` (in memory only).
-    fn note_append(&mut self, pos: u64, first_offset: i64, max_ts: i64, len: u64) -> (bool, bool) {
-        let rel = (first_offset - self.base) as u32;
-        let mut new_index = false;
-        if self.index.is_empty() || self.bytes_since_index >= self.interval {
-            self.index.push((rel, pos as u32));
-            self.bytes_since_index = 0;
-            new_index = true;
-        }
-        self.bytes_since_index += len;
-        let mut new_time = false;
-        if max_ts > self.max_timestamp {
-            self.max_timestamp = max_ts;
-            if self.time_index.is_empty() || self.bytes_since_time >= self.interval {
-                self.time_index.push((max_ts, rel));
-                self.bytes_since_time = 0;
-                new_time = true;
-            }
-        }
-        self.bytes_since_time += len;
-        (new_index, new_time)
-    }
-
-    /// Appends batches whose offsets start at `first_offset` and end before `next_offset`.
-    pub fn append(
-        &mut self,
-        data: &[u8],
-        first_offset: i64,
-        next_offset: i64,
-        max_ts: i64,
+    fn write_indexes_to_disk(
+        &self,
+        index: &[IndexEntry],
+        time: &[TimeEntry],
     ) -> Result<(), LogError> {
-        let pos = self.size;
-        self.file.write_all_at(data, pos)?;
-        self.size += data.len() as u64;
-        self.next_offset = next_offset;
-        let (new_index, new_time) = self.note_append(pos, first_offset, max_ts, data.len() as u64);
-        // Index writes are not synced: a damaged index is rebuilt at start-up.
-        if new_index {
-            if let Some(&(rel, p)) = self.index.last() {
-                let mut e = [0u8; INDEX_ENTRY];
-                e[..4].copy_from_slice(&rel.to_be_bytes());
-                e[4..].copy_from_slice(&p.to_be_bytes());
-                self.index_file
-                    .write_all_at(&e, ((self.index.len() - 1) * INDEX_ENTRY) as u64)?;
+        fs::write(self.log_path.with_extension("index"), encode_index(index))?;
+        fs::write(self.log_path.with_extension("timeindex"), encode_time(time))?;
+        Ok(())
+    }
+
+    /// Computes index entries and counters for batches placed at `pos` onwards.
+    pub fn plan_append(
+        &self,
+        pos: u64,
+        batches: &[BatchPlacement],
+        interval: u64,
+    ) -> PendingAppend {
+        let interval = interval.max(1);
+        let mut p = PendingAppend {
+            pos,
+            len: 0,
+            next_offset: self.next_offset,
+            index: Vec::new(),
+            time_index: Vec::new(),
+            max_timestamp: self.max_timestamp,
+            max_ts_rel: self.max_ts_rel,
+            bytes_since_index: self.bytes_since_index,
+            bytes_since_time: self.bytes_since_time,
+        };
+        let mut at = pos;
+        for b in batches {
+            let rel = (b.base_offset - self.base).clamp(0, MAX_REL_OFFSET) as u32;
+            if (self.index.is_empty() && p.index.is_empty()) || p.bytes_since_index >= interval {
+                p.index.push(IndexEntry {
+                    rel,
+                    pos: at.min(u32::MAX as u64) as u32,
+                });
+                p.bytes_since_index = 0;
+            }
+            p.bytes_since_index += b.len;
+            if b.max_timestamp > p.max_timestamp {
+                p.max_timestamp = b.max_timestamp;
+                p.max_ts_rel = rel;
+                let no_entries = self.time_index.is_empty() && p.time_index.is_empty();
+                if no_entries || p.bytes_since_time >= interval {
+                    p.time_index.push(TimeEntry {
+                        ts: b.max_timestamp,
+                        rel,
+                    });
+                    p.bytes_since_time = 0;
+                }
+            }
+            p.bytes_since_time += b.len;
+            at += b.len;
+            p.len += b.len;
+            p.next_offset = b.last_offset + 1;
+        }
+        p
+    }
+
+    /// Writes the data and the new index entries of a planned append. Nothing becomes
+    /// visible to readers until `publish`.
+    /// With `sync`, the data is also fdatasync'ed. On failure the log is cut back to where
+    /// the append started, so a failed append never reappears at recovery.
+    pub fn write(&self, data: &[u8], p: &PendingAppend, sync: bool) -> Result<(), LogError> {
+        let result = self.write_inner(data, p, sync);
+        if result.is_err() {
+            if let Err(e) = self.file.set_len(p.pos) {
+                warn!(segment = %self.log_path.display(), error = %e, "could not cut back a failed append");
             }
         }
-        if new_time {
-            if let Some(&(ts, rel)) = self.time_index.last() {
-                let mut e = [0u8; TIME_ENTRY];
-                e[..8].copy_from_slice(&ts.to_be_bytes());
-                e[8..].copy_from_slice(&rel.to_be_bytes());
-                self.time_file
-                    .write_all_at(&e, ((self.time_index.len() - 1) * TIME_ENTRY) as u64)?;
+        result
+    }
+
+    fn write_inner(&self, data: &[u8], p: &PendingAppend, sync: bool) -> Result<(), LogError> {
+        self.file.write_all_at(data, p.pos)?;
+        if sync {
+            self.file.sync_data()?;
+        }
+        if let Some(files) = &self.files {
+            if !p.index.is_empty() {
+                let at = (self.index.len() * INDEX_ENTRY) as u64;
+                files.index.write_all_at(&encode_index(&p.index), at)?;
+            }
+            if !p.time_index.is_empty() {
+                let at = (self.time_index.len() * TIME_ENTRY) as u64;
+                files.time.write_all_at(&encode_time(&p.time_index), at)?;
             }
         }
         Ok(())
     }
 
-    /// Position of the last indexed batch at or before `offset`.
-    pub fn lookup(&self, offset: i64) -> ReadStart {
+    pub fn publish(&mut self, p: PendingAppend) {
+        self.size = p.pos + p.len;
+        self.next_offset = p.next_offset;
+        self.index.extend(p.index);
+        self.time_index.extend(p.time_index);
+        self.max_timestamp = p.max_timestamp;
+        self.max_ts_rel = p.max_ts_rel;
+        self.bytes_since_index = p.bytes_since_index;
+        self.bytes_since_time = p.bytes_since_time;
+    }
+
+    /// The time entry that records the segment's maximum when it is sealed, if the index
+    /// does not have it yet (so start-up never scans a sealed segment for its maximum).
+    pub fn final_time_entry(&self) -> Option<TimeEntry> {
+        let recorded = self.time_index.last().map_or(NO_TIMESTAMP, |t| t.ts);
+        (self.max_timestamp > recorded).then_some(TimeEntry {
+            ts: self.max_timestamp,
+            rel: self.max_ts_rel,
+        })
+    }
+
+    pub fn write_final_time_entry(&self, entry: TimeEntry) -> Result<(), LogError> {
+        if let Some(files) = &self.files {
+            let at = (self.time_index.len() * TIME_ENTRY) as u64;
+            files.time.write_all_at(&encode_time(&[entry]), at)?;
+        }
+        Ok(())
+    }
+
+    /// Makes the segment read-only: records the final time entry, closes the index files.
+    pub fn seal(&mut self, entry: Option<TimeEntry>) {
+        if let Some(e) = entry {
+            self.time_index.push(e);
+        }
+        self.files = None;
+    }
+
+    /// Where to read the batch holding `offset`: the last indexed batch at or before it.
+    pub fn read_plan(&self, offset: i64) -> ReadPlan {
         let rel = (offset - self.base).clamp(0, u32::MAX as i64) as u32;
-        let i = self.index.partition_point(|&(r, _)| r <= rel);
-        let position = if i == 0 {
-            0
-        } else {
-            self.index[i - 1].1 as u64
+        let i = self.index.partition_point(|e| e.rel <= rel);
+        let start = match i.checked_sub(1).and_then(|j| self.index.get(j)) {
+            Some(e) => e.pos as u64,
+            None => 0,
         };
-        ReadStart {
+        let hint_end = self
+            .index
+            .get(i)
+            .map_or(self.size, |e| e.pos as u64)
+            .min(self.size);
+        ReadPlan {
             file: self.file.clone(),
-            position,
+            start,
+            hint_end,
             size: self.size,
         }
     }
 
-    /// Where to start looking for the first batch with a max timestamp >= `ts`.
-    pub fn time_lookup(&self, ts: i64) -> ReadStart {
-        let i = self.time_index.partition_point(|&(t, _)| t < ts);
-        let offset = if i == 0 {
-            self.base
-        } else {
-            self.base + self.time_index[i - 1].1 as i64
+    /// Where to start looking for the first batch with a max timestamp >= `ts` at or after
+    /// `min_offset`.
+    pub fn time_plan(&self, ts: i64, min_offset: i64) -> ReadPlan {
+        let i = self.time_index.partition_point(|t| t.ts < ts);
+        let from_time = match i.checked_sub(1).and_then(|j| self.time_index.get(j)) {
+            Some(t) => self.base + t.rel as i64,
+            None => self.base,
         };
-        self.lookup(offset)
+        self.read_plan(from_time.max(min_offset))
     }
 
     pub fn flush(&self) -> Result<(), LogError> {
@@ -360,34 +752,28 @@ impl Segment {
         Ok(())
     }
 
-    /// Removes the segment's files. Readers holding the file keep reading it until they drop it.
-    pub fn delete(&self) -> Result<(), LogError> {
-        for path in [
-            self.log_path.clone(),
-            self.log_path.with_extension("index"),
-            self.log_path.with_extension("timeindex"),
-        ] {
-            match fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e.into()),
+    /// Removes the segment's files, the log first (orphaned index files are cleaned up at
+    /// start-up). Readers holding the file keep reading it until they drop it.
+    pub fn delete_files(&self) -> Result<(), LogError> {
+        remove_if_exists(&self.log_path)?;
+        for ext in ["index", "timeindex"] {
+            if let Err(e) = remove_if_exists(&self.log_path.with_extension(ext)) {
+                warn!(segment = %self.log_path.display(), error = %e, "could not remove index file");
             }
         }
         Ok(())
     }
 
-    /// Last modification time, for segments without timestamps.
     pub fn mtime_ms(&self) -> i64 {
         self.file
             .metadata()
             .and_then(|m| m.modified())
             .ok()
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0)
+            .map_or(0, |d| d.as_millis() as i64)
     }
 
-    /// Newest timestamp for retention: the records' own, or the file time without any.
+    /// Newest time for retention: the records' own timestamps, or the file time without any.
     pub fn newest_ms(&self) -> i64 {
         if self.max_timestamp >= 0 {
             self.max_timestamp
@@ -395,90 +781,363 @@ impl Segment {
             self.mtime_ms()
         }
     }
+
+    #[cfg(test)]
+    pub(crate) fn index_len(&self) -> (usize, usize) {
+        (self.index.len(), self.time_index.len())
+    }
 }
 
-fn read_all(file: &File) -> std::io::Result<Vec<u8>> {
-    let len = file.metadata()?.len() as usize;
-    let mut buf = vec![0; len];
-    file.read_exact_at(&mut buf, 0)?;
-    Ok(buf)
-}
-
-/// Reads and parses the batch header at `pos`, which must lie within `size`.
-pub(crate) fn read_header(file: &File, pos: u64, size: u64) -> Result<BatchHeader, LogError> {
+/// The header of the batch at `pos`, `None` if no whole header lies there.
+fn read_header_at(file: &File, pos: u64, size: u64) -> Result<Option<BatchHeader>, LogError> {
     if pos + HEADER_LEN as u64 > size {
-        return Err(LogError::CorruptBatch(format!(
-            "batch header at {pos} runs past {size}"
-        )));
+        return Ok(None);
     }
     let mut buf = [0u8; HEADER_LEN];
     file.read_exact_at(&mut buf, pos)?;
-    let h = BatchHeader::parse(&buf)?;
-    if pos + h.total_len() as u64 > size {
-        return Err(LogError::CorruptBatch(format!(
-            "batch at {pos} runs past {size}"
-        )));
-    }
-    Ok(h)
+    Ok(BatchHeader::parse(&buf).ok())
 }
 
-/// From `start`, skips batches that end before `offset` and returns the position of the
-/// batch containing it (or the first after it); `None` past the end.
-pub(crate) fn seek_offset(start: &ReadStart, offset: i64) -> Result<Option<u64>, LogError> {
-    let mut pos = start.position;
-    while pos < start.size {
-        let h = read_header(&start.file, pos, start.size)?;
-        if h.last_offset() >= offset {
-            return Ok(Some(pos));
-        }
-        pos += h.total_len() as u64;
+pub(crate) fn remove_if_exists(path: &Path) -> io::Result<()> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        other => other,
     }
-    Ok(None)
 }
 
-/// From `start`, the first batch whose max timestamp is >= `ts`: (base offset, max ts).
-pub(crate) fn seek_timestamp(start: &ReadStart, ts: i64) -> Result<Option<(i64, i64)>, LogError> {
-    let mut pos = start.position;
-    while pos < start.size {
-        let h = read_header(&start.file, pos, start.size)?;
-        if h.max_timestamp >= ts {
-            return Ok(Some((h.base_offset, h.max_timestamp)));
-        }
-        pos += h.total_len() as u64;
+fn corrupt_at(pos: u64, e: LogError) -> LogError {
+    match e {
+        LogError::CorruptBatch(m) => LogError::CorruptBatch(format!("stored batch at {pos}: {m}")),
+        other => other,
     }
-    Ok(None)
 }
 
-/// Reads whole batches from `pos`: as many as fit in `max_bytes`, but at least one.
+/// Reads whole batches starting with the one holding `offset`, up to `max_bytes` but at
+/// least one batch: normally a single positional read into a single buffer.
 pub(crate) fn read_batches(
-    file: &File,
-    pos: u64,
-    size: u64,
+    plan: &ReadPlan,
+    offset: i64,
     max_bytes: usize,
-) -> Result<Vec<u8>, LogError> {
-    let available = (size - pos.min(size)) as usize;
-    if available == 0 {
-        return Ok(Vec::new());
+) -> Result<Bytes, LogError> {
+    let max_bytes = max_bytes.max(1);
+    let size = plan.size;
+    let mut buf_pos = plan.start.min(size);
+    let want = (plan.hint_end.saturating_sub(buf_pos) as usize)
+        .saturating_add(max_bytes)
+        .max(HEADER_LEN);
+    let mut buf = vec![0u8; want.min((size - buf_pos) as usize)];
+    plan.file.read_exact_at(&mut buf, buf_pos)?;
+
+    // Find the batch that holds `offset` (or the first one after it).
+    let mut at = 0usize;
+    loop {
+        let abs = buf_pos + at as u64;
+        if abs >= size {
+            return Ok(Bytes::new());
+        }
+        if at + HEADER_LEN > buf.len() {
+            // The index hint was too short: continue with a fresh read from here.
+            let len = max_bytes.max(SEEK_CHUNK).min((size - abs) as usize);
+            if len < HEADER_LEN {
+                return Err(LogError::CorruptBatch(format!(
+                    "stored batch header at {abs} runs past the segment end {size}"
+                )));
+            }
+            buf = vec![0u8; len];
+            plan.file.read_exact_at(&mut buf, abs)?;
+            buf_pos = abs;
+            at = 0;
+            continue;
+        }
+        let h = BatchHeader::parse(buf.get(at..).unwrap_or_default())
+            .map_err(|e| corrupt_at(abs, e))?;
+        if h.last_offset() >= offset {
+            break;
+        }
+        at += h.total_len();
     }
-    let mut want = available.min(max_bytes.max(HEADER_LEN));
-    let mut buf = vec![0u8; want];
-    file.read_exact_at(&mut buf, pos)?;
-    // Cut at the last complete batch.
-    let mut end = 0usize;
-    while end + HEADER_LEN <= buf.len() {
-        let h = BatchHeader::parse(&buf[end..])?;
-        if end + h.total_len() > buf.len() {
-            if end == 0 {
-                // The first batch alone is larger than max_bytes: return it whole (KIP-74).
-                want = h.total_len().min(available);
-                buf = vec![0u8; want];
-                file.read_exact_at(&mut buf, pos)?;
-                end = want;
+
+    // Whole batches from there while they fit in max_bytes; the first one always.
+    let first = at;
+    let mut end = at;
+    while buf_pos + (end as u64) < size && end + HEADER_LEN <= buf.len() {
+        let abs = buf_pos + end as u64;
+        let h = BatchHeader::parse(buf.get(end..).unwrap_or_default())
+            .map_err(|e| corrupt_at(abs, e))?;
+        let len = h.total_len();
+        if abs + len as u64 > size {
+            return Err(LogError::CorruptBatch(format!(
+                "stored batch at {abs} runs past the segment end {size}"
+            )));
+        }
+        if end > first && end + len - first > max_bytes {
+            break;
+        }
+        if end + len > buf.len() {
+            if end == first {
+                // KIP-74: a first batch larger than max_bytes is returned whole.
+                let mut whole = vec![0u8; len];
+                plan.file.read_exact_at(&mut whole, abs)?;
+                return Ok(Bytes::from(whole));
             }
             break;
         }
-        end += h.total_len();
+        end += len;
     }
-    buf.truncate(end);
-    Ok(buf)
+    Ok(Bytes::from(buf).slice(first..end))
+}
+
+/// From the plan's start, the first batch whose max timestamp is >= `ts` and that holds an
+/// offset >= `min_offset`: (base offset, max timestamp).
+pub(crate) fn seek_timestamp(
+    plan: &ReadPlan,
+    ts: i64,
+    min_offset: i64,
+) -> Result<Option<(i64, i64)>, LogError> {
+    let mut scanner = Scanner::new(&plan.file, plan.start, plan.size, SEEK_CHUNK, false);
+    while let Some((_, h)) = scanner.next_batch()? {
+        if h.max_timestamp >= ts && h.last_offset() >= min_offset {
+            return Ok(Some((h.base_offset, h.max_timestamp)));
+        }
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::test_support::{batch, offsets};
+
+    /// Appends `data` (one batch) at the segment end with offsets from `next_offset`.
+    fn append(seg: &mut Segment, mut data: Vec<u8>, interval: u64) {
+        let h = BatchHeader::parse(&data).unwrap();
+        data[..8].copy_from_slice(&seg.next_offset.to_be_bytes());
+        let p = seg.plan_append(
+            seg.size,
+            &[BatchPlacement {
+                len: data.len() as u64,
+                base_offset: seg.next_offset,
+                last_offset: seg.next_offset + h.last_offset_delta as i64,
+                max_timestamp: h.max_timestamp,
+            }],
+            interval,
+        );
+        seg.write(&data, &p, false).unwrap();
+        seg.publish(p);
+    }
+
+    fn filled(dir: &Path, n: i64) -> Segment {
+        let mut seg = Segment::create(dir, 100).unwrap();
+        for i in 0..n {
+            append(&mut seg, batch(2, 1000 + i, None), 200);
+        }
+        seg
+    }
+
+    #[test]
+    fn sparse_index_and_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let seg = filled(dir.path(), 50);
+        let one = batch(2, 0, None).len() as u64;
+        assert_eq!(seg.size, one * 50);
+        assert_eq!(seg.next_offset, 200);
+        let (idx, time) = seg.index_len();
+        // one entry per 200 bytes; time entries as the max grows past the interval
+        assert!(idx > 5 && idx < 50, "{idx}");
+        assert!(time > 5 && time < 50, "{time}");
+        for offset in 100..200 {
+            let data = read_batches(&seg.read_plan(offset), offset, 1).unwrap();
+            assert_eq!(offsets(&data), vec![offset - offset % 2]);
+        }
+        let data = read_batches(&seg.read_plan(101), 101, 1 << 20).unwrap();
+        assert_eq!(offsets(&data).len(), 50);
+        let data = read_batches(&seg.read_plan(150), 150, 3 * one as usize - 1).unwrap();
+        assert_eq!(offsets(&data), vec![150, 152]);
+        for ts in 1000..1050 {
+            let plan = seg.time_plan(ts, 0);
+            let found = seek_timestamp(&plan, ts, 0).unwrap();
+            assert_eq!(found, Some((100 + (ts - 1000) * 2, ts)));
+        }
+        assert_eq!(
+            seek_timestamp(&seg.time_plan(5000, 0), 5000, 0).unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn reopen_trusts_good_indexes() {
+        let dir = tempfile::tempdir().unwrap();
+        let seg = filled(dir.path(), 30);
+        let (size, next, max, idx) = (
+            seg.size,
+            seg.next_offset,
+            seg.max_timestamp,
+            seg.index.clone(),
+        );
+        drop(seg);
+        let seg = Segment::open(dir.path(), 100, 200, true).unwrap();
+        assert_eq!(
+            (seg.size, seg.next_offset, seg.max_timestamp),
+            (size, next, max)
+        );
+        assert_eq!(seg.index, idx);
+    }
+
+    #[test]
+    fn sealed_segment_records_its_maximum() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut seg = Segment::create(dir.path(), 0).unwrap();
+        append(&mut seg, batch(1, 10, None), 1 << 20);
+        append(&mut seg, batch(1, 50, None), 1 << 20);
+        append(&mut seg, batch(1, 20, None), 1 << 20);
+        // the interval suppressed the entry for 50
+        assert_eq!(seg.time_index, vec![TimeEntry { ts: 10, rel: 0 }]);
+        let e = seg.final_time_entry().unwrap();
+        assert_eq!(e, TimeEntry { ts: 50, rel: 1 });
+        seg.write_final_time_entry(e).unwrap();
+        seg.seal(Some(e));
+        drop(seg);
+        let seg = Segment::open(dir.path(), 0, 200, false).unwrap();
+        assert_eq!(seg.max_timestamp, 50);
+        assert_eq!(
+            seek_timestamp(&seg.time_plan(30, 0), 30, 0).unwrap(),
+            Some((1, 50))
+        );
+    }
+
+    #[test]
+    fn unrecorded_maximum_is_found_without_reading_the_whole_segment() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut seg = Segment::create(dir.path(), 0).unwrap();
+        append(&mut seg, batch(1, 10, None), 200);
+        // raises the maximum within the interval: no time entry
+        append(&mut seg, batch(1, 20, None), 200);
+        for _ in 0..60 {
+            append(&mut seg, batch(1, 5, None), 200);
+        }
+        assert_eq!(seg.time_index, vec![TimeEntry { ts: 10, rel: 0 }]);
+        assert!(seg.index.len() > 10);
+        drop(seg);
+        let seg = Segment::open(dir.path(), 0, 200, true).unwrap();
+        assert_eq!((seg.max_timestamp, seg.max_ts_rel), (20, 1));
+        assert_eq!(seg.next_offset, 62);
+        assert_eq!(seg.time_index.len(), 1, "indexes trusted, not rebuilt");
+        // a torn tail is still found after the jump
+        let size = seg.size;
+        seg.file.set_len(size - 1).unwrap();
+        drop(seg);
+        let seg = Segment::open(dir.path(), 0, 200, true).unwrap();
+        assert_eq!((seg.next_offset, seg.max_timestamp), (61, 20));
+    }
+
+    #[test]
+    fn torn_tail_is_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let seg = filled(dir.path(), 10);
+        let one = batch(2, 0, None).len() as u64;
+        seg.file.set_len(seg.size - 7).unwrap();
+        drop(seg);
+        let seg = Segment::open(dir.path(), 100, 200, true).unwrap();
+        assert_eq!(seg.size, one * 9);
+        assert_eq!(seg.next_offset, 118);
+        assert_eq!(seg.max_timestamp, 1008);
+        assert_eq!(seg.file.metadata().unwrap().len(), one * 9);
+    }
+
+    #[test]
+    fn missing_and_garbage_indexes_are_rebuilt() {
+        let dir = tempfile::tempdir().unwrap();
+        let seg = filled(dir.path(), 20);
+        let path = seg.log_path.clone();
+        drop(seg);
+        let cases: [(&str, &[u8]); 4] = [
+            ("index", b""),
+            ("index", b"1234567"),
+            ("timeindex", &[0xff; 24]),
+            (
+                "index",
+                &[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9, 0xff, 0xff, 0xff, 0xff],
+            ),
+        ];
+        for (ext, content) in cases {
+            fs::write(path.with_extension(ext), content).unwrap();
+            let seg = Segment::open(dir.path(), 100, 200, true).unwrap();
+            assert_eq!(seg.next_offset, 140, "{ext}");
+            assert_eq!(seg.max_timestamp, 1019);
+            assert!(load_index(&path.with_extension("index"), seg.size).is_some());
+            assert!(load_time_index(&path.with_extension("timeindex")).is_some());
+            let data = read_batches(&seg.read_plan(133), 133, 1).unwrap();
+            assert_eq!(offsets(&data), vec![132]);
+        }
+        fs::remove_file(path.with_extension("timeindex")).unwrap();
+        fs::remove_file(path.with_extension("index")).unwrap();
+        let seg = Segment::open(dir.path(), 100, 200, false).unwrap();
+        assert_eq!(seg.next_offset, 140);
+        assert!(path.with_extension("index").exists());
+    }
+
+    #[test]
+    fn lost_or_stale_time_index_is_rebuilt() {
+        let dir = tempfile::tempdir().unwrap();
+        let seg = filled(dir.path(), 20);
+        let path = seg.log_path.clone();
+        let time = seg.time_index.clone();
+        drop(seg);
+        // well-formed but empty, as after a crash that lost its writes
+        fs::write(path.with_extension("timeindex"), b"").unwrap();
+        let seg = Segment::open(dir.path(), 100, 200, true).unwrap();
+        assert_eq!(seg.time_index, time);
+        assert_eq!(seg.max_timestamp, 1019);
+        drop(seg);
+        // a last entry whose timestamp is not its batch's
+        let mut stale = time.clone();
+        stale.last_mut().unwrap().ts += 1;
+        fs::write(path.with_extension("timeindex"), encode_time(&stale)).unwrap();
+        let seg = Segment::open(dir.path(), 100, 200, true).unwrap();
+        assert_eq!(seg.time_index, time);
+        assert_eq!(seg.max_timestamp, 1019);
+    }
+
+    #[test]
+    fn index_pointing_at_the_wrong_batch_is_rebuilt() {
+        let dir = tempfile::tempdir().unwrap();
+        let seg = filled(dir.path(), 20);
+        let path = seg.log_path.clone();
+        let mut idx = seg.index.clone();
+        drop(seg);
+        idx.last_mut().unwrap().rel += 2;
+        fs::write(path.with_extension("index"), encode_index(&idx)).unwrap();
+        let seg = Segment::open(dir.path(), 100, 200, true).unwrap();
+        assert_eq!(seg.next_offset, 140);
+        assert_ne!(seg.index.last(), idx.last());
+    }
+
+    #[test]
+    fn corrupt_crc_in_the_middle_of_a_rebuild_cuts_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let seg = filled(dir.path(), 20);
+        let one = batch(2, 0, None).len();
+        let path = seg.log_path.clone();
+        drop(seg);
+        let mut raw = fs::read(&path).unwrap();
+        raw[one * 5 + 40] ^= 0xff;
+        fs::write(&path, raw).unwrap();
+        fs::remove_file(path.with_extension("index")).unwrap();
+        let seg = Segment::open(dir.path(), 100, 200, true).unwrap();
+        assert_eq!(seg.next_offset, 110);
+        assert_eq!(seg.size, one as u64 * 5);
+    }
+
+    #[test]
+    fn garbage_log_does_not_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(file_name(0, "log"));
+        for content in [vec![0xffu8; 100], vec![0u8; 61], vec![2u8; 3], Vec::new()] {
+            fs::write(&path, &content).unwrap();
+            fs::write(path.with_extension("index"), [0u8; 8]).unwrap();
+            let seg = Segment::open(dir.path(), 0, 200, true).unwrap();
+            assert_eq!(seg.size, 0);
+            assert_eq!(seg.next_offset, 0);
+        }
+    }
 }
