@@ -142,3 +142,59 @@ def test_kcat_librdkafka_2_0_2(broker):
     for r in records:
         r[4]["idx"] = r[2].split("-", 1)[1]
     check_exactly_once(records, "b", COUNT, MORE)
+
+
+# ---------------------------------------------------------------- the rdkafka crate
+
+import os  # noqa: E402 - appended with the rdkafka crate's test
+
+RDKAFKA_CRATE = CLIENTS.parents[1] / "rdkafka-client"  # tests/rdkafka-client
+RDKAFKA_TARGET = CLIENTS.parents[2] / "target" / "rdkafka-client"
+RDKAFKA_BUILD_TIMEOUT = 900  # a cold build compiles the bundled librdkafka: ~1.5 min on 2 cores
+
+
+@pytest.fixture(scope="module")
+def rdkafka_scenario():
+    """Builds tests/rdkafka-client (a standalone crate, its own target directory) and returns
+    the path of its `rdkafka-scenario` binary. A build failure fails the test."""
+    cmd = ["cargo", "build", "--release", "--manifest-path", str(RDKAFKA_CRATE / "Cargo.toml")]
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=RDKAFKA_BUILD_TIMEOUT,
+                           stdin=subprocess.DEVNULL, env={**os.environ, "CARGO_TARGET_DIR": str(RDKAFKA_TARGET)})
+    except FileNotFoundError:
+        pytest.fail("cargo is not on PATH: the rdkafka crate's client cannot be built")
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"building the rdkafka crate's client took more than {RDKAFKA_BUILD_TIMEOUT}s")
+    assert r.returncode == 0, f"{' '.join(cmd)} failed:\n{r.stderr[-4000:]}"
+    binary = RDKAFKA_TARGET / "release" / "rdkafka-scenario"
+    assert binary.is_file(), f"the build succeeded but {binary} is missing"
+    return binary
+
+
+def run_rdkafka(binary, *args, timeout=240):
+    """run_scenario for the rdkafka crate: the same phases and JSON, no interpreter, no LIB."""
+    r = subprocess.run([str(binary), *map(str, args)], capture_output=True, text=True, timeout=timeout,
+                       stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, f"rdkafka-scenario {args[0]} failed:\n{r.stderr[-4000:]}"
+    return json.loads(r.stdout)
+
+
+def test_rdkafka_crate(broker, rdkafka_scenario):
+    """test_produce_group_consume_restart_resume with the Rust rdkafka crate (librdkafka
+    built from the source the crate bundles)."""
+    topic, group = "orders-rdkafka", "group-rdkafka"
+
+    out = run_rdkafka(rdkafka_scenario, "produce", broker.bootstrap, topic, "--count", COUNT, "--tag", "a", "--create")
+    assert out["acked"] == COUNT and not out["errors"], out
+
+    out = run_rdkafka(rdkafka_scenario, "consume", broker.bootstrap, topic, "--group", group, "--count", COUNT)
+    assert all(n > 0 for n in out["members"]), f"both members consume: {out['members']}"
+    check_exactly_once(out["records"], "a", 0, COUNT)
+
+    broker.restart()
+
+    out = run_rdkafka(rdkafka_scenario, "produce", broker.bootstrap, topic, "--count", MORE, "--start", COUNT,
+                      "--tag", "b")
+    assert out["acked"] == MORE and not out["errors"], out
+    out = run_rdkafka(rdkafka_scenario, "consume", broker.bootstrap, topic, "--group", group, "--count", MORE)
+    check_exactly_once(out["records"], "b", COUNT, MORE)
