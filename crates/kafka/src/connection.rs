@@ -356,6 +356,26 @@ mod tests {
         assert_eq!(p.correlation_id, 7);
     }
 
+    /// A tiny request claiming 2^31 array elements must not reserve memory for them (that
+    /// aborted the process before kafka-protocol was patched, see vendor/kafka-protocol).
+    #[test]
+    fn huge_array_counts_are_refused_without_allocating() {
+        // Metadata v1: null client id, then a topics array claiming i32::MAX entries.
+        let mut rest = vec![0xff, 0xff];
+        rest.extend_from_slice(&i32::MAX.to_be_bytes());
+        rest.extend_from_slice(&[0u8; 8]);
+        assert!(matches!(
+            parse_request(frame(3, 1, &rest)),
+            Err(FrameError::Malformed(_))
+        ));
+        // Metadata v9 (compact array): a varint count near u32::MAX
+        let rest = [0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0x0f, 1, 2, 3];
+        assert!(matches!(
+            parse_request(frame(3, 9, &rest)),
+            Err(FrameError::Malformed(_))
+        ));
+    }
+
     /// Random and truncated bodies for every supported request must come back as errors or
     /// requests, never as a panic. A cheap, deterministic stand-in for the fuzz target.
     #[test]
