@@ -113,6 +113,11 @@ async fn serve_connection(
                     break;
                 }
                 if close_after {
+                    // Give the client a moment to read the error before the close: some
+                    // clients (kafka-python 3.x) report a close that races the answer as a
+                    // timeout instead of the authentication failure.
+                    let _ = wr.flush().await;
+                    tokio::time::sleep(CLOSE_GRACE).await;
                     break;
                 }
             }
@@ -125,6 +130,9 @@ async fn serve_connection(
     }
     debug!(broker = broker_id, %peer, "connection closed");
 }
+
+/// How long a connection stays open after an answer that ends it (failed authentication).
+const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Reads one size-prefixed frame. `Ok(None)` on a clean end of stream.
 async fn read_frame<R: AsyncReadExt + Unpin>(

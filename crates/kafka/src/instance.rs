@@ -55,6 +55,7 @@ pub(crate) struct Topic {
     pub meta: TopicMeta,
     pub partitions: Vec<Arc<Partition>>,
     pub max_message_bytes: i32,
+    pub flush_each_append: bool,
 }
 
 impl Topic {
@@ -84,9 +85,29 @@ pub(crate) struct Shared {
     /// Bumped after every append so that waiting fetches re-check their partitions.
     pub appends: watch::Sender<u64>,
     pub shutdown: watch::Sender<bool>,
+    pub traffic: Traffic,
     meta_file: MetaFile,
     /// Serialises changes of the metadata file (topic changes, producer id blocks).
     meta_write: Mutex<MetaState>,
+}
+
+/// Record bytes in and out since the instance started, for the control plane's metrics.
+#[derive(Default)]
+pub(crate) struct Traffic {
+    bytes_in: std::sync::atomic::AtomicU64,
+    bytes_out: std::sync::atomic::AtomicU64,
+}
+
+impl Traffic {
+    pub fn add_in(&self, n: u64) {
+        self.bytes_in
+            .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn add_out(&self, n: u64) {
+        self.bytes_out
+            .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 struct MetaState {
@@ -168,10 +189,12 @@ impl Shared {
         }
         let max_message_bytes =
             topics::max_message_bytes(&meta.configs, self.config.max_message_bytes);
+        let flush_each_append = topics::flush_each_append(&meta.configs);
         Ok(Topic {
             meta,
             partitions,
             max_message_bytes,
+            flush_each_append,
         })
     }
 
@@ -359,6 +382,135 @@ impl Shared {
     }
 }
 
+/// Administration of a running instance for the control plane: topics, users, quota and
+/// the figures the APIs report. Changes go through the same paths as Kafka admin requests.
+#[derive(Clone)]
+pub struct KafkaAdmin {
+    shared: Arc<Shared>,
+}
+
+/// Earliest and next offsets of one partition, and when it was last written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartitionOffsets {
+    pub partition: i32,
+    pub log_start: i64,
+    pub log_end: i64,
+    pub last_append_ms: i64,
+}
+
+impl KafkaAdmin {
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Shared) -> Result<T, TopicError> + Send + 'static,
+    ) -> Result<T, TopicError> {
+        let shared = self.shared.clone();
+        tokio::task::spawn_blocking(move || f(&shared))
+            .await
+            .map_err(|e| TopicError::Io(std::io::Error::other(e)))?
+    }
+
+    pub fn topics(&self) -> Vec<TopicSummary> {
+        self.shared
+            .topics
+            .read()
+            .values()
+            .map(|t| summarize(&t.meta))
+            .collect()
+    }
+
+    pub fn topic(&self, name: &str) -> Option<TopicSummary> {
+        self.shared.topic(name).map(|t| summarize(&t.meta))
+    }
+
+    pub async fn create_topic(
+        &self,
+        name: String,
+        partitions: i32,
+        replication_factor: i16,
+        configs: BTreeMap<String, String>,
+    ) -> Result<TopicSummary, TopicError> {
+        self.blocking(move |s| {
+            s.create_topic(&name, partitions, replication_factor, configs, false)
+        })
+        .await
+    }
+
+    pub async fn delete_topic(&self, name: String) -> Result<(), TopicError> {
+        self.blocking(move |s| s.delete_topic(&name)).await
+    }
+
+    pub async fn add_partitions(&self, name: String, total: i32) -> Result<(), TopicError> {
+        self.blocking(move |s| s.add_partitions(&name, total, false))
+            .await
+    }
+
+    /// Replaces the topic's config overrides as a whole.
+    pub async fn set_topic_configs(
+        &self,
+        name: String,
+        configs: BTreeMap<String, String>,
+    ) -> Result<(), TopicError> {
+        self.blocking(move |s| s.set_topic_configs(&name, configs, false))
+            .await
+    }
+
+    /// Per-partition offsets of a topic, in partition order.
+    pub fn partition_offsets(&self, topic: &str) -> Option<Vec<PartitionOffsets>> {
+        let t = self.shared.topic(topic)?;
+        Some(
+            t.partitions
+                .iter()
+                .enumerate()
+                .map(|(i, p)| PartitionOffsets {
+                    partition: i as i32,
+                    log_start: p.log_start_offset(),
+                    log_end: p.high_watermark(),
+                    last_append_ms: p.last_append_ms(),
+                })
+                .collect(),
+        )
+    }
+
+    pub fn group_ids(&self) -> Vec<String> {
+        self.shared.groups.group_ids()
+    }
+
+    pub fn committed_offset(&self, group: &str, topic: &str, partition: i32) -> Option<i64> {
+        self.shared.groups.committed_offset(group, topic, partition)
+    }
+
+    pub fn used_bytes(&self) -> u64 {
+        self.shared.store.used_bytes()
+    }
+
+    /// Record bytes produced and fetched since the instance started.
+    pub fn traffic(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (
+            self.shared.traffic.bytes_in.load(Relaxed),
+            self.shared.traffic.bytes_out.load(Relaxed),
+        )
+    }
+
+    /// Changes the storage quota and what happens when it is reached, without a restart.
+    pub fn set_quota(&self, quota_bytes: Option<u64>, policy: msglog::QuotaPolicy) {
+        self.shared.store.set_quota(quota_bytes, policy);
+    }
+
+    /// Creates a SASL user or resets its password (kept as SCRAM hashes).
+    pub async fn set_user_password(
+        &self,
+        user: String,
+        password: String,
+    ) -> Result<(), InstanceError> {
+        let users = self.shared.users.clone();
+        tokio::task::spawn_blocking(move || users.set_password(&user, &password))
+            .await
+            .map_err(|e| InstanceError::Topic(TopicError::Io(std::io::Error::other(e))))?
+            .map_err(InstanceError::from)
+    }
+}
+
 pub(crate) fn summarize(meta: &TopicMeta) -> TopicSummary {
     TopicSummary {
         name: meta.name.clone(),
@@ -457,6 +609,14 @@ impl KafkaInstance {
         self.shared.store.used_bytes()
     }
 
+    /// A cheap handle for administration while the instance runs (the control plane keeps
+    /// it apart from the instance itself, which only [`KafkaInstance::shutdown`] consumes).
+    pub fn admin(&self) -> KafkaAdmin {
+        KafkaAdmin {
+            shared: self.shared.clone(),
+        }
+    }
+
     pub fn topics(&self) -> Vec<TopicSummary> {
         self.shared
             .topics
@@ -519,6 +679,7 @@ fn open_shared(config: KafkaConfig, brokers: Vec<BrokerAddress>) -> Result<Share
         acls,
         appends,
         shutdown,
+        traffic: Traffic::default(),
         meta_file,
         meta_write: Mutex::new(MetaState {
             producer_id_next: meta.producer_id_limit,

@@ -18,5 +18,5 @@ mod versions;
 
 pub use config::KafkaConfig;
 pub use connection::{parse_request, FrameError, ParsedRequest};
-pub use instance::{BrokerAddress, InstanceError, KafkaInstance};
+pub use instance::{BrokerAddress, InstanceError, KafkaAdmin, KafkaInstance, PartitionOffsets};
 pub use topics::{TopicError, TopicSummary};

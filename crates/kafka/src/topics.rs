@@ -125,6 +125,11 @@ pub const TOPIC_CONFIGS: &[ConfigKey] = &[
         kind: ConfigKind::Int(1),
     },
     ConfigKey {
+        name: "flush.messages",
+        doc: "1 forces every append of this topic to disk before it is acknowledged, whatever acks asks for; larger values leave flushing to the instance's flush policy.",
+        kind: ConfigKind::Int(1),
+    },
+    ConfigKey {
         name: "compression.type",
         doc: "Batches are stored as the producer compressed them.",
         kind: ConfigKind::OneOf(&["producer"]),
@@ -221,6 +226,12 @@ pub fn log_config(overrides: &BTreeMap<String, String>, defaults: &LogConfig) ->
         cfg.segment_bytes = v;
     }
     cfg
+}
+
+/// Whether the topic asks for every append to be flushed before it is acknowledged
+/// (Kafka's `flush.messages=1`; Huawei's `sync_message_flush`).
+pub fn flush_each_append(overrides: &BTreeMap<String, String>) -> bool {
+    overrides.get("flush.messages").map(String::as_str) == Some("1")
 }
 
 pub fn max_message_bytes(overrides: &BTreeMap<String, String>, default: i32) -> i32 {

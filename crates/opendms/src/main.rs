@@ -1,5 +1,7 @@
 //! The `opendms` binary: command line, configuration and wiring.
 
+mod serve;
+
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -24,6 +26,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the control-plane APIs and the brokers of every instance they create.
+    Serve(serve::ServeArgs),
     /// Run a standalone Kafka-compatible cluster (N brokers in this process).
     Kafka(KafkaArgs),
 }
@@ -166,7 +170,7 @@ async fn run_kafka(args: KafkaArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn wait_for_signal() -> anyhow::Result<()> {
+pub(crate) async fn wait_for_signal() -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate())?;
     tokio::select! {
@@ -207,6 +211,7 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     match cli.command {
+        Command::Serve(args) => runtime.block_on(serve::run(args)),
         Command::Kafka(args) => runtime.block_on(run_kafka(args)),
     }
 }

@@ -89,14 +89,19 @@ pub(crate) async fn fetch(ctx: &Ctx<'_>, req: FetchRequest) -> FetchResponse {
             }
         };
         if bytes >= min_bytes.max(1) || errors || Instant::now() >= deadline {
+            shared.traffic.add_out(bytes as u64);
             return FetchResponse::default().with_responses(responses);
         }
         tokio::select! {
             changed = appends.changed() => if changed.is_err() {
+                shared.traffic.add_out(bytes as u64);
                 return FetchResponse::default().with_responses(responses);
             },
             _ = tokio::time::sleep_until(deadline) => {}
-            _ = shutdown.changed() => return FetchResponse::default().with_responses(responses),
+            _ = shutdown.changed() => {
+                shared.traffic.add_out(bytes as u64);
+                return FetchResponse::default().with_responses(responses);
+            }
         }
     }
 }

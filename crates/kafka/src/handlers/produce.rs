@@ -22,6 +22,7 @@ struct Append {
     partition: Arc<Partition>,
     records: Bytes,
     max_message_bytes: i32,
+    flush_each_append: bool,
 }
 
 fn partition_error(index: i32, code: i16, message: Option<String>) -> PartitionProduceResponse {
@@ -79,6 +80,7 @@ pub(crate) async fn produce(ctx: &Ctx<'_>, req: ProduceRequest) -> Option<Produc
                             partition: p.clone(),
                             records,
                             max_message_bytes: t.max_message_bytes,
+                            flush_each_append: t.flush_each_append,
                         }),
                     },
                 }
@@ -142,6 +144,8 @@ fn append_all(
     let now = now_ms();
     let mut out = Vec::with_capacity(work.len());
     let mut to_flush: Vec<Arc<Partition>> = Vec::new();
+    // Partitions of topics with flush.messages=1, flushed whatever acks asked for.
+    let mut must_flush: Vec<Arc<Partition>> = Vec::new();
     for a in work {
         let resp = match oversized_batch(&a.records, a.max_message_bytes) {
             Some(size) => partition_error(
@@ -154,6 +158,10 @@ fn append_all(
             ),
             None => match a.partition.append(&a.records, now) {
                 Ok(info) => {
+                    shared.traffic.add_in(a.records.len() as u64);
+                    if a.flush_each_append {
+                        must_flush.push(a.partition.clone());
+                    }
                     to_flush.push(a.partition.clone());
                     PartitionProduceResponse::default()
                         .with_base_offset(info.base_offset)
@@ -181,8 +189,10 @@ fn append_all(
         };
         out.push((a.topic, a.slot, resp));
     }
-    if acks == -1 && shared.config.store.flush == FlushPolicy::AcksAll {
-        for p in &to_flush {
+    let flush_all = acks == -1 && shared.config.store.flush == FlushPolicy::AcksAll;
+    let flushing = if flush_all { &to_flush } else { &must_flush };
+    if !flushing.is_empty() {
+        for p in flushing {
             if let Err(e) = p.flush() {
                 warn!(topic = p.topic(), partition = p.id(), error = %e, "flush before ack failed");
                 for (_, _, r) in out.iter_mut() {

@@ -1,0 +1,290 @@
+//! What can be ordered: Kafka product specifications, availability zones and maintenance
+//! windows.
+//!
+//! Two product families exist. The seed-000 document describes the "old" specifications,
+//! chosen by bandwidth (`specification` = `100MB` … `1200MB`), each with a fixed partition
+//! limit and a minimum storage. The current SDK (`create_instance_by_engine`,
+//! `list_engine_products`) orders by flavor (`product_id` = `c6.2u4g.cluster` …) and
+//! `broker_num`. Neither document gives the flavor table, so the flavors below follow the
+//! public Huawei Cloud product page's shape (per-broker partition, TPS and storage limits).
+
+/// One bandwidth specification of seed 000 (Table 5-2 and the 6.2 example).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BandwidthSpec {
+    pub specification: &'static str,
+    pub product_id: &'static str,
+    pub resource_spec_code: &'static str,
+    pub partition_num: u32,
+    pub min_storage_gb: u32,
+    pub max_storage_gb: u32,
+    pub storage_spec_codes: &'static [&'static str],
+    pub tps: u32,
+    pub ecs_flavor_id: &'static str,
+}
+
+pub const HIGH: &str = "dms.physical.storage.high";
+pub const ULTRA: &str = "dms.physical.storage.ultra";
+pub const HIGH_V2: &str = "dms.physical.storage.high.v2";
+pub const ULTRA_V2: &str = "dms.physical.storage.ultra.v2";
+pub const GENERAL_V2: &str = "dms.physical.storage.general.v2";
+
+/// Brokers of an instance ordered by bandwidth: the documents do not say, and a three-broker
+/// cluster is what those specifications ran on.
+pub const BANDWIDTH_SPEC_BROKERS: u32 = 3;
+
+pub const BANDWIDTH_SPECS: &[BandwidthSpec] = &[
+    BandwidthSpec {
+        specification: "100MB",
+        product_id: "00300-30308-0--0",
+        resource_spec_code: "dms.instance.kafka.cluster.c3.mini",
+        partition_num: 300,
+        min_storage_gb: 600,
+        max_storage_gb: 90_000,
+        storage_spec_codes: &[HIGH, ULTRA],
+        tps: 50_000,
+        ecs_flavor_id: "c4.large.2",
+    },
+    BandwidthSpec {
+        specification: "300MB",
+        product_id: "00300-30310-0--0",
+        resource_spec_code: "dms.instance.kafka.cluster.c3.small.2",
+        partition_num: 900,
+        min_storage_gb: 1200,
+        max_storage_gb: 90_000,
+        storage_spec_codes: &[HIGH, ULTRA],
+        tps: 100_000,
+        ecs_flavor_id: "c4.xlarge.2",
+    },
+    BandwidthSpec {
+        specification: "600MB",
+        product_id: "00300-30312-0--0",
+        resource_spec_code: "dms.instance.kafka.cluster.c3.middle.2",
+        partition_num: 1800,
+        min_storage_gb: 2400,
+        max_storage_gb: 90_000,
+        storage_spec_codes: &[ULTRA],
+        tps: 200_000,
+        ecs_flavor_id: "c4.2xlarge.2",
+    },
+    BandwidthSpec {
+        specification: "1200MB",
+        product_id: "00300-30314-0--0",
+        resource_spec_code: "dms.instance.kafka.cluster.c3.high.2",
+        partition_num: 1800,
+        min_storage_gb: 4800,
+        max_storage_gb: 90_000,
+        storage_spec_codes: &[ULTRA],
+        tps: 300_000,
+        ecs_flavor_id: "c4.2xlarge.2",
+    },
+];
+
+pub fn bandwidth_spec(specification: &str) -> Option<&'static BandwidthSpec> {
+    BANDWIDTH_SPECS
+        .iter()
+        .find(|s| s.specification == specification)
+}
+
+pub fn bandwidth_spec_by_product(product_id: &str) -> Option<&'static BandwidthSpec> {
+    BANDWIDTH_SPECS.iter().find(|s| s.product_id == product_id)
+}
+
+/// One flavor of the current product family.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Flavor {
+    pub product_id: &'static str,
+    pub ecs_flavor_id: &'static str,
+    pub max_partition_per_broker: u32,
+    pub max_tps_per_broker: u32,
+    pub max_bandwidth_per_broker_mb: u32,
+    pub max_consumer_per_broker: u32,
+    pub min_broker: u32,
+    pub max_broker: u32,
+    pub min_storage_per_node_gb: u32,
+    pub max_storage_per_node_gb: u32,
+}
+
+const fn new_flavor(
+    product_id: &'static str,
+    ecs_flavor_id: &'static str,
+    partitions: u32,
+    tps: u32,
+    bandwidth: u32,
+    consumers: u32,
+) -> Flavor {
+    Flavor {
+        product_id,
+        ecs_flavor_id,
+        max_partition_per_broker: partitions,
+        max_tps_per_broker: tps,
+        max_bandwidth_per_broker_mb: bandwidth,
+        max_consumer_per_broker: consumers,
+        min_broker: 3,
+        max_broker: 30,
+        min_storage_per_node_gb: 100,
+        max_storage_per_node_gb: 10_000,
+    }
+}
+
+pub const FLAVORS: &[Flavor] = &[
+    new_flavor("c6.2u4g.cluster", "c6.large.2", 250, 30_000, 100, 4000),
+    new_flavor("c6.4u8g.cluster", "c6.xlarge.2", 500, 100_000, 200, 4000),
+    new_flavor("c6.8u16g.cluster", "c6.2xlarge.2", 1000, 150_000, 375, 4000),
+    new_flavor(
+        "c6.12u24g.cluster",
+        "c6.3xlarge.2",
+        1500,
+        200_000,
+        625,
+        4000,
+    ),
+    new_flavor(
+        "c6.16u32g.cluster",
+        "c6.4xlarge.2",
+        2000,
+        250_000,
+        750,
+        4000,
+    ),
+];
+
+pub const FLAVOR_STORAGE_SPEC_CODES: &[&str] = &[HIGH_V2, ULTRA_V2, GENERAL_V2];
+
+pub fn flavor(product_id: &str) -> Option<&'static Flavor> {
+    FLAVORS.iter().find(|f| f.product_id == product_id)
+}
+
+/// Engine versions an instance may be created with. 1.1.0 and 2.3.0 are seed 000's; the
+/// current SDK's products list newer ones.
+pub const ENGINE_VERSIONS: &[&str] = &["1.1.0", "2.3.0", "2.7", "3.x"];
+
+/// One availability zone of the region this server pretends to be.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Zone {
+    pub id: String,
+    pub code: String,
+    pub name: String,
+}
+
+/// The zones of the configured region: three, so that both documented layouts (1 AZ or at
+/// least 3) can be ordered. Ids are derived from the region name so they stay the same
+/// across restarts and machines.
+pub fn zones(region: &str) -> Vec<Zone> {
+    (1..=3)
+        .map(|i| {
+            let code = format!("{region}{}", (b'a' + i as u8 - 1) as char);
+            Zone {
+                id: stable_hex_id(&code),
+                name: format!("AZ{i}"),
+                code,
+            }
+        })
+        .collect()
+}
+
+/// A 32-hex-character id that depends only on `seed` (FNV-1a, widened): AZ ids look like
+/// Huawei's without being random.
+pub fn stable_hex_id(seed: &str) -> String {
+    let mut out = String::with_capacity(32);
+    for salt in 0u64..2 {
+        let mut h: u64 = 0xcbf29ce484222325 ^ salt;
+        for b in seed.bytes() {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x100000001b3);
+        }
+        out.push_str(&format!("{h:016x}"));
+    }
+    out
+}
+
+/// One maintenance window (6.3): four hours, starting at one of six fixed times.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MaintainWindow {
+    pub seq: u32,
+    pub begin: &'static str,
+    pub end: &'static str,
+    pub default: bool,
+}
+
+pub const MAINTAIN_WINDOWS: &[MaintainWindow] = &[
+    MaintainWindow {
+        seq: 1,
+        begin: "22:00:00",
+        end: "02:00:00",
+        default: false,
+    },
+    MaintainWindow {
+        seq: 2,
+        begin: "02:00:00",
+        end: "06:00:00",
+        default: true,
+    },
+    MaintainWindow {
+        seq: 3,
+        begin: "06:00:00",
+        end: "10:00:00",
+        default: false,
+    },
+    MaintainWindow {
+        seq: 4,
+        begin: "10:00:00",
+        end: "14:00:00",
+        default: false,
+    },
+    MaintainWindow {
+        seq: 5,
+        begin: "14:00:00",
+        end: "18:00:00",
+        default: false,
+    },
+    MaintainWindow {
+        seq: 6,
+        begin: "18:00:00",
+        end: "22:00:00",
+        default: false,
+    },
+];
+
+/// Finds the window a begin/end pair names. Seed 000 writes `HH:mm:ss`, seed 003 and the
+/// 5.6 example `HH:mm`; both are accepted and the window is stored as `HH:mm:ss`.
+pub fn maintain_window(begin: &str, end: &str) -> Option<&'static MaintainWindow> {
+    let norm = |t: &str| -> Option<String> {
+        match t.len() {
+            5 => Some(format!("{t}:00")),
+            8 => Some(t.to_string()),
+            _ => None,
+        }
+    };
+    let (b, e) = (norm(begin)?, norm(end)?);
+    MAINTAIN_WINDOWS.iter().find(|w| w.begin == b && w.end == e)
+}
+
+pub fn default_maintain_window() -> &'static MaintainWindow {
+    &MAINTAIN_WINDOWS[1]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_accept_both_time_formats() {
+        assert_eq!(maintain_window("22:00", "02:00").map(|w| w.seq), Some(1));
+        assert_eq!(
+            maintain_window("02:00:00", "06:00:00").map(|w| w.seq),
+            Some(2)
+        );
+        assert!(maintain_window("02:00:00", "07:00:00").is_none());
+        assert!(maintain_window("03:00:00", "07:00:00").is_none());
+    }
+
+    #[test]
+    fn zone_ids_are_stable_and_distinct() {
+        let a = zones("cn-north-4");
+        let b = zones("cn-north-4");
+        assert_eq!(a, b);
+        assert_eq!(a.len(), 3);
+        assert_ne!(a[0].id, a[1].id);
+        assert!(a.iter().all(|z| z.id.len() == 32));
+    }
+}

@@ -1,0 +1,84 @@
+//! The closed set of ways a control-plane operation can fail. Each façade maps these to its
+//! own wire codes in one place (`api-huawei`'s `error.rs`).
+
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error("unsupported engine {0:?}")]
+    UnsupportedEngine(String),
+    #[error("unsupported engine version {0:?}")]
+    UnsupportedVersion(String),
+    #[error("invalid product_id {0:?}")]
+    InvalidProduct(String),
+    #[error("invalid instance name: 4 to 64 characters, starting with a letter, of letters, digits, '_' and '-'")]
+    InvalidName,
+    #[error("the description can contain at most 1024 characters")]
+    DescriptionTooLong,
+    #[error("{0} does not meet the complexity requirements: 8 to 32 characters with at least three of lowercase letters, uppercase letters, digits and special characters")]
+    WeakPassword(&'static str),
+    #[error("invalid {0}: 4 to 64 characters of letters, digits, '_' and '-'")]
+    InvalidUsername(&'static str),
+    #[error("{0} in the request is empty")]
+    EmptyField(&'static str),
+    #[error("availability zone {0:?} does not exist")]
+    UnknownZone(String),
+    #[error("available_zones must list 1 AZ or at least 3 AZs")]
+    ZoneCount,
+    #[error("instance name {0:?} already exists")]
+    DuplicateName(String),
+    #[error("invalid instance id {0:?}")]
+    InvalidInstanceId(String),
+    #[error("invalid status filter {0:?}")]
+    InvalidStatusFilter(String),
+    #[error("invalid parameter {0}")]
+    InvalidParameter(String),
+    #[error("the action parameter must be delete or restart")]
+    InvalidAction,
+    #[error("the instances parameter in the request is empty")]
+    EmptyInstances,
+    #[error("the instances array can contain at most 50 instance ids")]
+    TooManyInstances,
+    #[error("this operation is not allowed while the instance is {0}")]
+    Busy(String),
+    #[error("the following instances in the Creating, Starting, Stopping, or Restarting state cannot be deleted: {0}")]
+    CannotDelete(String),
+    #[error("invalid maintenance time window")]
+    InvalidMaintainWindow,
+    #[error("invalid disk space: {0}")]
+    InvalidStorage(String),
+    #[error("invalid storage_spec_code {0:?}")]
+    InvalidSpecCode(String),
+    #[error("the maximum number of disk expansion times has been reached")]
+    ExtendLimit,
+    #[error("instance {0} does not exist")]
+    InstanceNotFound(String),
+    #[error("topic names are 4 to 64 characters, start with a letter, and contain only letters, digits, '_' and '-'")]
+    InvalidTopicName,
+    #[error("the number of partitions of a topic must be within 1-{0}")]
+    TopicPartitions(i32),
+    #[error("the number of replicas of a topic must be within 1-{0}")]
+    TopicReplicas(i32),
+    #[error("the message retention period of a topic must be within 1-168 hours")]
+    TopicRetention,
+    #[error("duplicate topic name {0:?}")]
+    TopicExists(String),
+    #[error("{0}")]
+    TopicRejected(String),
+    #[error("task {0} does not exist")]
+    TaskNotFound(String),
+    #[error("{0}")]
+    NotSupported(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<store::StoreError> for ControlError {
+    fn from(e: store::StoreError) -> Self {
+        ControlError::Internal(format!("metadata store: {e}"))
+    }
+}
+
+impl From<engine::EngineError> for ControlError {
+    fn from(e: engine::EngineError) -> Self {
+        ControlError::Internal(format!("engine: {e}"))
+    }
+}

@@ -1,0 +1,408 @@
+//! The documented request rules (seed 000 Table 5-2, seed 003, Table 5-23), each answered
+//! with its own [`ControlError`].
+
+use crate::catalog::{self, Zone};
+use crate::error::ControlError;
+use crate::model::{CreateInstanceRequest, CreateShape, InstanceDoc, Tag};
+
+/// Instance names: seed 000's Table 5-2 forbids `_`, but its error 111400010 and seed 003
+/// allow it; the SDK-era rule (with `_`) is followed.
+pub fn check_instance_name(name: &str) -> Result<(), ControlError> {
+    let ok = (4..=64).contains(&name.chars().count())
+        && name.starts_with(|c: char| c.is_ascii_alphabetic())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    ok.then_some(()).ok_or(ControlError::InvalidName)
+}
+
+pub fn check_description(d: &str) -> Result<(), ControlError> {
+    (d.chars().count() <= 1024)
+        .then_some(())
+        .ok_or(ControlError::DescriptionTooLong)
+}
+
+/// Passwords: 8–32 characters with at least three character classes (Table 5-2; error
+/// 111400012 says two, the stricter table wins).
+pub fn check_password(field: &'static str, pw: &str) -> Result<(), ControlError> {
+    const SPECIALS: &str = "`~!@#$%^&*()-_=+\\|[{}];:'\",<.>/? ";
+    let len_ok = (8..=32).contains(&pw.chars().count());
+    let classes = [
+        pw.chars().any(|c| c.is_ascii_lowercase()),
+        pw.chars().any(|c| c.is_ascii_uppercase()),
+        pw.chars().any(|c| c.is_ascii_digit()),
+        pw.chars().any(|c| SPECIALS.contains(c)),
+    ]
+    .iter()
+    .filter(|b| **b)
+    .count();
+    let only_known = pw
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || SPECIALS.contains(c));
+    (len_ok && classes >= 3 && only_known)
+        .then_some(())
+        .ok_or(ControlError::WeakPassword(field))
+}
+
+/// Usernames of SASL and Kafka Manager users: 4–64 letters, digits, `-` and `_`.
+pub fn check_username(field: &'static str, u: &str) -> Result<(), ControlError> {
+    let ok = (4..=64).contains(&u.chars().count())
+        && u.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    ok.then_some(()).ok_or(ControlError::InvalidUsername(field))
+}
+
+fn required<'a>(v: &'a Option<String>, field: &'static str) -> Result<&'a str, ControlError> {
+    match v.as_deref().map(str::trim) {
+        Some(s) if !s.is_empty() => Ok(s),
+        _ => Err(ControlError::EmptyField(field)),
+    }
+}
+
+pub fn check_tags(tags: &[Tag]) -> Result<(), ControlError> {
+    const FORBIDDEN: &str = "=*<>,|/";
+    let bad = |s: &str| s.chars().any(|c| (c as u32) < 32 || FORBIDDEN.contains(c));
+    for t in tags {
+        if t.key.trim().is_empty() || t.key.chars().count() > 36 || bad(&t.key) {
+            return Err(ControlError::InvalidParameter(format!(
+                "tag key {:?}",
+                t.key
+            )));
+        }
+        if t.value.chars().count() > 43 || bad(&t.value) {
+            return Err(ControlError::InvalidParameter(format!(
+                "tag value {:?}",
+                t.value
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A create request that passed every rule.
+#[derive(Debug)]
+pub struct ValidCreate {
+    pub name: String,
+    pub engine: String,
+    pub doc: InstanceDoc,
+    /// SASL user and password when `ssl_enable`; the password is handed to the broker's
+    /// SCRAM store and never kept by the control plane.
+    pub sasl_user: Option<(String, String)>,
+    pub tags: Vec<Tag>,
+}
+
+pub fn validate_create(
+    req: &CreateInstanceRequest,
+    shape: CreateShape,
+    zones: &[Zone],
+) -> Result<ValidCreate, ControlError> {
+    let name = required(&req.name, "name").map_err(|_| ControlError::InvalidName)?;
+    check_instance_name(name)?;
+    let description = req.description.clone().unwrap_or_default();
+    check_description(&description)?;
+    let engine = required(&req.engine, "engine")
+        .map_err(|_| ControlError::UnsupportedEngine(String::new()))?;
+    if engine != "kafka" {
+        return Err(ControlError::UnsupportedEngine(engine.to_string()));
+    }
+    let engine_version = required(&req.engine_version, "engine_version")
+        .map_err(|_| ControlError::UnsupportedVersion(String::new()))?;
+    if !catalog::ENGINE_VERSIONS.contains(&engine_version) {
+        return Err(ControlError::UnsupportedVersion(engine_version.to_string()));
+    }
+
+    let vpc_id = required(&req.vpc_id, "vpc_id")?;
+    let security_group_id = required(&req.security_group_id, "security_group_id")?;
+    let subnet_id = required(&req.subnet_id, "subnet_id")?;
+
+    let azs = req.available_zones.clone().unwrap_or_default();
+    if azs.is_empty() || azs.len() == 2 {
+        return Err(ControlError::ZoneCount);
+    }
+    for az in &azs {
+        if !zones.iter().any(|z| &z.id == az || &z.code == az) {
+            return Err(ControlError::UnknownZone(az.clone()));
+        }
+    }
+
+    let product_id = required(&req.product_id, "product_id")
+        .map_err(|_| ControlError::InvalidProduct(String::new()))?;
+    let storage_spec_code = required(&req.storage_spec_code, "storage_spec_code")
+        .map_err(|_| ControlError::InvalidSpecCode(String::new()))?;
+    let storage = req
+        .storage_space
+        .ok_or_else(|| ControlError::InvalidStorage("storage_space is required".into()))?;
+
+    let mut doc = InstanceDoc {
+        description,
+        engine_version: engine_version.to_string(),
+        product_id: product_id.to_string(),
+        storage_spec_code: storage_spec_code.to_string(),
+        available_zones: azs,
+        vpc_id: vpc_id.to_string(),
+        subnet_id: subnet_id.to_string(),
+        security_group_id: security_group_id.to_string(),
+        enterprise_project_id: req
+            .enterprise_project_id
+            .clone()
+            .unwrap_or_else(|| "0".into()),
+        connector_enable: req.connector_enable.unwrap_or(false),
+        enable_publicip: req.enable_publicip.unwrap_or(false),
+        public_bandwidth: req.public_bandwidth.unwrap_or(0),
+        publicip_id: req.publicip_id.clone().unwrap_or_default(),
+        enable_auto_topic: req.enable_auto_topic.unwrap_or(false),
+        ..InstanceDoc::default()
+    };
+
+    if let Some(spec) = catalog::bandwidth_spec_by_product(product_id) {
+        // Seed 000 / 003: the specification fixes partitions, storage range and disk types.
+        let specification = req.specification.as_deref().unwrap_or(spec.specification);
+        if specification != spec.specification {
+            return Err(ControlError::InvalidProduct(format!(
+                "{product_id} is the {} specification, not {specification}",
+                spec.specification
+            )));
+        }
+        match req.partition_num {
+            Some(p) if p != i64::from(spec.partition_num) => {
+                return Err(ControlError::InvalidParameter(format!(
+                    "partition_num must be {} for specification {}",
+                    spec.partition_num, spec.specification
+                )))
+            }
+            None if shape == CreateShape::Bandwidth => {
+                return Err(ControlError::InvalidParameter(
+                    "partition_num is required".into(),
+                ))
+            }
+            _ => {}
+        }
+        if storage < i64::from(spec.min_storage_gb) || storage > i64::from(spec.max_storage_gb) {
+            return Err(ControlError::InvalidStorage(format!(
+                "storage_space of specification {} must be within {}-{} GB",
+                spec.specification, spec.min_storage_gb, spec.max_storage_gb
+            )));
+        }
+        if !spec.storage_spec_codes.contains(&storage_spec_code) {
+            return Err(ControlError::InvalidSpecCode(storage_spec_code.to_string()));
+        }
+        let brokers = req
+            .broker_num
+            .unwrap_or(i64::from(catalog::BANDWIDTH_SPEC_BROKERS));
+        if brokers != i64::from(catalog::BANDWIDTH_SPEC_BROKERS) {
+            return Err(ControlError::InvalidParameter(format!(
+                "broker_num must be {} for specification {}",
+                catalog::BANDWIDTH_SPEC_BROKERS,
+                spec.specification
+            )));
+        }
+        doc.specification = spec.specification.to_string();
+        doc.resource_spec_code = spec.resource_spec_code.to_string();
+        doc.partition_num = spec.partition_num;
+        doc.broker_num = catalog::BANDWIDTH_SPEC_BROKERS;
+    } else if let (Some(flavor), CreateShape::Flavor) = (catalog::flavor(product_id), shape) {
+        let brokers = req
+            .broker_num
+            .ok_or_else(|| ControlError::InvalidParameter("broker_num is required".into()))?;
+        if brokers < i64::from(flavor.min_broker) || brokers > i64::from(flavor.max_broker) {
+            return Err(ControlError::InvalidParameter(format!(
+                "broker_num must be within {}-{}",
+                flavor.min_broker, flavor.max_broker
+            )));
+        }
+        let brokers = brokers as u32;
+        let (min, max) = (
+            u64::from(flavor.min_storage_per_node_gb) * u64::from(brokers),
+            u64::from(flavor.max_storage_per_node_gb) * u64::from(brokers),
+        );
+        if storage < min as i64 || storage > max as i64 {
+            return Err(ControlError::InvalidStorage(format!(
+                "storage_space for {brokers} brokers must be within {min}-{max} GB"
+            )));
+        }
+        if !catalog::FLAVOR_STORAGE_SPEC_CODES.contains(&storage_spec_code) {
+            return Err(ControlError::InvalidSpecCode(storage_spec_code.to_string()));
+        }
+        doc.specification = format!("{} * {brokers} broker", flavor.product_id);
+        doc.resource_spec_code = flavor.product_id.to_string();
+        doc.partition_num = flavor.max_partition_per_broker * brokers;
+        doc.broker_num = brokers;
+    } else {
+        return Err(ControlError::InvalidProduct(product_id.to_string()));
+    }
+    doc.storage_space_gb = storage as u64;
+
+    // Kafka Manager exists only for the bandwidth family, where its credentials are mandatory.
+    if shape == CreateShape::Bandwidth {
+        let user = required(&req.kafka_manager_user, "kafka_manager_user")
+            .map_err(|_| ControlError::InvalidUsername("kafka_manager_user"))?;
+        check_username("kafka_manager_user", user)?;
+        let pw = req.kafka_manager_password.as_deref().unwrap_or("");
+        check_password("kafka_manager_password", pw)?;
+        doc.kafka_manager_user = user.to_string();
+    }
+
+    let (begin, end) = (
+        req.maintain_begin.as_deref().unwrap_or(""),
+        req.maintain_end.as_deref().unwrap_or(""),
+    );
+    let window = match (begin.is_empty(), end.is_empty()) {
+        (true, true) => catalog::default_maintain_window(),
+        (false, false) => {
+            catalog::maintain_window(begin, end).ok_or(ControlError::InvalidMaintainWindow)?
+        }
+        _ => return Err(ControlError::InvalidMaintainWindow),
+    };
+    doc.maintain_begin = window.begin.to_string();
+    doc.maintain_end = window.end.to_string();
+
+    let ssl = req.ssl_enable.unwrap_or(false);
+    let sasl_user = if ssl {
+        let user = required(&req.access_user, "access_user")
+            .map_err(|_| ControlError::InvalidUsername("access_user"))?;
+        check_username("access_user", user)?;
+        let pw = req.password.as_deref().unwrap_or("");
+        check_password("password", pw)?;
+        doc.access_user = user.to_string();
+        Some((user.to_string(), pw.to_string()))
+    } else {
+        None
+    };
+    doc.ssl_enable = ssl;
+
+    doc.retention_policy = match req.retention_policy.as_deref() {
+        None | Some("") => "time_base".into(),
+        Some(p @ ("time_base" | "produce_reject")) => p.to_string(),
+        Some(other) => {
+            return Err(ControlError::InvalidParameter(format!(
+                "retention_policy {other:?}: must be time_base or produce_reject"
+            )))
+        }
+    };
+    let tags = req.tags.clone().unwrap_or_default();
+    check_tags(&tags)?;
+    Ok(ValidCreate {
+        name: name.to_string(),
+        engine: engine.to_string(),
+        doc,
+        sasl_user,
+        tags,
+    })
+}
+
+/// Topic names (Table 5-23): 4–64 characters, a letter first, then letters, digits, `_`, `-`.
+/// Names of topics that clients auto-created may be anything Kafka allows; this rule is only
+/// for topics created through the API.
+pub fn check_topic_name(name: &str) -> Result<(), ControlError> {
+    let ok = (4..=64).contains(&name.chars().count())
+        && name.starts_with(|c: char| c.is_ascii_alphabetic())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    ok.then_some(()).ok_or(ControlError::InvalidTopicName)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn zones() -> Vec<Zone> {
+        catalog::zones("cn-north-4")
+    }
+
+    fn base() -> CreateInstanceRequest {
+        CreateInstanceRequest {
+            name: Some("kafka-test".into()),
+            engine: Some("kafka".into()),
+            engine_version: Some("2.3.0".into()),
+            specification: Some("100MB".into()),
+            storage_space: Some(600),
+            partition_num: Some(300),
+            vpc_id: Some("vpc".into()),
+            security_group_id: Some("sg".into()),
+            subnet_id: Some("subnet".into()),
+            available_zones: Some(vec![zones()[0].id.clone()]),
+            product_id: Some("00300-30308-0--0".into()),
+            kafka_manager_user: Some("root-user".into()),
+            kafka_manager_password: Some("Secret-123".into()),
+            storage_spec_code: Some(catalog::ULTRA.into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_documented_body_is_accepted() {
+        let v = validate_create(&base(), CreateShape::Bandwidth, &zones()).unwrap();
+        assert_eq!(v.doc.partition_num, 300);
+        assert_eq!(v.doc.broker_num, 3);
+        assert_eq!(v.doc.maintain_begin, "02:00:00");
+        assert_eq!(v.doc.retention_policy, "time_base");
+    }
+
+    #[test]
+    fn each_rule_has_its_error() {
+        let z = zones();
+        let check = |f: &dyn Fn(&mut CreateInstanceRequest), want: &str| {
+            let mut r = base();
+            f(&mut r);
+            let err = validate_create(&r, CreateShape::Bandwidth, &z).unwrap_err();
+            assert!(
+                format!("{err:?}").starts_with(want),
+                "{err:?} is not {want}"
+            );
+        };
+        check(&|r| r.name = Some("abc".into()), "InvalidName");
+        check(&|r| r.partition_num = Some(900), "InvalidParameter");
+        check(&|r| r.storage_space = Some(500), "InvalidStorage");
+        check(
+            &|r| r.storage_spec_code = Some("x".into()),
+            "InvalidSpecCode",
+        );
+        check(
+            &|r| r.available_zones = Some(vec![z[0].id.clone(), z[1].id.clone()]),
+            "ZoneCount",
+        );
+        check(
+            &|r| r.available_zones = Some(vec!["nope".into()]),
+            "UnknownZone",
+        );
+        check(
+            &|r| r.maintain_begin = Some("03:00:00".into()),
+            "InvalidMaintainWindow",
+        );
+        check(&|r| r.ssl_enable = Some(true), "InvalidUsername");
+        check(
+            &|r| {
+                r.ssl_enable = Some(true);
+                r.access_user = Some("user-1".into());
+                r.password = Some("weakpassword".into());
+            },
+            "WeakPassword",
+        );
+        check(&|r| r.vpc_id = None, "EmptyField");
+        check(&|r| r.engine = Some("redis".into()), "UnsupportedEngine");
+        check(&|r| r.product_id = Some("nope".into()), "InvalidProduct");
+    }
+
+    #[test]
+    fn flavors_size_partitions_by_brokers() {
+        let mut r = base();
+        r.product_id = Some("c6.2u4g.cluster".into());
+        r.specification = None;
+        r.partition_num = None;
+        r.broker_num = Some(3);
+        r.storage_space = Some(300);
+        r.storage_spec_code = Some(catalog::ULTRA_V2.into());
+        let v = validate_create(&r, CreateShape::Flavor, &zones()).unwrap();
+        assert_eq!(v.doc.partition_num, 750);
+        r.broker_num = Some(2);
+        assert!(validate_create(&r, CreateShape::Flavor, &zones()).is_err());
+    }
+
+    #[test]
+    fn passwords_need_three_classes() {
+        assert!(check_password("p", "Abcdefg1").is_ok());
+        assert!(check_password("p", "abcdefg1").is_err());
+        assert!(check_password("p", "Ab1!").is_err());
+    }
+}
