@@ -178,6 +178,31 @@ def broker(broker_factory):
     return broker_factory()
 
 
+@pytest.fixture
+def serve_factory(tmp_path, request):
+    """Starts `opendms serve` processes (control plane plus brokers); stopped at teardown."""
+    from control_plane import Server
+
+    started = []
+    request.node.opendms_servers = started
+
+    def make(name="serve"):
+        workdir = tmp_path / name
+        workdir.mkdir(exist_ok=True)
+        s = Server(BIN, workdir, http_port=free_port(("127.0.0.1",)), broker_port=free_port(("127.0.0.1",)))
+        started.append(s)
+        return s.start()
+
+    yield make
+    for s in started:
+        s.stop()
+
+
+@pytest.fixture
+def server(serve_factory):
+    return serve_factory()
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
@@ -185,6 +210,8 @@ def pytest_runtest_makereport(item, call):
     if rep.failed:
         for b in getattr(item, "opendms_brokers", []):
             rep.sections.append((f"opendms broker `{b.name}` stderr", b.log_tail()))
+        for s in getattr(item, "opendms_servers", []):
+            rep.sections.append(("opendms serve stderr", s.log_tail()))
 
 
 # ---------------------------------------------------------------- client scripts

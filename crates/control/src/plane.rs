@@ -1115,6 +1115,10 @@ impl ControlPlane {
             }
             InstanceStatus::CreateFailed | InstanceStatus::Error => {
                 self.engines.stop(id).await;
+                if status == InstanceStatus::CreateFailed {
+                    // A create refused before the reconciler saw it (no free address).
+                    self.finish_task(id, Transition::Create, false).await;
+                }
             }
         }
         Ok(())
