@@ -186,10 +186,11 @@ def serve_factory(tmp_path, request):
     started = []
     request.node.opendms_servers = started
 
-    def make(name="serve"):
+    def make(name="serve", env=None):
         workdir = tmp_path / name
         workdir.mkdir(exist_ok=True)
         s = Server(BIN, workdir, http_port=free_port(("127.0.0.1",)), broker_port=free_port(("127.0.0.1",)))
+        s.env.update(env or {})
         started.append(s)
         return s.start()
 

@@ -12,10 +12,11 @@ from huaweicloudsdkcore.exceptions.exceptions import ClientRequestException
 from huaweicloudsdkkafka.v2 import (
     BatchCreateOrDeleteKafkaTagRequest, BatchCreateOrDeleteTagReq, BatchDeleteInstanceTopicReq,
     BatchDeleteInstanceTopicRequest, BatchRestartOrDeleteInstanceReq, BatchRestartOrDeleteInstancesRequest,
-    CreateInstanceByEngineReq, CreateInstanceTopicReq, CreateInstanceTopicRequest,
-    CreatePostPaidKafkaInstanceRequest, DeleteInstanceRequest, ListAvailableZonesRequest,
+    CreateInstanceByEngineReq, CreateInstanceByEngineRequest, CreateInstanceTopicReq, CreateInstanceTopicRequest,
+    CreatePostPaidKafkaInstanceRequest, DeleteBackgroundTaskRequest, DeleteInstanceRequest, ListAvailableZonesRequest,
     ListBackgroundTasksRequest, ListEngineProductsRequest, ListInstancesRequest, ListInstanceTopicsRequest,
-    ResizeEngineInstanceReq, ResizeKafkaInstanceRequest, ShowInstanceRequest, ShowKafkaProjectTagsRequest,
+    ResizeEngineInstanceReq, ResizeKafkaInstanceRequest, ShowBackgroundTaskRequest, ShowInstanceRequest,
+    ShowKafkaProjectTagsRequest,
     ShowKafkaTagsRequest, ShowMaintainWindowsRequest, ShowQuotasRequest, TagEntity, UpdateInstanceReq,
     UpdateInstanceRequest, UpdateInstanceTopicReq, UpdateInstanceTopicReqTopics, UpdateInstanceTopicRequest,
 )
@@ -127,6 +128,12 @@ def test_sdk_lifecycle_on_real_brokers(server):
     tasks = c.list_background_tasks(ListBackgroundTasksRequest(instance_id=iid)).tasks
     assert {(t.name, t.status) for t in tasks} >= {("createInstance", "SUCCESS"), ("restartInstance", "SUCCESS"),
                                                   ("extendInstance", "SUCCESS")}
+    extend_task = [t for t in tasks if t.name == "extendInstance"][0]
+    assert extend_task.id == job and "600" in extend_task.params
+    shown = c.show_background_task(ShowBackgroundTaskRequest(instance_id=iid, task_id=job)).tasks
+    assert [(t.id, t.status) for t in shown] == [(job, "SUCCESS")]
+    c.delete_background_task(DeleteBackgroundTaskRequest(instance_id=iid, task_id=job))
+    assert api_error(lambda: c.show_background_task(ShowBackgroundTaskRequest(instance_id=iid, task_id=job)))[0] == 404
 
     assert [(t.key, t.value) for t in c.show_kafka_tags(ShowKafkaTagsRequest(instance_id=iid)).tags] == [("team", "a")]
     c.batch_create_or_delete_kafka_tag(BatchCreateOrDeleteKafkaTagRequest(instance_id=iid, body=BatchCreateOrDeleteTagReq(
@@ -192,6 +199,14 @@ def test_seed_003_and_v1_paths_with_sasl(server):
                     "sync_replication": False, "sync_message_flush": True}
     r = server.signed("POST", f"/v1.0/{server.project_id}/instances/{iid}/topics/delete", {"topics": ["haha"]})
     assert r.json() == {"topics": [{"id": "haha", "success": True}]}
+    r = server.signed("POST", f"/v1.0/{server.project_id}/instances/{iid}/extend", {"new_storage_space": 2400})
+    assert r.status_code == 200 and r.json()["job_id"], r.text
+    for _ in range(100):
+        v1 = server.signed("GET", f"/v1.0/{server.project_id}/instances/{iid}").json()
+        if v1["status"] == "RUNNING" and v1["storage_space"] == 2400:
+            break
+        time.sleep(0.1)
+    assert (v1["status"], v1["storage_space"]) == ("RUNNING", 2400)
     r = server.signed("DELETE", f"/v1.0/{server.project_id}/instances/{iid}")
     assert r.status_code == 204
     server.wait_gone(iid)
@@ -362,3 +377,26 @@ def test_health_metrics_and_openapi(server):
     assert doc["openapi"].startswith("3.")
     assert "post" in doc["paths"]["/v2/{project_id}/kafka/instances"]
     assert "get" in doc["paths"]["/v1.0/{project_id}/instances/{instance_id}"]
+
+
+def test_no_free_address_ends_createfailed_and_batch_delete(serve_factory):
+    # Room for one three-broker instance only.
+    server = serve_factory(env={"OPENDMS_BROKER_IP_POOL_SIZE": "4"})
+    c = server.client()
+    first = c.create_instance_by_engine(CreateInstanceByEngineRequest(
+        engine="kafka", body=create_body(server, "first-one"))).instance_id
+    server.wait_status(first, "RUNNING")
+    second = create_instance(server, "second-one")
+    show, _ = server.wait_status(second, "CREATEFAILED")
+    r = server.signed("GET", f"/v2/{server.project_id}/instances/{second}").json()
+    assert "no free broker addresses" in r["status_reason"]
+    tasks = c.list_background_tasks(ListBackgroundTasksRequest(instance_id=second)).tasks
+    assert [(t.name, t.status) for t in tasks] == [("createInstance", "FAILED")]
+    r = c.batch_restart_or_delete_instances(BatchRestartOrDeleteInstancesRequest(
+        body=BatchRestartOrDeleteInstanceReq(instances=[first, second], action="delete")))
+    assert sorted((x.instance, x.result) for x in r.results) == sorted([(first, "success"), (second, "success")])
+    server.wait_gone(first)
+    server.wait_gone(second)
+    # The addresses are free again.
+    third = create_instance(server, "third-one")
+    server.wait_status(third, "RUNNING")

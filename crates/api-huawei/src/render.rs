@@ -62,6 +62,11 @@ pub fn instance(v: &InstanceView, generation: ApiGeneration) -> Value {
         "disk_encrypted": false,
         "kafka_manager_user": d.kafka_manager_user,
     });
+    if let (Some(reason), Some(obj)) = (&v.status_reason, out.as_object_mut()) {
+        // Not in the documents: why a create, restart or extension failed. Clients ignore
+        // fields they do not know (seed 000 §1.1 asks them to).
+        obj.insert("status_reason".into(), json!(reason));
+    }
     if let (ApiGeneration::V2, Some(obj)) = (generation, out.as_object_mut()) {
         let protocol = if d.ssl_enable {
             "SASL_PLAINTEXT"

@@ -2,6 +2,7 @@
 //! tokens and key generation. Pure functions; the façades decide what to do with the
 //! results.
 
+pub mod alibaba;
 pub mod huawei;
 pub mod keys;
 pub mod password;

@@ -9,4 +9,4 @@ pub mod plane;
 pub mod validation;
 
 pub use error::ControlError;
-pub use plane::{BatchOutcome, Caller, ControlPlane, ListFilter, PlaneConfig};
+pub use plane::{BatchOutcome, Caller, ControlPlane, ListFilter, PlaneConfig, TopicSpec};

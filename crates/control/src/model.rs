@@ -7,6 +7,8 @@ use serde::{Deserialize, Deserializer, Serialize};
 /// show (`RUNNING` in seed 000's examples; the others as Huawei's V2 documents spell them).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum InstanceStatus {
+    /// Ordered through the Alibaba API and not deployed yet (`ServiceStatus` 0): no brokers.
+    Ordered,
     Creating,
     Running,
     Restarting,
@@ -18,7 +20,8 @@ pub enum InstanceStatus {
 }
 
 impl InstanceStatus {
-    pub const ALL: [InstanceStatus; 7] = [
+    pub const ALL: [InstanceStatus; 8] = [
+        InstanceStatus::Ordered,
         InstanceStatus::Creating,
         InstanceStatus::Running,
         InstanceStatus::Restarting,
@@ -30,6 +33,7 @@ impl InstanceStatus {
 
     pub fn as_str(self) -> &'static str {
         match self {
+            InstanceStatus::Ordered => "ORDERED",
             InstanceStatus::Creating => "CREATING",
             InstanceStatus::Running => "RUNNING",
             InstanceStatus::Restarting => "RESTARTING",
@@ -99,6 +103,67 @@ pub struct InstanceDoc {
     pub extend_times: u32,
     /// Storage the running extend operation moves to.
     pub pending_storage_gb: Option<u64>,
+    /// Alibaba orders: the order id, and what was ordered and deployed.
+    pub order_id: String,
+    pub ali: AliInstance,
+    /// Remarks of topics (Alibaba `Remark`), by topic name.
+    pub topic_remarks: std::collections::BTreeMap<String, String>,
+    /// Consumer groups declared through the APIs, by name. Kafka has no "create group"
+    /// request: groups clients join exist in the broker on their own; these are listed
+    /// beside them until deleted.
+    pub declared_groups: std::collections::BTreeMap<String, DeclaredGroup>,
+}
+
+/// What the Alibaba API records about an instance beyond the common fields.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AliInstance {
+    pub region_id: String,
+    pub deploy_type: i64,
+    pub disk_type: String,
+    pub io_max: i64,
+    pub io_max_spec: String,
+    pub eip_max: i64,
+    pub spec_type: String,
+    pub paid_type: i64,
+    pub topic_quota: i64,
+    pub vswitch_id: String,
+    pub zone_id: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DeclaredGroup {
+    pub remark: String,
+    pub created_ms: i64,
+}
+
+/// An Alibaba order (CreatePostPayOrder / CreatePrePayOrder).
+#[derive(Clone, Debug, Default)]
+pub struct OrderRequest {
+    pub region_id: String,
+    pub deploy_type: i64,
+    pub disk_size_gb: i64,
+    pub disk_type: String,
+    pub io_max: Option<i64>,
+    pub io_max_spec: Option<String>,
+    pub eip_max: Option<i64>,
+    pub partition_num: Option<i64>,
+    pub topic_quota: Option<i64>,
+    pub spec_type: Option<String>,
+    pub paid_type: i64,
+    pub tags: Vec<Tag>,
+}
+
+/// StartInstance: where and how to deploy an ordered instance.
+#[derive(Clone, Debug, Default)]
+pub struct DeployRequest {
+    pub vpc_id: String,
+    pub vswitch_id: String,
+    pub zone_id: String,
+    pub name: Option<String>,
+    /// SASL user and password (DeployModule eip with IsSetUserAndPassword).
+    pub sasl_user: Option<(String, String)>,
 }
 
 impl InstanceDoc {

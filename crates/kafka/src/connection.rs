@@ -147,10 +147,18 @@ async fn read_frame<R: AsyncReadExt + Unpin>(
     if size < 0 || size as usize > max {
         return Err(format!("frame of {size} bytes is outside 0..={max}"));
     }
-    let mut buf = BytesMut::zeroed(size as usize);
-    rd.read_exact(&mut buf)
-        .await
-        .map_err(|e| format!("truncated frame: {e}"))?;
+    // Filled straight from the socket: zeroing a multi-megabyte produce frame first cost
+    // as much CPU as copying it.
+    let size = size as usize;
+    let mut buf = BytesMut::with_capacity(size);
+    let mut frame = (&mut *rd).take(size as u64);
+    while buf.len() < size {
+        match frame.read_buf(&mut buf).await {
+            Ok(0) => return Err(format!("truncated frame: {} of {size} bytes", buf.len())),
+            Ok(_) => {}
+            Err(e) => return Err(format!("truncated frame: {e}")),
+        }
+    }
     Ok(Some(buf.freeze()))
 }
 

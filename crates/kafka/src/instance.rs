@@ -479,6 +479,28 @@ impl KafkaAdmin {
         self.shared.groups.committed_offset(group, topic, partition)
     }
 
+    /// (topic, partition, committed offset) of a group.
+    pub fn committed_offsets(&self, group: &str) -> Vec<(String, i32, i64)> {
+        self.shared.groups.committed_offsets(group)
+    }
+
+    /// (member id, client id, client host) of a group's members.
+    pub fn group_members(&self, group: &str) -> Vec<(String, String, String)> {
+        self.shared.groups.members(group)
+    }
+
+    /// Deletes an empty group and its offsets, as DeleteGroups does. Answers the Kafka
+    /// error code (0 on success).
+    pub fn delete_group(&self, group: &str) -> i16 {
+        use kafka_protocol::messages::{DeleteGroupsRequest, GroupId};
+        let mut req = DeleteGroupsRequest::default();
+        req.groups_names = vec![GroupId(kafka_protocol::protocol::StrBytes::from_string(
+            group.to_string(),
+        ))];
+        let resp = self.shared.groups.delete_groups(&req, 2);
+        resp.results.first().map(|r| r.error_code).unwrap_or(0)
+    }
+
     pub fn used_bytes(&self) -> u64 {
         self.shared.store.used_bytes()
     }

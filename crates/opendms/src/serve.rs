@@ -43,6 +43,9 @@ pub struct ServeConfig {
     /// Transition delays and injected failures (also settable at
     /// `PUT /opendms/admin/lifecycle`).
     pub lifecycle: LifecycleControls,
+    /// Alibaba `RegionId` → project id. A region not listed uses the account's project
+    /// named after it, else the account's first project.
+    pub alibaba_regions: std::collections::HashMap<String, String>,
 }
 
 impl Default for ServeConfig {
@@ -58,6 +61,7 @@ impl Default for ServeConfig {
             instance_quota: 100,
             bootstrap: BootstrapConfig::default(),
             lifecycle: LifecycleControls::default(),
+            alibaba_regions: Default::default(),
         }
     }
 }
@@ -338,7 +342,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         token_key,
         metrics: Arc::new(api_huawei::Metrics::default()),
     });
-    let app = api_huawei::router(state);
+    let ali = api_alibaba::AliState::new(plane.clone(), store.clone(), cfg.alibaba_regions.clone());
+    // Alibaba's RPC API lives on `/`; every other path is the Huawei API.
+    let app = axum::Router::new()
+        .route("/", axum::routing::any(api_alibaba::handle).with_state(ali))
+        .merge(api_huawei::router(state));
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .with_context(|| format!("listening on {}", cfg.listen))?;

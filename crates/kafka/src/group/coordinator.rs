@@ -1032,10 +1032,45 @@ impl GroupCoordinator {
 
     // ---- administration ---------------------------------------------------
 
+    /// Every group with members or committed offsets.
     pub fn group_ids(&self) -> Vec<String> {
         let mut ids: Vec<String> = self.groups.lock().keys().cloned().collect();
+        ids.extend(self.offsets.lock().group_ids().cloned());
         ids.sort();
+        ids.dedup();
         ids
+    }
+
+    /// Committed offsets of a group: (topic, partition, offset), in order.
+    pub fn committed_offsets(&self, group: &str) -> Vec<(String, i32, i64)> {
+        let offsets = self.offsets.lock();
+        let Some(g) = offsets.group(group) else {
+            return Vec::new();
+        };
+        let mut out: Vec<(String, i32, i64)> = g
+            .iter()
+            .flat_map(|(topic, parts)| {
+                parts
+                    .iter()
+                    .map(move |(p, c)| (topic.clone(), *p, c.offset))
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// (member id, client id, client host) of a group's current members.
+    pub fn members(&self, group: &str) -> Vec<(String, String, String)> {
+        self.groups
+            .lock()
+            .get(group)
+            .map(|g| {
+                g.members
+                    .values()
+                    .map(|m| (m.id.clone(), m.client_id.clone(), m.client_host.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     pub fn list_groups(&self, req: &ListGroupsRequest, version: i16) -> ListGroupsResponse {

@@ -1,0 +1,591 @@
+//! One function per action. Each answers the action's own fields; the envelope adds
+//! `RequestId`, `Code`, `Message` and `Success`.
+
+use std::collections::BTreeMap;
+
+use control::model::{
+    DeployRequest, InstanceStatus, InstanceView, OrderRequest, Tag, UpdateInstanceRequest,
+};
+use control::ListFilter;
+use serde_json::{json, Map, Value};
+
+use crate::envelope::AliError;
+use crate::request::Parsed;
+use crate::AliState;
+
+type Fields = Map<String, Value>;
+
+fn fields(v: Value) -> Fields {
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
+fn required<'a>(p: &'a Parsed, key: &str) -> Result<&'a str, AliError> {
+    p.get(key)
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| AliError::missing(key))
+}
+
+fn int(p: &Parsed, key: &str) -> Result<Option<i64>, AliError> {
+    match p.get(key).filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(v) => v
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| AliError::invalid(key, "must be an integer")),
+    }
+}
+
+/// The SDKs send booleans as Python's `True`/`False`.
+fn boolean(p: &Parsed, key: &str) -> Result<Option<bool>, AliError> {
+    match p.get(key).filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(v) if v.eq_ignore_ascii_case("true") => Ok(Some(true)),
+        Some(v) if v.eq_ignore_ascii_case("false") => Ok(Some(false)),
+        Some(_) => Err(AliError::invalid(key, "must be true or false")),
+    }
+}
+
+/// `Tag.N.Key` / `Tag.N.Value`, in N order.
+fn tags(p: &Parsed) -> Vec<Tag> {
+    let mut by_n: BTreeMap<u32, Tag> = BTreeMap::new();
+    for (k, v) in &p.params {
+        let Some(rest) = k.strip_prefix("Tag.") else {
+            continue;
+        };
+        let Some((n, field)) = rest.split_once('.') else {
+            continue;
+        };
+        let Ok(n) = n.parse::<u32>() else { continue };
+        let t = by_n.entry(n).or_default();
+        match field {
+            "Key" => t.key = v.clone(),
+            "Value" => t.value = v.clone(),
+            _ => {}
+        }
+    }
+    by_n.into_values().filter(|t| !t.key.is_empty()).collect()
+}
+
+/// `Name.1`, `Name.2`, … in order.
+fn repeated(p: &Parsed, name: &str) -> Vec<String> {
+    let mut by_n: BTreeMap<u32, String> = BTreeMap::new();
+    for (k, v) in &p.params {
+        if let Some(n) = k
+            .strip_prefix(name)
+            .and_then(|r| r.strip_prefix('.'))
+            .and_then(|n| n.parse::<u32>().ok())
+        {
+            by_n.insert(n, v.clone());
+        }
+    }
+    by_n.into_values().collect()
+}
+
+/// `ServiceStatus` from the lifecycle: 0 to be deployed (ordered, or a deployment that
+/// failed and can be started again), 1 being deployed, 5 running.
+fn service_status(s: InstanceStatus) -> i64 {
+    match s {
+        InstanceStatus::Ordered | InstanceStatus::CreateFailed => 0,
+        InstanceStatus::Creating => 1,
+        InstanceStatus::Running
+        | InstanceStatus::Restarting
+        | InstanceStatus::Extending
+        | InstanceStatus::Deleting
+        | InstanceStatus::Error => 5,
+    }
+}
+
+fn tag_list(tags: &[Tag]) -> Value {
+    json!({"TagVO": tags.iter().map(|t| json!({"Key": t.key, "Value": t.value})).collect::<Vec<_>>()})
+}
+
+fn instance_vo(v: &InstanceView, region: &str) -> Value {
+    let d = &v.doc;
+    let region = if d.ali.region_id.is_empty() {
+        region
+    } else {
+        &d.ali.region_id
+    };
+    json!({
+        "InstanceId": v.id,
+        "Name": v.name,
+        "RegionId": region,
+        "ServiceStatus": service_status(v.status),
+        "VpcId": d.vpc_id,
+        "VSwitchId": if d.ali.vswitch_id.is_empty() { &d.subnet_id } else { &d.ali.vswitch_id },
+        "ZoneId": d.ali.zone_id,
+        "EndPoint": d.listeners.join(","),
+        "SslEndPoint": "",
+        "CreateTime": v.created_at_ms,
+        // Pay-as-you-go instances do not expire; Alibaba shows a date far ahead for them.
+        "ExpiredTime": 4_102_444_800_000i64,
+        "DeployType": if d.ali.deploy_type == 0 { 5 } else { d.ali.deploy_type },
+        "IoMax": d.ali.io_max,
+        "EipMax": d.ali.eip_max,
+        "DiskType": if d.ali.disk_type.is_empty() { 1 } else { d.ali.disk_type.parse::<i64>().unwrap_or(1) },
+        "DiskSize": d.storage_space_gb,
+        "MsgRetain": 72,
+        "TopicNumLimit": if d.ali.topic_quota > 0 { d.ali.topic_quota } else { i64::from(d.partition_num) },
+        "PaidType": if d.ali.paid_type == 0 && d.order_id.is_empty() { 1 } else { d.ali.paid_type },
+        "SpecType": if d.ali.spec_type.is_empty() { "normal" } else { &d.ali.spec_type },
+        "UpgradeServiceDetailInfo": {"Current2OpenSourceVersion": "2.2.0"},
+        "Tags": tag_list(&v.tags),
+    })
+}
+
+async fn instance_of(state: &AliState, p: &Parsed) -> Result<InstanceView, AliError> {
+    let id = required(p, "InstanceId")?;
+    Ok(state
+        .plane
+        .show_instance_quietly(&p.caller.project_id, id)
+        .await?)
+}
+
+pub async fn dispatch(state: &AliState, p: &Parsed) -> Result<Fields, AliError> {
+    let plane = &state.plane;
+    let project = p.caller.project_id.clone();
+    match p.action.as_str() {
+        "CreatePostPayOrder" | "CreatePrePayOrder" => {
+            let order = OrderRequest {
+                region_id: required(p, "RegionId")?.to_string(),
+                deploy_type: int(p, "DeployType")?
+                    .ok_or_else(|| AliError::missing("DeployType"))?,
+                disk_size_gb: int(p, "DiskSize")?.ok_or_else(|| AliError::missing("DiskSize"))?,
+                disk_type: required(p, "DiskType")?.to_string(),
+                io_max: int(p, "IoMax")?,
+                io_max_spec: p.get("IoMaxSpec").map(str::to_string),
+                eip_max: int(p, "EipMax")?,
+                partition_num: int(p, "PartitionNum")?,
+                topic_quota: int(p, "TopicQuota")?,
+                spec_type: p.get("SpecType").map(str::to_string),
+                paid_type: if p.action == "CreatePrePayOrder" {
+                    0
+                } else {
+                    1
+                },
+                tags: tags(p),
+            };
+            if order.io_max.is_none() && order.io_max_spec.is_none() {
+                return Err(AliError::missing("IoMax"));
+            }
+            let (_, order_id) = plane.create_order(&p.caller, &order).await?;
+            Ok(fields(json!({"OrderId": order_id})))
+        }
+        "StartInstance" => {
+            let id = required(p, "InstanceId")?;
+            let user = p.get("Username").filter(|u| !u.is_empty());
+            let sasl_user = match (boolean(p, "IsSetUserAndPassword")?.unwrap_or(false), user) {
+                (true, Some(u)) => Some((u.to_string(), required(p, "Password")?.to_string())),
+                (true, None) => return Err(AliError::missing("Username")),
+                _ => None,
+            };
+            let req = DeployRequest {
+                vpc_id: required(p, "VpcId")?.to_string(),
+                vswitch_id: required(p, "VSwitchId")?.to_string(),
+                zone_id: p.get("ZoneId").unwrap_or_default().to_string(),
+                name: p.get("Name").filter(|n| !n.is_empty()).map(str::to_string),
+                sasl_user,
+            };
+            plane.deploy_instance(&p.caller, id, &req).await?;
+            Ok(Map::new())
+        }
+        "GetInstanceList" => {
+            required(p, "RegionId")?;
+            let (all, _) = plane
+                .list_instances(
+                    &project,
+                    &ListFilter {
+                        include_failure: true,
+                        ..ListFilter::default()
+                    },
+                )
+                .await?;
+            let ids = repeated(p, "InstanceId");
+            let order = p.get("OrderId").filter(|o| !o.is_empty());
+            let want_tags = tags(p);
+            let list: Vec<Value> = all
+                .iter()
+                .filter(|v| ids.is_empty() || ids.contains(&v.id))
+                .filter(|v| order.is_none_or(|o| v.doc.order_id == o))
+                .filter(|v| {
+                    want_tags.iter().all(|t| {
+                        v.tags
+                            .iter()
+                            .any(|x| x.key == t.key && (t.value.is_empty() || x.value == t.value))
+                    })
+                })
+                .map(|v| instance_vo(v, &p.region_id))
+                .collect();
+            Ok(fields(json!({"InstanceList": {"InstanceVO": list}})))
+        }
+        "GetAllInstanceIdList" => {
+            let region = required(p, "RegionId")?;
+            let (all, _) = plane
+                .list_instances(
+                    &project,
+                    &ListFilter {
+                        include_failure: true,
+                        ..ListFilter::default()
+                    },
+                )
+                .await?;
+            let ids: Vec<&str> = all.iter().map(|v| v.id.as_str()).collect();
+            Ok(fields(json!({"InstanceIds": {region: ids}})))
+        }
+        "ModifyInstanceName" => {
+            let id = required(p, "InstanceId")?;
+            let name = required(p, "InstanceName")?;
+            let req = UpdateInstanceRequest {
+                name: Some(name.to_string()),
+                ..UpdateInstanceRequest::default()
+            };
+            plane.update_instance(&project, id, &req).await?;
+            Ok(Map::new())
+        }
+        "ReleaseInstance" | "DeleteInstance" => {
+            let id = required(p, "InstanceId")?;
+            plane.delete_instance(&p.caller, id).await?;
+            Ok(Map::new())
+        }
+        "CreateTopic" => {
+            let id = required(p, "InstanceId")?;
+            let topic = required(p, "Topic")?;
+            check_name("Topic", topic)?;
+            let remark = required(p, "Remark")?;
+            let partitions = int(p, "PartitionNum")?.unwrap_or(12);
+            if !(1..=MAX_PARTITIONS).contains(&partitions) {
+                return Err(AliError::invalid(
+                    "PartitionNum",
+                    format!("must be within 1-{MAX_PARTITIONS}"),
+                ));
+            }
+            let replication = int(p, "ReplicationFactor")?.unwrap_or(3).clamp(1, 3) as i16;
+            let mut configs = BTreeMap::new();
+            if boolean(p, "CompactTopic")? == Some(true) {
+                return Err(AliError::new(
+                    400,
+                    "UnsupportedOperation",
+                    "compacted topics (CompactTopic=true) are not supported by OpenDMS",
+                ));
+            }
+            if let Some(m) = int(p, "MinInsyncReplicas")? {
+                configs.insert("min.insync.replicas".to_string(), m.to_string());
+            }
+            if let Some(c) = p.get("Config").filter(|c| !c.is_empty()) {
+                let extra: BTreeMap<String, Value> =
+                    serde_json::from_str(c).map_err(|e| AliError::invalid("Config", e))?;
+                for (k, v) in extra {
+                    configs.insert(
+                        k,
+                        v.as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| v.to_string()),
+                    );
+                }
+            }
+            let spec = control::TopicSpec {
+                name: topic.to_string(),
+                partitions: partitions as i32,
+                replication,
+                configs,
+                remark: remark.to_string(),
+            };
+            plane.create_topic_raw(&project, id, spec).await?;
+            Ok(Map::new())
+        }
+        "DeleteTopic" => {
+            let id = required(p, "InstanceId")?;
+            let topic = required(p, "Topic")?;
+            plane.delete_topic(&project, id, topic).await?;
+            Ok(Map::new())
+        }
+        "GetTopicList" => {
+            let v = instance_of(state, p).await?;
+            let (_, topics) = plane.topics(&project, &v.id).await?;
+            let filter = p.get("Topic").filter(|t| !t.is_empty());
+            let page = int(p, "CurrentPage")?.unwrap_or(1).max(1);
+            let size = int(p, "PageSize")?.unwrap_or(10_000).clamp(1, 10_000);
+            let matching: Vec<_> = topics
+                .iter()
+                .filter(|t| filter.is_none_or(|f| t.name.contains(f)))
+                .collect();
+            let list: Vec<Value> = matching
+                .iter()
+                .skip(((page - 1) * size) as usize)
+                .take(size as usize)
+                .map(|t| {
+                    json!({
+                        "Topic": t.name,
+                        "InstanceId": v.id,
+                        "RegionId": p.region_id,
+                        "CreateTime": t.created_ms,
+                        "Remark": v.doc.topic_remarks.get(&t.name).cloned().unwrap_or_default(),
+                        "PartitionNum": t.partitions,
+                        "CompactTopic": false,
+                        "LocalTopic": false,
+                        "AutoCreate": !v.doc.topic_remarks.contains_key(&t.name),
+                        "Status": 0,
+                        "StatusName": "Running",
+                        "Tags": {"TagVO": []},
+                    })
+                })
+                .collect();
+            Ok(fields(json!({
+                "TopicList": {"TopicVO": list},
+                "Total": matching.len(),
+                "CurrentPage": page,
+                "PageSize": size,
+            })))
+        }
+        "GetTopicStatus" => {
+            let v = instance_of(state, p).await?;
+            let topic = required(p, "Topic")?;
+            let (_, admin) = plane.admin_for(&project, &v.id).await?;
+            let offsets = admin.partition_offsets(topic).ok_or_else(|| {
+                AliError::new(
+                    404,
+                    "InvalidParameter.TopicNotFound",
+                    format!("topic {topic} does not exist"),
+                )
+            })?;
+            let total: i64 = offsets.iter().map(|o| o.log_end - o.log_start).sum();
+            let last = offsets.iter().map(|o| o.last_append_ms).max().unwrap_or(0);
+            let table: Vec<Value> = offsets
+                .iter()
+                .map(|o| json!({"Topic": topic, "Partition": o.partition, "MinOffset": o.log_start, "MaxOffset": o.log_end, "LastUpdateTimestamp": o.last_append_ms}))
+                .collect();
+            Ok(fields(
+                json!({"TopicStatus": {"TotalCount": total, "LastTimeStamp": last, "OffsetTable": {"OffsetTable": table}}}),
+            ))
+        }
+        "ModifyPartitionNum" => {
+            let v = instance_of(state, p).await?;
+            let topic = required(p, "Topic")?;
+            let add =
+                int(p, "AddPartitionNum")?.ok_or_else(|| AliError::missing("AddPartitionNum"))?;
+            let (_, admin) = plane.admin_for(&project, &v.id).await?;
+            let current = admin
+                .topic(topic)
+                .ok_or_else(|| {
+                    AliError::new(
+                        404,
+                        "InvalidParameter.TopicNotFound",
+                        format!("topic {topic} does not exist"),
+                    )
+                })?
+                .partitions as i64;
+            if add < 1 || current + add > MAX_PARTITIONS {
+                return Err(AliError::invalid(
+                    "AddPartitionNum",
+                    format!("a topic has at most {MAX_PARTITIONS} partitions; it has {current}"),
+                ));
+            }
+            plane
+                .set_partitions(&project, &v.id, topic, (current + add) as i32)
+                .await?;
+            Ok(Map::new())
+        }
+        "ModifyTopicRemark" => {
+            let id = required(p, "InstanceId")?;
+            let topic = required(p, "Topic")?;
+            plane
+                .set_topic_remark(&project, id, topic, p.get("Remark").unwrap_or_default())
+                .await?;
+            Ok(Map::new())
+        }
+        "CreateConsumerGroup" => {
+            let id = required(p, "InstanceId")?;
+            let group = required(p, "ConsumerId")?;
+            check_name("ConsumerId", group)?;
+            plane
+                .declare_group(&project, id, group, p.get("Remark").unwrap_or_default())
+                .await?;
+            Ok(Map::new())
+        }
+        "DeleteConsumerGroup" => {
+            let id = required(p, "InstanceId")?;
+            let group = required(p, "ConsumerId")?;
+            plane.delete_group(&project, id, group).await?;
+            Ok(Map::new())
+        }
+        "GetConsumerList" => {
+            let v = instance_of(state, p).await?;
+            let filter = p.get("ConsumerId").filter(|c| !c.is_empty());
+            let groups = plane.groups(&project, &v.id).await?;
+            let matching: Vec<_> = groups
+                .iter()
+                .filter(|g| filter.is_none_or(|f| g.0.contains(f)))
+                .collect();
+            let page = int(p, "CurrentPage")?.unwrap_or(1).max(1);
+            let size = int(p, "PageSize")?.unwrap_or(10_000).clamp(1, 10_000);
+            let list: Vec<Value> = matching
+                .iter()
+                .skip(((page - 1) * size) as usize)
+                .take(size as usize)
+                .map(|(name, remark, created, declared)| {
+                    json!({
+                        "ConsumerId": name, "InstanceId": v.id, "RegionId": p.region_id, "Remark": remark,
+                        "CreateTime": created, "AutomaticallyCreatedGroup": !declared, "Tags": {"TagVO": []},
+                    })
+                })
+                .collect();
+            Ok(fields(
+                json!({"ConsumerList": {"ConsumerVO": list}, "Total": matching.len(), "CurrentPage": page, "PageSize": size}),
+            ))
+        }
+        "GetConsumerProgress" => {
+            let v = instance_of(state, p).await?;
+            let group = required(p, "ConsumerId")?;
+            let (_, admin) = plane.admin_for(&project, &v.id).await?;
+            let committed = admin.committed_offsets(group);
+            let mut by_topic: BTreeMap<String, Vec<(i32, i64)>> = BTreeMap::new();
+            for (t, part, off) in committed {
+                by_topic.entry(t).or_default().push((part, off));
+            }
+            let mut total_diff = 0i64;
+            let mut last_all = 0i64;
+            let mut topics = Vec::new();
+            for (topic, parts) in by_topic {
+                let offsets = admin.partition_offsets(&topic).unwrap_or_default();
+                let mut diff = 0i64;
+                let mut last_topic = 0i64;
+                let list: Vec<Value> = parts
+                    .iter()
+                    .map(|(part, consumer)| {
+                        let broker = offsets.iter().find(|o| o.partition == *part);
+                        let end = broker.map(|o| o.log_end).unwrap_or(0);
+                        let last = broker.map(|o| o.last_append_ms).unwrap_or(0);
+                        diff += (end - consumer).max(0);
+                        last_topic = last_topic.max(last);
+                        json!({"Partition": part, "BrokerOffset": end, "ConsumerOffset": consumer, "LastTimestamp": last})
+                    })
+                    .collect();
+                total_diff += diff;
+                last_all = last_all.max(last_topic);
+                topics.push(json!({"Topic": topic, "TotalDiff": diff, "LastTimestamp": last_topic, "OffsetList": {"OffsetList": list}}));
+            }
+            Ok(fields(json!({"ConsumerProgress": {
+                "TotalDiff": total_diff,
+                "LastTimestamp": last_all,
+                "TopicList": {"TopicList": topics},
+            }})))
+        }
+        "TagResources" | "UntagResources" | "ListTagResources" => tag_action(state, p).await,
+        "UpgradePrePayOrder"
+        | "UpgradePostPayOrder"
+        | "GetAllowedIpList"
+        | "UpdateAllowedIp"
+        | "CreateSaslUser"
+        | "DeleteSaslUser"
+        | "DescribeSaslUsers"
+        | "CreateAcl"
+        | "DescribeAcls"
+        | "DeleteAcl"
+        | "DescribeMetricMetaList"
+        | "DescribeMetricLast"
+        | "DescribeMetricList"
+        | "DescribeMetricData"
+        | "DescribeMetricTop"
+        | "DescribeProjectMeta" => Err(AliError::new(
+            501,
+            "UnsupportedOperation",
+            format!("{} is not implemented by OpenDMS yet", p.action),
+        )),
+        other => Err(AliError::new(
+            404,
+            "InvalidAction.NotFound",
+            format!("Specified api is not found, please check your url and method. ({other})"),
+        )),
+    }
+}
+
+/// Partitions per topic (§11.1: 1 to 48).
+const MAX_PARTITIONS: i64 = 48;
+
+/// Topic and group names (§11.1, §12.4): 3–64 letters, digits, `-` and `_`.
+fn check_name(param: &str, name: &str) -> Result<(), AliError> {
+    let ok = (3..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    ok.then_some(())
+        .ok_or_else(|| AliError::invalid(param, "3 to 64 letters, digits, '-' and '_'"))
+}
+
+/// Tags of instances (`ResourceType` INSTANCE). Topic and group tags are not kept yet.
+async fn tag_action(state: &AliState, p: &Parsed) -> Result<Fields, AliError> {
+    let plane = &state.plane;
+    let project = &p.caller.project_id;
+    let resource_type = required(p, "ResourceType")?;
+    if !resource_type.eq_ignore_ascii_case("instance") {
+        return Err(AliError::new(
+            400,
+            "UnsupportedOperation",
+            format!(
+                "tags on {resource_type} resources are not supported by OpenDMS yet; INSTANCE is"
+            ),
+        ));
+    }
+    let ids = repeated(p, "ResourceId");
+    match p.action.as_str() {
+        "TagResources" => {
+            let t = tags(p);
+            if ids.is_empty() {
+                return Err(AliError::missing("ResourceId.1"));
+            }
+            for id in &ids {
+                plane.change_tags(project, id, "create", &t).await?;
+            }
+            Ok(Map::new())
+        }
+        "UntagResources" => {
+            let all = boolean(p, "All")?.unwrap_or(false);
+            let keys = repeated(p, "TagKey");
+            for id in &ids {
+                let remove: Vec<Tag> = if all {
+                    plane.tags(project, id).await?
+                } else {
+                    keys.iter()
+                        .map(|k| Tag {
+                            key: k.clone(),
+                            value: String::new(),
+                        })
+                        .collect()
+                };
+                plane.change_tags(project, id, "delete", &remove).await?;
+            }
+            Ok(Map::new())
+        }
+        _ => {
+            let (all, _) = plane
+                .list_instances(
+                    project,
+                    &ListFilter {
+                        include_failure: true,
+                        ..ListFilter::default()
+                    },
+                )
+                .await?;
+            let want = tags(p);
+            let mut out = Vec::new();
+            for v in all.iter().filter(|v| ids.is_empty() || ids.contains(&v.id)) {
+                for t in &v.tags {
+                    if want.is_empty()
+                        || want
+                            .iter()
+                            .any(|w| w.key == t.key && (w.value.is_empty() || w.value == t.value))
+                    {
+                        out.push(json!({"ResourceId": v.id, "ResourceType": "ALIYUN::ALIKAFKA::INSTANCE", "TagKey": t.key, "TagValue": t.value}));
+                    }
+                }
+            }
+            Ok(fields(
+                json!({"TagResources": {"TagResource": out}, "NextToken": ""}),
+            ))
+        }
+    }
+}
