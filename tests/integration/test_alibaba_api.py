@@ -175,7 +175,7 @@ def test_errors_signatures_and_replay(server):
     assert (r.status_code, r.json()["Code"]) == (400, "MissingParameter") and "DiskSize" in r.json()["Message"]
     r = rpc_call(server, "GetTopicList", {"InstanceId": "8d2b1f7c-1f0e-4c2a-9d7a-0a1b2c3d4e5f"})
     assert (r.status_code, r.json()["Code"]) == (404, "InvalidInstanceId.NotFound")
-    r = rpc_call(server, "CreateSaslUser", {"InstanceId": "x", "Username": "u", "Password": "p"})
+    r = rpc_call(server, "DescribeMetricLast", {"Namespace": "acs_kafka"})
     assert (r.status_code, r.json()["Code"]) == (501, "UnsupportedOperation")
     # Spaces, '+' and '*' in parameters are signed and decoded the same way by both schemes.
     for algorithm in (None, "v2"):
@@ -184,3 +184,108 @@ def test_errors_signatures_and_replay(server):
         assert body.success is True and body.instance_list.instance_vo == []
     # Nothing was created by any of the refused calls.
     assert rpc_call(server, "GetInstanceList", {}).json()["InstanceList"]["InstanceVO"] == []
+
+
+def order_and_deploy(server, c, **start):
+    order = c.create_post_pay_order(m.CreatePostPayOrderRequest(
+        region_id=REGION, deploy_type=4, disk_size=500, disk_type="1", io_max=20, eip_max=1)).body
+    iid = c.get_instance_list(m.GetInstanceListRequest(region_id=REGION, order_id=order.order_id)).body.instance_list.instance_vo[0].instance_id
+    c.start_instance(m.StartInstanceRequest(region_id=REGION, instance_id=iid, vpc_id="vpc-1", v_switch_id="vsw-1",
+                                            zone_id="zonea", **start))
+    return iid, deployed(c, iid)
+
+
+def produce_outcome(bs, topic, extra):
+    outcomes = []
+    p = Producer({"bootstrap.servers": bs, "message.timeout.ms": 5000, **extra})
+    p.produce(topic, b"x", on_delivery=lambda err, msg: outcomes.append(err))
+    p.flush(15)
+    return outcomes[0] if outcomes else "no delivery report"
+
+
+def test_sasl_users_and_acls_are_enforced(server):
+    c = ali_client(server)
+    iid, vo = order_and_deploy(server, c, deploy_module="eip", is_eip_inner=True, is_set_user_and_password=True,
+                               username="admin-user", password="Admin-pw1")
+    bs = vo.end_point
+    admin = {"security.protocol": "SASL_PLAINTEXT", "sasl.mechanisms": "SCRAM-SHA-512",
+             "sasl.username": "admin-user", "sasl.password": "Admin-pw1"}
+    c.create_topic(m.CreateTopicRequest(region_id=REGION, instance_id=iid, topic="secured", remark="r", partition_num="1"))
+    assert produce_outcome(bs, "secured", admin) is None, "the deployment's user is a super user"
+
+    c.create_sasl_user(m.CreateSaslUserRequest(region_id=REGION, instance_id=iid, username="app-user", password="App-pw1",
+                                               type="scram", mechanism="SCRAM-SHA-256"))
+    users = c.describe_sasl_users(m.DescribeSaslUsersRequest(region_id=REGION, instance_id=iid)).body.sasl_user_list.sasl_user_vo
+    assert {(u.username, u.type, u.mechanism) for u in users} >= {("app-user", "scram", "SCRAM-SHA-256")}
+    app = {"security.protocol": "SASL_PLAINTEXT", "sasl.mechanisms": "SCRAM-SHA-256",
+           "sasl.username": "app-user", "sasl.password": "App-pw1"}
+    assert produce_outcome(bs, "secured", app) is not None, "no ACL yet: denied"
+
+    c.create_acl(m.CreateAclRequest(region_id=REGION, instance_id=iid, username="app-user", acl_resource_type="Topic",
+                                    acl_resource_name="secured", acl_resource_pattern_type="LITERAL",
+                                    acl_operation_type="Write"))
+    c.create_acl(m.CreateAclRequest(region_id=REGION, instance_id=iid, username="app-user", acl_resource_type="Topic",
+                                    acl_resource_name="sec", acl_resource_pattern_type="PREFIXED",
+                                    acl_operation_type="Read"))
+    c.create_acl(m.CreateAclRequest(region_id=REGION, instance_id=iid, username="app-user", acl_resource_type="Group",
+                                    acl_resource_name="app-group", acl_resource_pattern_type="LITERAL",
+                                    acl_operation_type="Read"))
+    acls = c.describe_acls(m.DescribeAclsRequest(region_id=REGION, instance_id=iid, username="app-user",
+                                                 acl_resource_type="Topic", acl_resource_name="secured")).body.kafka_acl_list.kafka_acl_vo
+    assert [(a.acl_operation_type, a.acl_resource_pattern_type, a.acl_permission_type) for a in acls] == [("Write", "LITERAL", "ALLOW")]
+    assert produce_outcome(bs, "secured", app) is None
+    consumer = Consumer({"bootstrap.servers": bs, "group.id": "app-group", "auto.offset.reset": "earliest", **app})
+    consumer.subscribe(["secured"])
+    got, deadline = [], time.monotonic() + 20
+    while len(got) < 2 and time.monotonic() < deadline:
+        msg = consumer.poll(0.5)
+        if msg is not None and msg.error() is None:
+            got.append(msg.value())
+    consumer.close()
+    assert got == [b"x", b"x"]
+
+    c.create_acl(m.CreateAclRequest(region_id=REGION, instance_id=iid, username="app-user", acl_resource_type="Topic",
+                                    acl_resource_name="secured", acl_resource_pattern_type="LITERAL",
+                                    acl_operation_type="Write", acl_permission_type="DENY"))
+    assert produce_outcome(bs, "secured", app) is not None, "a DENY ACL wins over the ALLOW"
+    c.delete_acl(m.DeleteAclRequest(region_id=REGION, instance_id=iid, username="app-user", acl_resource_type="Topic",
+                                    acl_resource_name="secured", acl_resource_pattern_type="LITERAL",
+                                    acl_operation_type="Write", acl_permission_type="DENY"))
+    assert produce_outcome(bs, "secured", app) is None
+
+    c.delete_sasl_user(m.DeleteSaslUserRequest(region_id=REGION, instance_id=iid, username="app-user"))
+    assert produce_outcome(bs, "secured", app) is not None, "a deleted user cannot log in"
+
+
+def test_allowed_ip_lists_are_enforced(server):
+    c = ali_client(server)
+    iid, vo = order_and_deploy(server, c, deploy_module="vpc")
+    allowed = c.get_allowed_ip_list(m.GetAllowedIpListRequest(region_id=REGION, instance_id=iid)).body.allowed_list
+    assert [(v.port_range, v.allowed_ip_list) for v in allowed.vpc_list] == [("9092/9092", ["0.0.0.0/0"])]
+    c.create_topic(m.CreateTopicRequest(region_id=REGION, instance_id=iid, topic="topic-1", remark="r", partition_num="1"))
+    assert produce_outcome(vo.end_point, "topic-1", {}) is None
+
+    update = lambda kind, ip: c.update_allowed_ip(m.UpdateAllowedIpRequest(  # noqa: E731
+        region_id=REGION, instance_id=iid, update_type=kind, allowed_list_type="vpc", port_range="9092/9092",
+        allowed_list_ip=ip))
+    update("add", "10.0.0.0/8")
+    update("delete", "0.0.0.0/0")
+    assert produce_outcome(vo.end_point, "topic-1", {}) is not None, "127.0.0.1 is not in 10.0.0.0/8"
+    update("add", "127.0.0.0/8")
+    assert produce_outcome(vo.end_point, "topic-1", {}) is None
+    allowed = c.get_allowed_ip_list(m.GetAllowedIpListRequest(region_id=REGION, instance_id=iid)).body.allowed_list
+    assert allowed.vpc_list[0].allowed_ip_list == ["10.0.0.0/8", "127.0.0.0/8"]
+    r = rpc_call(server, "UpdateAllowedIp", {"InstanceId": iid, "UpdateType": "add", "AllowedListType": "vpc",
+                                             "PortRange": "9092/9092", "AllowedListIp": "not-an-ip"})
+    assert (r.status_code, r.json()["Code"]) == (400, "InvalidParameter")
+
+
+def test_throttling_at_the_documented_rates(serve_factory):
+    server = serve_factory(env={"OPENDMS_ALIBABA_QPS": ""})
+    codes = [rpc_call(server, "GetInstanceList", {}).json().get("Code") for _ in range(10)]
+    assert codes.count(200) >= 3 and "Throttling.User" in codes, codes
+    r = rpc_call(server, "GetInstanceList", {})
+    if r.json()["Code"] == "Throttling.User":
+        assert r.status_code == 400 and int(r.headers["x-acs-retry-after"]) > 0
+    time.sleep(1.1)
+    assert rpc_call(server, "GetInstanceList", {}).json()["Code"] == 200

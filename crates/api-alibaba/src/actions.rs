@@ -475,16 +475,152 @@ pub async fn dispatch(state: &AliState, p: &Parsed) -> Result<Fields, AliError> 
             }})))
         }
         "TagResources" | "UntagResources" | "ListTagResources" => tag_action(state, p).await,
+        "CreateSaslUser" => {
+            let id = required(p, "InstanceId")?;
+            let user = required(p, "Username")?;
+            let password = required(p, "Password")?;
+            let kind = p
+                .get("Type")
+                .filter(|t| !t.is_empty())
+                .unwrap_or("plain")
+                .to_ascii_lowercase();
+            let mechanism = match (kind.as_str(), p.get("Mechanism").filter(|m| !m.is_empty())) {
+                ("plain", _) => "PLAIN".to_string(),
+                ("scram", None) => "SCRAM-SHA-256".to_string(),
+                ("scram", Some(m @ ("SCRAM-SHA-256" | "SCRAM-SHA-512"))) => m.to_string(),
+                ("scram", Some(m)) => {
+                    return Err(AliError::invalid(
+                        "Mechanism",
+                        format!("{m}: SCRAM-SHA-256 or SCRAM-SHA-512"),
+                    ))
+                }
+                (t, _) => return Err(AliError::invalid("Type", format!("{t}: plain or scram"))),
+            };
+            let meta = control::model::SaslUserMeta { kind, mechanism };
+            plane
+                .create_sasl_user(&project, id, user, password, meta)
+                .await?;
+            Ok(Map::new())
+        }
+        "DeleteSaslUser" => {
+            let id = required(p, "InstanceId")?;
+            plane
+                .delete_sasl_user(&project, id, required(p, "Username")?)
+                .await?;
+            Ok(Map::new())
+        }
+        "DescribeSaslUsers" => {
+            let id = required(p, "InstanceId")?;
+            let users = plane.sasl_users(&project, id).await?;
+            // Passwords are kept only as SCRAM hashes, so none can be shown.
+            let list: Vec<Value> = users
+                .iter()
+                .map(|(u, m)| json!({"Username": u, "Type": m.kind, "Mechanism": m.mechanism, "Password": ""}))
+                .collect();
+            Ok(fields(json!({"SaslUserList": {"SaslUserVO": list}})))
+        }
+        "CreateAcl" | "DeleteAcl" => {
+            let id = required(p, "InstanceId")?;
+            let bindings = acl_bindings(p)?;
+            let mut removed = 0;
+            for b in bindings {
+                if p.action == "CreateAcl" {
+                    plane.add_acl(&project, id, b).await?;
+                } else {
+                    removed += plane.remove_acl(&project, id, b).await?;
+                }
+            }
+            if p.action == "DeleteAcl" && removed == 0 {
+                return Err(AliError::new(
+                    404,
+                    "InvalidParameter.AclNotFound",
+                    "no ACL matches the given fields",
+                ));
+            }
+            Ok(Map::new())
+        }
+        "DescribeAcls" => {
+            let id = required(p, "InstanceId")?;
+            let user = p.get("Username").filter(|u| !u.is_empty());
+            let rtype = p.get("AclResourceType").filter(|u| !u.is_empty());
+            let rname = p.get("AclResourceName").filter(|u| !u.is_empty());
+            let list: Vec<Value> = plane
+                .acls(&project, id)
+                .await?
+                .iter()
+                .filter(|b| user.is_none_or(|u| b.principal == format!("User:{u}")))
+                .filter(|b| rtype.is_none_or(|t| resource_type_name(b.resource_type).eq_ignore_ascii_case(t)))
+                .filter(|b| rname.is_none_or(|n| b.resource_name == n))
+                .map(|b| {
+                    json!({
+                        "Username": b.principal.strip_prefix("User:").unwrap_or(&b.principal),
+                        "AclResourceType": resource_type_name(b.resource_type),
+                        "AclResourceName": b.resource_name,
+                        "AclResourcePatternType": match b.pattern_type { engine::PatternType::Literal => "LITERAL", engine::PatternType::Prefixed => "PREFIXED" },
+                        "AclOperationType": format!("{:?}", b.operation),
+                        "AclPermissionType": match b.permission { engine::Permission::Allow => "ALLOW", engine::Permission::Deny => "DENY" },
+                        "Host": b.host,
+                    })
+                })
+                .collect();
+            Ok(fields(json!({"KafkaAclList": {"KafkaAclVO": list}})))
+        }
+        "GetAllowedIpList" => {
+            let v = instance_of(state, p).await?;
+            let lists = plane.allowed_ips(&project, &v.id).await?;
+            let entry = |name: &str, port: &str| -> Vec<Value> {
+                match lists.get(name) {
+                    Some(ips) => vec![json!({"PortRange": port, "AllowedIpList": ips})],
+                    None => Vec::new(),
+                }
+            };
+            Ok(fields(json!({"AllowedList": {
+                "DeployType": if v.doc.ali.deploy_type == 0 { 5 } else { v.doc.ali.deploy_type },
+                "VpcList": entry("vpc", "9092/9092"),
+                "InternetList": entry("internet", "9093/9093"),
+            }})))
+        }
+        "UpdateAllowedIp" => {
+            let id = required(p, "InstanceId")?;
+            let add = match required(p, "UpdateType")? {
+                "add" => true,
+                "delete" => false,
+                other => {
+                    return Err(AliError::invalid(
+                        "UpdateType",
+                        format!("{other}: add or delete"),
+                    ))
+                }
+            };
+            let list = required(p, "AllowedListType")?;
+            let port = required(p, "PortRange")?;
+            match (list, port) {
+                ("vpc", "9092/9092") | ("internet", "9093/9093") => {}
+                _ => {
+                    return Err(AliError::invalid(
+                        "PortRange",
+                        "9092/9092 goes with vpc, 9093/9093 with internet",
+                    ))
+                }
+            }
+            let ips: Vec<String> = required(p, "AllowedListIp")?
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect();
+            if !add && ips.len() != 1 {
+                return Err(AliError::invalid(
+                    "AllowedListIp",
+                    "delete takes exactly one address",
+                ));
+            }
+            plane
+                .update_allowed_ips(&project, id, list, add, &ips)
+                .await?;
+            Ok(Map::new())
+        }
         "UpgradePrePayOrder"
         | "UpgradePostPayOrder"
-        | "GetAllowedIpList"
-        | "UpdateAllowedIp"
-        | "CreateSaslUser"
-        | "DeleteSaslUser"
-        | "DescribeSaslUsers"
-        | "CreateAcl"
-        | "DescribeAcls"
-        | "DeleteAcl"
         | "DescribeMetricMetaList"
         | "DescribeMetricLast"
         | "DescribeMetricList"
@@ -588,4 +724,95 @@ async fn tag_action(state: &AliState, p: &Parsed) -> Result<Fields, AliError> {
             ))
         }
     }
+}
+
+fn resource_type_name(t: engine::ResourceType) -> &'static str {
+    match t {
+        engine::ResourceType::Topic => "Topic",
+        engine::ResourceType::Group => "Group",
+        engine::ResourceType::Cluster => "Cluster",
+        engine::ResourceType::TransactionalId => "TransactionalId",
+    }
+}
+
+/// The ACL bindings a CreateAcl/DeleteAcl names: one per operation in
+/// `AclOperationType` or the comma-separated `AclOperationTypes`.
+fn acl_bindings(p: &Parsed) -> Result<Vec<engine::AclBinding>, AliError> {
+    let resource_type = match required(p, "AclResourceType")?
+        .to_ascii_lowercase()
+        .as_str()
+    {
+        "topic" => engine::ResourceType::Topic,
+        "group" => engine::ResourceType::Group,
+        other => {
+            return Err(AliError::invalid(
+                "AclResourceType",
+                format!("{other}: Topic or Group"),
+            ))
+        }
+    };
+    let pattern_type = match required(p, "AclResourcePatternType")?
+        .to_ascii_uppercase()
+        .as_str()
+    {
+        "LITERAL" => engine::PatternType::Literal,
+        "PREFIXED" => engine::PatternType::Prefixed,
+        other => {
+            return Err(AliError::invalid(
+                "AclResourcePatternType",
+                format!("{other}: LITERAL or PREFIXED"),
+            ))
+        }
+    };
+    let permission = match p
+        .get("AclPermissionType")
+        .filter(|v| !v.is_empty())
+        .map(|v| v.to_ascii_uppercase())
+    {
+        None => engine::Permission::Allow,
+        Some(v) if v == "ALLOW" => engine::Permission::Allow,
+        Some(v) if v == "DENY" => engine::Permission::Deny,
+        Some(v) => {
+            return Err(AliError::invalid(
+                "AclPermissionType",
+                format!("{v}: ALLOW or DENY"),
+            ))
+        }
+    };
+    let ops_text = p
+        .get("AclOperationTypes")
+        .filter(|v| !v.is_empty())
+        .or(p.get("AclOperationType").filter(|v| !v.is_empty()))
+        .ok_or_else(|| AliError::missing("AclOperationType"))?;
+    let user = required(p, "Username")?;
+    let name = required(p, "AclResourceName")?;
+    let mut out = Vec::new();
+    for op in ops_text.split(',').map(str::trim).filter(|o| !o.is_empty()) {
+        let operation = match op.to_ascii_lowercase().as_str() {
+            "read" => engine::Operation::Read,
+            "write" => engine::Operation::Write,
+            "describe" => engine::Operation::Describe,
+            "idempotentwrite" => engine::Operation::IdempotentWrite,
+            other => {
+                return Err(AliError::invalid(
+                    "AclOperationType",
+                    format!("{other}: Read, Write, Describe or IdempotentWrite"),
+                ))
+            }
+        };
+        out.push(engine::AclBinding {
+            resource_type,
+            resource_name: name.to_string(),
+            pattern_type,
+            principal: format!("User:{user}"),
+            host: p
+                .get("Host")
+                .filter(|h| !h.is_empty())
+                .unwrap_or("*")
+                .to_string(),
+            operation,
+            permission,
+        });
+    }
+    Ok(out)
 }

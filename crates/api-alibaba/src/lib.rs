@@ -6,6 +6,7 @@
 mod actions;
 mod envelope;
 mod request;
+mod throttle;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use parking_lot::Mutex;
 use store::MetaStore;
 
 pub use envelope::AliError;
+pub use throttle::ThrottleConfig;
 
 pub const API_VERSION: &str = "2019-09-16";
 /// A signed request larger than this is refused (the SDKs send parameters in the query).
@@ -32,6 +34,7 @@ pub struct AliState {
     pub regions: HashMap<String, String>,
     /// Nonces seen in the last 15 minutes, with when they may be forgotten.
     nonces: Mutex<HashMap<String, i64>>,
+    throttle: throttle::Throttle,
 }
 
 impl AliState {
@@ -39,12 +42,14 @@ impl AliState {
         plane: Arc<ControlPlane>,
         store: Arc<dyn MetaStore>,
         regions: HashMap<String, String>,
+        throttle: ThrottleConfig,
     ) -> Arc<Self> {
         Arc::new(AliState {
             plane,
             store,
             regions,
             nonces: Mutex::new(HashMap::new()),
+            throttle: throttle::Throttle::new(throttle),
         })
     }
 
@@ -85,6 +90,19 @@ pub async fn handle(State(state): State<Arc<AliState>>, req: Request<Body>) -> R
     };
     let action = parsed.action.clone();
     let json = parsed.json;
+    if let Err(wait) = state.throttle.admit(&parsed.caller.user_id, &action) {
+        tracing::info!(action, request_id, "alibaba request throttled");
+        let e = AliError::new(
+            400,
+            "Throttling.User",
+            "Request was denied due to user flow control.",
+        );
+        let mut resp = envelope::error_response(&e, &action, json, &request_id);
+        if let Ok(v) = axum::http::HeaderValue::from_str(&wait.as_millis().max(1).to_string()) {
+            resp.headers_mut().insert("x-acs-retry-after", v);
+        }
+        return resp;
+    }
     match actions::dispatch(&state, &parsed).await {
         Ok(body) => envelope::success_response(&action, body, json, &request_id),
         Err(e) => {

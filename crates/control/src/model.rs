@@ -112,6 +112,35 @@ pub struct InstanceDoc {
     /// request: groups clients join exist in the broker on their own; these are listed
     /// beside them until deleted.
     pub declared_groups: std::collections::BTreeMap<String, DeclaredGroup>,
+    /// Enforce Kafka ACLs (Alibaba instances deployed with `DeployModule=eip`); the
+    /// deployment's user is a super user.
+    pub acl_enabled: bool,
+    /// SASL users created through the APIs: name → (type, mechanism) as given. The
+    /// passwords are only in the broker, as SCRAM hashes.
+    pub sasl_users: std::collections::BTreeMap<String, SaslUserMeta>,
+    /// Client networks allowed to connect, by list (`vpc`, `internet`); empty maps allow
+    /// everyone.
+    pub allowed_ips: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SaslUserMeta {
+    pub kind: String,
+    pub mechanism: String,
+}
+
+impl InstanceDoc {
+    /// The allowed networks the brokers enforce: `None` when no list was ever set.
+    pub fn allowed_networks(&self) -> Option<Vec<String>> {
+        if self.allowed_ips.is_empty() {
+            return None;
+        }
+        let mut all: Vec<String> = self.allowed_ips.values().flatten().cloned().collect();
+        all.sort();
+        all.dedup();
+        Some(all)
+    }
 }
 
 /// What the Alibaba API records about an instance beyond the common fields.

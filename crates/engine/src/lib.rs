@@ -17,6 +17,9 @@ use msglog::QuotaPolicy;
 use parking_lot::Mutex;
 use tracing::{info, warn};
 
+pub use kafka::security::{
+    AclBinding, AllowList, Operation, PatternType, Permission, ResourceType,
+};
 pub use kafka::{KafkaAdmin, PartitionOffsets, TopicError, TopicSummary};
 
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +49,11 @@ pub struct InstancePlan {
     pub auto_create_topics: bool,
     /// Require SASL (SCRAM or PLAIN) on every connection.
     pub sasl: bool,
+    /// Enforce Kafka ACLs; `super_users` (`User:name`) bypass them.
+    pub authorizer: bool,
+    pub super_users: Vec<String>,
+    /// Client networks allowed to connect; `None` lets everyone in.
+    pub allowed_ips: Option<Vec<String>>,
     /// Default topic retention in hours.
     pub retention_hours: i64,
 }
@@ -79,6 +87,9 @@ impl Engines {
         cfg.auto_create_topics = plan.auto_create_topics;
         cfg.max_partitions = plan.max_partitions;
         cfg.sasl = plan.sasl;
+        cfg.authorizer = plan.authorizer;
+        cfg.super_users = plan.super_users.clone();
+        cfg.allowed_ips = plan.allowed_ips.clone();
         cfg.store.quota_bytes = plan.quota_bytes;
         cfg.store.quota_policy = plan.quota_policy;
         cfg.log.retention_ms =

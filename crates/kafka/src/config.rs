@@ -35,6 +35,8 @@ pub struct KafkaConfig {
     pub super_users: Vec<String>,
     /// Users to create (or whose password to reset) at start.
     pub users: Vec<(String, String)>,
+    /// Client networks allowed to connect; `None` lets everyone in.
+    pub allowed_ips: Option<Vec<String>>,
     /// Storage quota, quota policy and flush policy of the whole instance.
     pub store: StoreConfig,
     /// Log settings of topics that do not override them.
@@ -59,6 +61,7 @@ impl KafkaConfig {
             authorizer: false,
             super_users: Vec::new(),
             users: Vec::new(),
+            allowed_ips: None,
             store: StoreConfig {
                 quota_bytes: None,
                 quota_policy: QuotaPolicy::TimeBase,

@@ -58,6 +58,12 @@ pub(crate) async fn accept_loop(shared: Arc<Shared>, broker_id: i32, listener: T
             _ = shutdown.changed() => return,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    let refused = shared.allowed.read().as_ref().is_some_and(|l| !l.allows(peer.ip()));
+                    if refused {
+                        info!(broker = broker_id, %peer, "connection refused: address not in the allowed list");
+                        drop(stream);
+                        continue;
+                    }
                     tokio::spawn(serve_connection(shared.clone(), broker_id, stream, peer));
                 }
                 Err(e) => {

@@ -86,6 +86,8 @@ pub(crate) struct Shared {
     pub appends: watch::Sender<u64>,
     pub shutdown: watch::Sender<bool>,
     pub traffic: Traffic,
+    /// Who may connect (`None`: everyone). Replaced at run time by the control plane.
+    pub allowed: RwLock<Option<crate::security::AllowList>>,
     meta_file: MetaFile,
     /// Serialises changes of the metadata file (topic changes, producer id blocks).
     meta_write: Mutex<MetaState>,
@@ -519,6 +521,53 @@ impl KafkaAdmin {
         self.shared.store.set_quota(quota_bytes, policy);
     }
 
+    /// Replaces the list of client networks allowed to connect (`None`: everyone).
+    /// Connections already open stay open.
+    pub fn set_allowed_ips(&self, list: Option<Vec<String>>) -> Result<(), String> {
+        let parsed = match list {
+            None => None,
+            Some(l) => Some(crate::security::AllowList::parse(&l)?),
+        };
+        *self.shared.allowed.write() = parsed;
+        Ok(())
+    }
+
+    pub fn users(&self) -> Vec<String> {
+        self.shared.users.users()
+    }
+
+    pub async fn delete_user(&self, user: String) -> Result<bool, InstanceError> {
+        let users = self.shared.users.clone();
+        tokio::task::spawn_blocking(move || users.delete_user(&user))
+            .await
+            .map_err(|e| InstanceError::Topic(TopicError::Io(std::io::Error::other(e))))?
+            .map_err(InstanceError::from)
+    }
+
+    pub fn acls(&self) -> Vec<crate::security::AclBinding> {
+        self.shared.acls.bindings()
+    }
+
+    pub async fn add_acl(&self, binding: crate::security::AclBinding) -> Result<(), InstanceError> {
+        let acls = self.shared.acls.clone();
+        tokio::task::spawn_blocking(move || acls.add_binding(binding))
+            .await
+            .map_err(|e| InstanceError::Topic(TopicError::Io(std::io::Error::other(e))))?
+            .map_err(InstanceError::from)
+    }
+
+    /// Removes the binding equal to `binding`; answers how many were removed.
+    pub async fn remove_acl(
+        &self,
+        binding: crate::security::AclBinding,
+    ) -> Result<usize, InstanceError> {
+        let acls = self.shared.acls.clone();
+        tokio::task::spawn_blocking(move || acls.remove_matching(&binding))
+            .await
+            .map_err(|e| InstanceError::Topic(TopicError::Io(std::io::Error::other(e))))?
+            .map_err(InstanceError::from)
+    }
+
     /// Creates a SASL user or resets its password (kept as SCRAM hashes).
     pub async fn set_user_password(
         &self,
@@ -689,6 +738,16 @@ fn open_shared(config: KafkaConfig, brokers: Vec<BrokerAddress>) -> Result<Share
         users.set_password(name, password)?;
     }
     let acls = Authorizer::open(&dir.join("acls.json"), config.super_users.clone())?;
+    let allowed =
+        match &config.allowed_ips {
+            None => None,
+            Some(list) => Some(crate::security::AllowList::parse(list).map_err(|e| {
+                InstanceError::DataDir {
+                    path: "allowed_ips".into(),
+                    source: std::io::Error::other(e),
+                }
+            })?),
+        };
     let (appends, _) = watch::channel(0u64);
     let (shutdown, _) = watch::channel(false);
     let shared = Shared {
@@ -702,6 +761,7 @@ fn open_shared(config: KafkaConfig, brokers: Vec<BrokerAddress>) -> Result<Share
         appends,
         shutdown,
         traffic: Traffic::default(),
+        allowed: RwLock::new(allowed),
         meta_file,
         meta_write: Mutex::new(MetaState {
             producer_id_next: meta.producer_id_limit,

@@ -46,6 +46,9 @@ pub struct ServeConfig {
     /// Alibaba `RegionId` → project id. A region not listed uses the account's project
     /// named after it, else the account's first project.
     pub alibaba_regions: std::collections::HashMap<String, String>,
+    /// Requests per second per user and Alibaba action (`OPENDMS_ALIBABA_QPS`). Unset: the
+    /// documented rates (3, CreateTopic 1); 0 turns throttling off.
+    pub alibaba_qps: Option<f64>,
 }
 
 impl Default for ServeConfig {
@@ -62,6 +65,7 @@ impl Default for ServeConfig {
             bootstrap: BootstrapConfig::default(),
             lifecycle: LifecycleControls::default(),
             alibaba_regions: Default::default(),
+            alibaba_qps: None,
         }
     }
 }
@@ -124,6 +128,9 @@ pub fn load_config(args: &ServeArgs) -> anyhow::Result<ServeConfig> {
         cfg.broker_ip_pool_size = v
             .parse()
             .context("OPENDMS_BROKER_IP_POOL_SIZE must be a number")?;
+    }
+    if let Some(v) = env("OPENDMS_ALIBABA_QPS") {
+        cfg.alibaba_qps = Some(v.parse().context("OPENDMS_ALIBABA_QPS must be a number")?);
     }
     if let Some(v) = env("OPENDMS_BROKER_PORT") {
         cfg.broker_port = v
@@ -342,7 +349,17 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         token_key,
         metrics: Arc::new(api_huawei::Metrics::default()),
     });
-    let ali = api_alibaba::AliState::new(plane.clone(), store.clone(), cfg.alibaba_regions.clone());
+    let mut throttle = api_alibaba::ThrottleConfig::default();
+    if let Some(qps) = cfg.alibaba_qps {
+        throttle.default_qps = qps;
+        throttle.per_action.clear();
+    }
+    let ali = api_alibaba::AliState::new(
+        plane.clone(),
+        store.clone(),
+        cfg.alibaba_regions.clone(),
+        throttle,
+    );
     // Alibaba's RPC API lives on `/`; every other path is the Huawei API.
     let app = axum::Router::new()
         .route("/", axum::routing::any(api_alibaba::handle).with_state(ali))

@@ -6,6 +6,7 @@
 //! `SaslSession::step` for PLAIN, so async callers may prefer `spawn_blocking` for those.
 
 mod acl;
+mod allowlist;
 mod scram;
 mod users;
 
@@ -19,6 +20,7 @@ pub use acl::{
     AclBinding, Authorizer, Operation, PatternType, Permission, ResourceType,
     CLUSTER_RESOURCE_NAME, WILDCARD_HOST, WILDCARD_PRINCIPAL, WILDCARD_RESOURCE,
 };
+pub use allowlist::AllowList;
 pub use scram::{SaslSession, SaslStep};
 pub use users::UserStore;
 
