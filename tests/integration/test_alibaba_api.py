@@ -123,35 +123,107 @@ def test_order_deploy_topics_groups_release(server, algorithm):
     assert getattr(e.value, "code", None) == "InvalidInstanceId.NotFound"
 
 
-def test_legacy_sdk_and_xml(server):
-    from aliyunsdkalikafka.request.v20190916 import CreatePostPayOrderRequest, DeleteInstanceRequest, GetInstanceListRequest
+def test_legacy_sdk_every_operation_and_xml(server):
+    """aliyun-python-sdk-alikafka (RPC HMAC-SHA1, Format=JSON) through every implemented action."""
+    import importlib
+
     from aliyunsdkcore.client import AcsClient
 
-    c = AcsClient(server.ak, server.sk, REGION)
+    client = AcsClient(server.ak, server.sk, REGION)
     endpoint = server.url.split("//")[1]
 
-    def call(req):
+    def call(action, **params):
+        mod = importlib.import_module(f"aliyunsdkalikafka.request.v20190916.{action}Request")
+        req = getattr(mod, f"{action}Request")()
         req.set_endpoint(endpoint)
         req.set_protocol_type("http")
-        return json.loads(c.do_action_with_exception(req))
+        for k, v in params.items():
+            getattr(req, f"set_{k}")(v)
+        body = json.loads(client.do_action_with_exception(req))
+        assert "RequestId" in body, body
+        return body
 
-    r = CreatePostPayOrderRequest.CreatePostPayOrderRequest()
-    r.set_DeployType(5); r.set_DiskSize(500); r.set_DiskType("0"); r.set_IoMax(20)  # noqa: E702
-    order = call(r)
+    order = call("CreatePrePayOrder", DeployType=4, DiskSize=500, DiskType="0", IoMax=20, EipMax=1, TopicQuota=10,
+                 Tags=[{"Key": "env", "Value": "test"}])
     assert order["Success"] is True and order["Code"] == 200
-    listed = call(GetInstanceListRequest.GetInstanceListRequest())["InstanceList"]["InstanceVO"]
-    assert [(v["ServiceStatus"], v["DiskType"]) for v in listed] == [(0, 0)]
+    listed = call("GetInstanceList")["InstanceList"]["InstanceVO"]
+    assert [(v["ServiceStatus"], v["DiskType"], v["PaidType"]) for v in listed] == [(0, 0, 0)]
     iid = listed[0]["InstanceId"]
+    assert call("GetAllInstanceIdList")["InstanceIds"] == {REGION: [iid]}
+    call("StartInstance", InstanceId=iid, DeployModule="eip", VpcId="vpc-1", VSwitchId="vsw-1", ZoneId="zonea",
+         IsEipInner=True, IsSetUserAndPassword=True, Username="admin-user", Password="Admin-pw1", Name="legacy")
+    deadline = time.monotonic() + 30
+    while call("GetInstanceList", InstanceIds=[iid])["InstanceList"]["InstanceVO"][0]["ServiceStatus"] != 5:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    call("ModifyInstanceName", InstanceId=iid, InstanceName="legacy-renamed")
+    assert call("GetInstanceList")["InstanceList"]["InstanceVO"][0]["Name"] == "legacy-renamed"
+
+    call("UpdateAllowedIp", InstanceId=iid, UpdateType="add", AllowedListType="vpc", PortRange="9092/9092",
+         AllowedListIp="127.0.0.0/8")
+    vpc = call("GetAllowedIpList", InstanceId=iid)["AllowedList"]["VpcList"]
+    assert vpc == [{"PortRange": "9092/9092", "AllowedIpList": ["0.0.0.0/0", "127.0.0.0/8"]}]
+
+    call("CreateTopic", InstanceId=iid, Topic="legacy-topic", Remark="first", PartitionNum="3")
+    call("ModifyTopicRemark", InstanceId=iid, Topic="legacy-topic", Remark="second")
+    call("ModifyPartitionNum", InstanceId=iid, Topic="legacy-topic", AddPartitionNum=3)
+    topics = call("GetTopicList", InstanceId=iid, Topic="legacy")["TopicList"]["TopicVO"]
+    assert [(t["Topic"], t["Remark"], t["PartitionNum"]) for t in topics] == [("legacy-topic", "second", 6)]
+    status = call("GetTopicStatus", InstanceId=iid, Topic="legacy-topic")["TopicStatus"]
+    assert status["TotalCount"] == 0 and len(status["OffsetTable"]["OffsetTable"]) == 6
+
+    call("CreateConsumerGroup", InstanceId=iid, ConsumerId="legacy-group", Remark="g")
+    groups = call("GetConsumerList", InstanceId=iid)["ConsumerList"]["ConsumerVO"]
+    assert [(g["ConsumerId"], g["Remark"]) for g in groups] == [("legacy-group", "g")]
+    progress = call("GetConsumerProgress", InstanceId=iid, ConsumerId="legacy-group")["ConsumerProgress"]
+    assert progress["TotalDiff"] == 0
+
+    call("CreateSaslUser", InstanceId=iid, Username="legacy-user", Password="Legacy-pw1", Type="plain")
+    users = call("DescribeSaslUsers", InstanceId=iid)["SaslUserList"]["SaslUserVO"]
+    assert ("legacy-user", "plain", "PLAIN") in [(u["Username"], u["Type"], u["Mechanism"]) for u in users]
+    call("CreateAcl", InstanceId=iid, Username="legacy-user", AclResourceType="Topic", AclResourceName="legacy",
+         AclResourcePatternType="PREFIXED", AclOperationTypes="Write,Read")
+    acls = call("DescribeAcls", InstanceId=iid, Username="legacy-user", AclResourceType="Topic",
+                AclResourceName="legacy")["KafkaAclList"]["KafkaAclVO"]
+    assert sorted(a["AclOperationType"] for a in acls) == ["Read", "Write"]
+    sasl = {"security.protocol": "SASL_PLAINTEXT", "sasl.mechanisms": "PLAIN",
+            "sasl.username": "legacy-user", "sasl.password": "Legacy-pw1"}
+    bs = call("GetInstanceList")["InstanceList"]["InstanceVO"][0]["EndPoint"]
+    assert produce_outcome(bs, "legacy-topic", sasl) is None
+    call("DeleteAcl", InstanceId=iid, Username="legacy-user", AclResourceType="Topic", AclResourceName="legacy",
+         AclResourcePatternType="PREFIXED", AclOperationType="Write")
+    assert produce_outcome(bs, "legacy-topic", sasl) is not None
+    call("DeleteSaslUser", InstanceId=iid, Username="legacy-user")
+
+    call("TagResources", ResourceType="INSTANCE", ResourceIds=[iid], Tags=[{"Key": "team", "Value": "core"}])
+    tags = call("ListTagResources", ResourceType="INSTANCE", ResourceIds=[iid])["TagResources"]["TagResource"]
+    assert sorted((t["TagKey"], t["TagValue"]) for t in tags) == [("env", "test"), ("team", "core")]
+    call("UntagResources", ResourceType="INSTANCE", ResourceIds=[iid], TagKeys=["env"])
+    tags = call("ListTagResources", ResourceType="INSTANCE", ResourceIds=[iid])["TagResources"]["TagResource"]
+    assert [(t["TagKey"], t["TagValue"]) for t in tags] == [("team", "core")]
+
+    call("UpgradePrePayOrder", InstanceId=iid, DiskSize=900, IoMax=40, EipMax=1, TopicQuota=20)
+    deadline = time.monotonic() + 30
+    while True:
+        vo = call("GetInstanceList")["InstanceList"]["InstanceVO"][0]
+        if vo["DiskSize"] == 900 and vo["ServiceStatus"] == 5:
+            break
+        assert time.monotonic() < deadline, vo
+        time.sleep(0.1)
+    assert (vo["IoMax"], vo["TopicNumLimit"]) == (40, 20)
+    with pytest.raises(Exception) as e:
+        call("UpgradePrePayOrder", InstanceId=iid, DiskSize=600, IoMax=40, EipMax=1, TopicQuota=20)
+    assert "cannot go down" in str(e.value)
 
     xml = rpc_call(server, "GetInstanceList", {}, fmt="XML")
     assert xml.status_code == 200 and xml.headers["content-type"].startswith("text/xml")
     assert xml.text.startswith('<?xml version="1.0" encoding="UTF-8"?><GetInstanceListResponse>')
     assert "<RequestId>" in xml.text and "<Success>true</Success>" in xml.text
-    assert "<InstanceList><InstanceVO><CreateTime>" in xml.text and f"<InstanceId>{iid}</InstanceId>" in xml.text
+    assert f"<InstanceId>{iid}</InstanceId>" in xml.text and "<TagVO><Key>team</Key>" in xml.text
 
-    d = DeleteInstanceRequest.DeleteInstanceRequest()
-    d.set_InstanceId(iid)
-    assert call(d)["Success"] is True
+    call("DeleteTopic", InstanceId=iid, Topic="legacy-topic")
+    call("DeleteConsumerGroup", InstanceId=iid, ConsumerId="legacy-group")
+    call("ReleaseInstance", InstanceId=iid, ForceDeleteInstance=True)
     server.wait_gone(iid)
 
 
@@ -176,7 +248,7 @@ def test_errors_signatures_and_replay(server):
     r = rpc_call(server, "GetTopicList", {"InstanceId": "8d2b1f7c-1f0e-4c2a-9d7a-0a1b2c3d4e5f"})
     assert (r.status_code, r.json()["Code"]) == (404, "InvalidInstanceId.NotFound")
     r = rpc_call(server, "DescribeMetricLast", {"Namespace": "acs_kafka"})
-    assert (r.status_code, r.json()["Code"]) == (501, "UnsupportedOperation")
+    assert (r.status_code, r.json()["Code"]) == (400, "MissingParameter")
     # Spaces, '+' and '*' in parameters are signed and decoded the same way by both schemes.
     for algorithm in (None, "v2"):
         body = ali_client(server, algorithm).get_instance_list(
@@ -289,3 +361,50 @@ def test_throttling_at_the_documented_rates(serve_factory):
         assert r.status_code == 400 and int(r.headers["x-acs-retry-after"]) > 0
     time.sleep(1.1)
     assert rpc_call(server, "GetInstanceList", {}).json()["Code"] == 200
+
+
+def test_cloudmonitor_on_sampled_broker_figures(serve_factory):
+    server = serve_factory(env={"OPENDMS_METRICS_INTERVAL_SECS": "1"})
+    c = ali_client(server)
+    iid, vo = order_and_deploy(server, c, deploy_module="vpc")
+    c.create_topic(m.CreateTopicRequest(region_id=REGION, instance_id=iid, topic="metered", remark="r", partition_num="1"))
+    time.sleep(1.5)  # a first sample, so that rates have a base
+    p = Producer({"bootstrap.servers": vo.end_point})
+    for i in range(200):
+        p.produce("metered", b"x" * 1000, partition=0)
+    assert p.flush(30) == 0
+    consumer = Consumer({"bootstrap.servers": vo.end_point, "group.id": "lagging"})
+    consumer.commit(offsets=[TopicPartition("metered", 0, 50)], asynchronous=False)
+    consumer.close()
+    time.sleep(2.5)
+
+    cms = lambda action, **params: rpc_call(server, action, params, version="2019-01-01")  # noqa: E731
+    meta = cms("DescribeProjectMeta").json()
+    assert [r["Namespace"] for r in meta["Resources"]["Resource"]] == ["acs_kafka"]
+    metrics = cms("DescribeMetricMetaList", Namespace="acs_kafka").json()
+    assert metrics["Code"] == "200" and int(metrics["TotalCount"]) == 7
+    names = {r["MetricName"]: r["Dimensions"] for r in metrics["Resources"]["Resource"]}
+    assert names["message_accumulation_onetopic"] == "instanceId,consumerGroup,topic"
+
+    dims = json.dumps([{"instanceId": iid}])
+    last = cms("DescribeMetricLast", Namespace="acs_kafka", MetricName="message_accumulation", Dimensions=dims).json()
+    points = json.loads(last["Datapoints"])
+    assert [(d["instanceId"], d["consumerGroup"], d["Maximum"]) for d in points] == [(iid, "lagging", 150)]
+
+    listed = cms("DescribeMetricList", Namespace="acs_kafka", MetricName="instance_message_input", Dimensions=dims,
+                 Period="1").json()
+    inputs = json.loads(listed["Datapoints"])
+    assert listed["Period"] == "1" and sum(d["Maximum"] for d in inputs) > 0, inputs
+    data = cms("DescribeMetricData", Namespace="acs_kafka", MetricName="instance_disk_capacity", Dimensions=dims,
+               Period="60").json()
+    disk = json.loads(data["Datapoints"])
+    assert disk and all(0 < d["Maximum"] < 100 for d in disk), disk
+    top = cms("DescribeMetricTop", Namespace="acs_kafka", MetricName="message_accumulation_onetopic",
+              Orderby="Maximum", Dimensions=dims).json()
+    assert [(d["consumerGroup"], d["topic"], d["Maximum"]) for d in json.loads(top["Datapoints"])] == [("lagging", "metered", 150)]
+    r = cms("DescribeMetricList", Namespace="acs_ecs_dashboard", MetricName="cpu_idle")
+    assert (r.status_code, r.json()["Code"]) == (400, "InvalidParameter")
+    # Another project's instances are not visible: an unknown instance id has no series.
+    none = cms("DescribeMetricLast", Namespace="acs_kafka", MetricName="message_accumulation",
+               Dimensions=json.dumps([{"instanceId": "8d2b1f7c-1f0e-4c2a-9d7a-0a1b2c3d4e5f"}])).json()
+    assert json.loads(none["Datapoints"]) == []

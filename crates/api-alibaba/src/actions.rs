@@ -15,6 +15,10 @@ use crate::AliState;
 
 type Fields = Map<String, Value>;
 
+pub(crate) fn fields_of(v: Value) -> Fields {
+    fields(v)
+}
+
 fn fields(v: Value) -> Fields {
     match v {
         Value::Object(m) => m,
@@ -619,18 +623,25 @@ pub async fn dispatch(state: &AliState, p: &Parsed) -> Result<Fields, AliError> 
                 .await?;
             Ok(Map::new())
         }
-        "UpgradePrePayOrder"
-        | "UpgradePostPayOrder"
-        | "DescribeMetricMetaList"
-        | "DescribeMetricLast"
-        | "DescribeMetricList"
-        | "DescribeMetricData"
-        | "DescribeMetricTop"
-        | "DescribeProjectMeta" => Err(AliError::new(
-            501,
-            "UnsupportedOperation",
-            format!("{} is not implemented by OpenDMS yet", p.action),
-        )),
+        "UpgradePrePayOrder" | "UpgradePostPayOrder" => {
+            let id = required(p, "InstanceId")?;
+            let req = control::UpgradeRequest {
+                disk_size_gb: int(p, "DiskSize")?,
+                io_max: int(p, "IoMax")?,
+                eip_max: int(p, "EipMax")?,
+                topic_quota: int(p, "TopicQuota")?,
+                partition_num: int(p, "PartitionNum")?,
+                spec_type: p
+                    .get("SpecType")
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string),
+            };
+            plane.upgrade_order(&p.caller, id, &req).await?;
+            Ok(Map::new())
+        }
+        action if crate::monitor::is_monitor_action(action) => {
+            crate::monitor::dispatch(&state.metrics, p)
+        }
         other => Err(AliError::new(
             404,
             "InvalidAction.NotFound",

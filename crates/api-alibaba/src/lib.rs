@@ -5,6 +5,7 @@
 
 mod actions;
 mod envelope;
+mod monitor;
 mod request;
 mod throttle;
 
@@ -35,6 +36,8 @@ pub struct AliState {
     /// Nonces seen in the last 15 minutes, with when they may be forgotten.
     nonces: Mutex<HashMap<String, i64>>,
     throttle: throttle::Throttle,
+    /// Sampled broker figures for the CloudMonitor operations.
+    pub metrics: Arc<control::metrics::MetricStore>,
 }
 
 impl AliState {
@@ -43,6 +46,7 @@ impl AliState {
         store: Arc<dyn MetaStore>,
         regions: HashMap<String, String>,
         throttle: ThrottleConfig,
+        metrics: Arc<control::metrics::MetricStore>,
     ) -> Arc<Self> {
         Arc::new(AliState {
             plane,
@@ -50,6 +54,7 @@ impl AliState {
             regions,
             nonces: Mutex::new(HashMap::new()),
             throttle: throttle::Throttle::new(throttle),
+            metrics,
         })
     }
 

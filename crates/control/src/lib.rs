@@ -4,9 +4,12 @@
 pub mod catalog;
 pub mod error;
 pub mod lifecycle;
+pub mod metrics;
 pub mod model;
 pub mod plane;
 pub mod validation;
 
 pub use error::ControlError;
-pub use plane::{BatchOutcome, Caller, ControlPlane, ListFilter, PlaneConfig, TopicSpec};
+pub use plane::{
+    BatchOutcome, Caller, ControlPlane, ListFilter, PlaneConfig, TopicSpec, UpgradeRequest,
+};

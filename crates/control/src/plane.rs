@@ -1790,3 +1790,101 @@ impl ControlPlane {
         Ok(())
     }
 }
+
+/// What an Alibaba upgrade order changes; every value may only grow.
+#[derive(Clone, Debug, Default)]
+pub struct UpgradeRequest {
+    pub disk_size_gb: Option<i64>,
+    pub io_max: Option<i64>,
+    pub eip_max: Option<i64>,
+    pub topic_quota: Option<i64>,
+    pub partition_num: Option<i64>,
+    pub spec_type: Option<String>,
+}
+
+impl ControlPlane {
+    /// UpgradePrePayOrder / UpgradePostPayOrder: raises the ordered figures; a larger disk
+    /// goes through the same extension as the Huawei API (`EXTENDING`, then the new quota).
+    pub async fn upgrade_order(
+        self: &Arc<Self>,
+        caller: &Caller,
+        id: &str,
+        req: &UpgradeRequest,
+    ) -> Result<(), ControlError> {
+        let r = self.record(&caller.project_id, id).await?;
+        let status = InstanceStatus::parse(&r.status).unwrap_or(InstanceStatus::Error);
+        if status != InstanceStatus::Running {
+            return Err(ControlError::Busy(status.as_str().into()));
+        }
+        let doc: InstanceDoc = serde_json::from_value(r.document)
+            .map_err(|e| ControlError::Internal(e.to_string()))?;
+        let shrink = |name: &str, new: Option<i64>, current: i64| -> Result<(), ControlError> {
+            match new {
+                Some(n) if n < current => Err(ControlError::InvalidParameter(format!(
+                    "{name} cannot go down: {n} is below the current {current}"
+                ))),
+                _ => Ok(()),
+            }
+        };
+        shrink("DiskSize", req.disk_size_gb, doc.storage_space_gb as i64)?;
+        shrink("IoMax", req.io_max, doc.ali.io_max)?;
+        shrink("EipMax", req.eip_max, doc.ali.eip_max)?;
+        shrink(
+            "PartitionNum",
+            req.partition_num,
+            i64::from(doc.partition_num),
+        )?;
+        if let Some(q) = req.topic_quota {
+            let topics = self
+                .engines
+                .admin(id)
+                .map(|a| a.topics().len() as i64)
+                .unwrap_or(0);
+            shrink(
+                "TopicQuota",
+                Some(q),
+                topics.max(doc.ali.topic_quota.min(q)),
+            )?;
+        }
+        if doc.ali.spec_type == "professional" && req.spec_type.as_deref() == Some("normal") {
+            return Err(ControlError::InvalidParameter(
+                "SpecType cannot go from professional to normal".into(),
+            ));
+        }
+        let changes = req.clone();
+        self.edit_doc(&caller.project_id, id, move |d| {
+            if let Some(v) = changes.io_max {
+                d.ali.io_max = v;
+            }
+            if let Some(v) = changes.eip_max {
+                d.ali.eip_max = v;
+            }
+            if let Some(v) = changes.topic_quota {
+                d.ali.topic_quota = v;
+            }
+            if let Some(v) = changes.partition_num {
+                d.partition_num = v as u32;
+            }
+            if let Some(v) = changes.spec_type {
+                d.ali.spec_type = v;
+            }
+            Ok(())
+        })
+        .await?;
+        if let (Some(p), Ok(admin)) = (req.partition_num, self.engines.admin(id)) {
+            admin.set_max_partitions(Some(p as u32));
+        }
+        if let Some(disk) = req
+            .disk_size_gb
+            .filter(|d| *d > doc.storage_space_gb as i64)
+        {
+            let resize = ResizeRequest {
+                oper_type: Some("storage".into()),
+                new_storage_space: Some(disk),
+                ..ResizeRequest::default()
+            };
+            self.resize_instance(caller, id, &resize).await?;
+        }
+        Ok(())
+    }
+}

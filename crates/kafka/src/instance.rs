@@ -88,6 +88,8 @@ pub(crate) struct Shared {
     pub traffic: Traffic,
     /// Who may connect (`None`: everyone). Replaced at run time by the control plane.
     pub allowed: RwLock<Option<crate::security::AllowList>>,
+    /// Partition budget; starts as `config.max_partitions`, raised by upgrades.
+    pub max_partitions: RwLock<Option<u32>>,
     meta_file: MetaFile,
     /// Serialises changes of the metadata file (topic changes, producer id blocks).
     meta_write: Mutex<MetaState>,
@@ -98,17 +100,37 @@ pub(crate) struct Shared {
 pub(crate) struct Traffic {
     bytes_in: std::sync::atomic::AtomicU64,
     bytes_out: std::sync::atomic::AtomicU64,
+    /// (in, out) per topic.
+    per_topic: Mutex<std::collections::HashMap<String, (u64, u64)>>,
 }
 
 impl Traffic {
-    pub fn add_in(&self, n: u64) {
+    pub fn add_in(&self, topic: &str, n: u64) {
         self.bytes_in
             .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        self.add_topic(topic, n, 0);
     }
 
-    pub fn add_out(&self, n: u64) {
+    pub fn add_out(&self, topic: &str, n: u64) {
+        if n == 0 {
+            return;
+        }
         self.bytes_out
             .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        self.add_topic(topic, 0, n);
+    }
+
+    fn add_topic(&self, topic: &str, i: u64, o: u64) {
+        let mut m = self.per_topic.lock();
+        match m.get_mut(topic) {
+            Some(e) => {
+                e.0 += i;
+                e.1 += o;
+            }
+            None => {
+                m.insert(topic.to_string(), (i, o));
+            }
+        }
     }
 }
 
@@ -211,7 +233,7 @@ impl Shared {
     }
 
     fn check_partition_budget(&self, extra: u64) -> Result<(), TopicError> {
-        if let Some(max) = self.config.max_partitions {
+        if let Some(max) = *self.max_partitions.read() {
             let total = self.total_partitions();
             if total + extra > max as u64 {
                 return Err(TopicError::PolicyViolation(format!(
@@ -516,9 +538,19 @@ impl KafkaAdmin {
         )
     }
 
+    /// Record bytes produced and fetched per topic since the instance started.
+    pub fn topic_traffic(&self) -> std::collections::HashMap<String, (u64, u64)> {
+        self.shared.traffic.per_topic.lock().clone()
+    }
+
     /// Changes the storage quota and what happens when it is reached, without a restart.
     pub fn set_quota(&self, quota_bytes: Option<u64>, policy: msglog::QuotaPolicy) {
         self.shared.store.set_quota(quota_bytes, policy);
+    }
+
+    /// Changes the partition budget of the instance.
+    pub fn set_max_partitions(&self, max: Option<u32>) {
+        *self.shared.max_partitions.write() = max;
     }
 
     /// Replaces the list of client networks allowed to connect (`None`: everyone).
@@ -762,6 +794,7 @@ fn open_shared(config: KafkaConfig, brokers: Vec<BrokerAddress>) -> Result<Share
         shutdown,
         traffic: Traffic::default(),
         allowed: RwLock::new(allowed),
+        max_partitions: RwLock::new(config.max_partitions),
         meta_file,
         meta_write: Mutex::new(MetaState {
             producer_id_next: meta.producer_id_limit,

@@ -49,6 +49,11 @@ pub struct ServeConfig {
     /// Requests per second per user and Alibaba action (`OPENDMS_ALIBABA_QPS`). Unset: the
     /// documented rates (3, CreateTopic 1); 0 turns throttling off.
     pub alibaba_qps: Option<f64>,
+    /// Seconds between samples of the brokers for the monitoring APIs
+    /// (`OPENDMS_METRICS_INTERVAL_SECS`).
+    pub metrics_interval_secs: u64,
+    /// How long samples are kept.
+    pub metrics_retention_hours: u64,
 }
 
 impl Default for ServeConfig {
@@ -66,6 +71,8 @@ impl Default for ServeConfig {
             lifecycle: LifecycleControls::default(),
             alibaba_regions: Default::default(),
             alibaba_qps: None,
+            metrics_interval_secs: 60,
+            metrics_retention_hours: 24,
         }
     }
 }
@@ -128,6 +135,11 @@ pub fn load_config(args: &ServeArgs) -> anyhow::Result<ServeConfig> {
         cfg.broker_ip_pool_size = v
             .parse()
             .context("OPENDMS_BROKER_IP_POOL_SIZE must be a number")?;
+    }
+    if let Some(v) = env("OPENDMS_METRICS_INTERVAL_SECS") {
+        cfg.metrics_interval_secs = v
+            .parse()
+            .context("OPENDMS_METRICS_INTERVAL_SECS must be a number")?;
     }
     if let Some(v) = env("OPENDMS_ALIBABA_QPS") {
         cfg.alibaba_qps = Some(v.parse().context("OPENDMS_ALIBABA_QPS must be a number")?);
@@ -354,11 +366,17 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         throttle.default_qps = qps;
         throttle.per_action.clear();
     }
+    let metrics = control::metrics::MetricStore::new(
+        std::time::Duration::from_secs(cfg.metrics_interval_secs.max(1)),
+        std::time::Duration::from_secs(cfg.metrics_retention_hours.max(1) * 3600),
+    );
+    control::metrics::spawn_sampler(plane.clone(), metrics.clone());
     let ali = api_alibaba::AliState::new(
         plane.clone(),
         store.clone(),
         cfg.alibaba_regions.clone(),
         throttle,
+        metrics,
     );
     // Alibaba's RPC API lives on `/`; every other path is the Huawei API.
     let app = axum::Router::new()

@@ -89,17 +89,17 @@ pub(crate) async fn fetch(ctx: &Ctx<'_>, req: FetchRequest) -> FetchResponse {
             }
         };
         if bytes >= min_bytes.max(1) || errors || Instant::now() >= deadline {
-            shared.traffic.add_out(bytes as u64);
+            count_out(shared, &responses);
             return FetchResponse::default().with_responses(responses);
         }
         tokio::select! {
             changed = appends.changed() => if changed.is_err() {
-                shared.traffic.add_out(bytes as u64);
+                count_out(shared, &responses);
                 return FetchResponse::default().with_responses(responses);
             },
             _ = tokio::time::sleep_until(deadline) => {}
             _ = shutdown.changed() => {
-                shared.traffic.add_out(bytes as u64);
+                count_out(shared, &responses);
                 return FetchResponse::default().with_responses(responses);
             }
         }
@@ -352,6 +352,18 @@ pub(crate) fn offset_for_leader_epoch(
         })
         .collect();
     OffsetForLeaderEpochResponse::default().with_topics(topics)
+}
+
+/// Adds the record bytes of a fetch answer to the instance's and the topics' traffic.
+fn count_out(shared: &crate::instance::Shared, responses: &[FetchableTopicResponse]) {
+    for t in responses {
+        let n: usize = t
+            .partitions
+            .iter()
+            .map(|p| p.records.as_ref().map_or(0, |r| r.len()))
+            .sum();
+        shared.traffic.add_out(&t.topic, n as u64);
+    }
 }
 
 #[cfg(test)]

@@ -158,7 +158,9 @@ fn append_all(
             ),
             None => match a.partition.append(&a.records, now) {
                 Ok(info) => {
-                    shared.traffic.add_in(a.records.len() as u64);
+                    shared
+                        .traffic
+                        .add_in(a.partition.topic(), a.records.len() as u64);
                     if a.flush_each_append {
                         must_flush.push(a.partition.clone());
                     }
