@@ -111,6 +111,29 @@ def test_order_deploy_topics_groups_release(server, algorithm):
     c.delete_consumer_group(m.DeleteConsumerGroupRequest(region_id=REGION, instance_id=iid, consumer_id="billing"))
     assert c.get_consumer_list(m.GetConsumerListRequest(region_id=REGION, instance_id=iid)).body.consumer_list.consumer_vo == []
 
+    c.tag_resources(m.TagResourcesRequest(region_id=REGION, resource_type="INSTANCE", resource_id=[iid],
+                                          tag=[m.TagResourcesRequestTag(key="env", value="prod")]))
+    tags = c.list_tag_resources(m.ListTagResourcesRequest(region_id=REGION, resource_type="INSTANCE",
+                                                          resource_id=[iid])).body.tag_resources.tag_resource
+    assert sorted((t.tag_key, t.tag_value) for t in tags) == [("env", "prod"), ("team", "payments")]
+    c.untag_resources(m.UntagResourcesRequest(region_id=REGION, resource_type="INSTANCE", resource_id=[iid],
+                                              tag_key=["team"]))
+    tags = c.list_tag_resources(m.ListTagResourcesRequest(region_id=REGION, resource_type="INSTANCE",
+                                                          resource_id=[iid])).body.tag_resources.tag_resource
+    assert [(t.tag_key, t.tag_value) for t in tags] == [("env", "prod")]
+
+    c.upgrade_post_pay_order(m.UpgradePostPayOrderRequest(region_id=REGION, instance_id=iid, disk_size=800, io_max=40,
+                                                          topic_quota=60, eip_max=0))
+    deadline = time.monotonic() + 30
+    while True:
+        vo = c.get_instance_list(m.GetInstanceListRequest(region_id=REGION, instance_id=[iid])).body.instance_list.instance_vo[0]
+        if vo.disk_size == 800 and vo.service_status == 5:
+            break
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert (vo.io_max, vo.topic_num_limit) == (40, 60)
+    assert server.client().show_instance(ShowInstanceRequest(instance_id=iid)).storage_space == 800
+
     c.delete_topic(m.DeleteTopicRequest(region_id=REGION, instance_id=iid, topic="orders"))
     assert c.get_topic_list(m.GetTopicListRequest(region_id=REGION, instance_id=iid)).body.topic_list.topic_vo == []
     ids = c.get_all_instance_id_list(m.GetAllInstanceIdListRequest(region_id=REGION)).body.instance_ids
@@ -275,8 +298,9 @@ def produce_outcome(bs, topic, extra):
     return outcomes[0] if outcomes else "no delivery report"
 
 
-def test_sasl_users_and_acls_are_enforced(server):
-    c = ali_client(server)
+@pytest.mark.parametrize("algorithm", [None, "v2"], ids=["acs3", "rpc-v2"])
+def test_sasl_users_and_acls_are_enforced(server, algorithm):
+    c = ali_client(server, algorithm)
     iid, vo = order_and_deploy(server, c, deploy_module="eip", is_eip_inner=True, is_set_user_and_password=True,
                                username="admin-user", password="Admin-pw1")
     bs = vo.end_point
@@ -329,8 +353,9 @@ def test_sasl_users_and_acls_are_enforced(server):
     assert produce_outcome(bs, "secured", app) is not None, "a deleted user cannot log in"
 
 
-def test_allowed_ip_lists_are_enforced(server):
-    c = ali_client(server)
+@pytest.mark.parametrize("algorithm", [None, "v2"], ids=["acs3", "rpc-v2"])
+def test_allowed_ip_lists_are_enforced(server, algorithm):
+    c = ali_client(server, algorithm)
     iid, vo = order_and_deploy(server, c, deploy_module="vpc")
     allowed = c.get_allowed_ip_list(m.GetAllowedIpListRequest(region_id=REGION, instance_id=iid)).body.allowed_list
     assert [(v.port_range, v.allowed_ip_list) for v in allowed.vpc_list] == [("9092/9092", ["0.0.0.0/0"])]
