@@ -26,22 +26,6 @@ impl Parsed {
     }
 }
 
-fn decode_pairs(raw: &str) -> Vec<(String, String)> {
-    raw.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            // The Tea SDK puts '+' for spaces on the wire; no signer sends a raw '+'.
-            let dec = |s: &str| {
-                percent_encoding::percent_decode_str(&s.replace('+', " "))
-                    .decode_utf8_lossy()
-                    .into_owned()
-            };
-            (dec(k), dec(v))
-        })
-        .collect()
-}
-
 fn now_secs() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -75,7 +59,7 @@ pub async fn parse(
     body: &[u8],
 ) -> Result<Parsed, (AliError, bool)> {
     let raw_query = parts.uri.query().unwrap_or("");
-    let query = decode_pairs(raw_query);
+    let query = auth::decode_pairs(raw_query);
     let mut params = query.clone();
     let form = parts
         .headers
@@ -83,7 +67,7 @@ pub async fn parse(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"));
     if form && !body.is_empty() {
-        params.extend(decode_pairs(&String::from_utf8_lossy(body)));
+        params.extend(auth::decode_pairs(&String::from_utf8_lossy(body)));
     }
     let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
     let header = |k: &str| {
