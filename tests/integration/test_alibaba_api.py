@@ -277,6 +277,13 @@ def test_errors_signatures_and_replay(server):
         body = ali_client(server, algorithm).get_instance_list(
             m.GetInstanceListRequest(region_id=REGION, instance_id=["a b+c*~"])).body
         assert body.success is True and body.instance_list.instance_vo == []
+    # Garbage on the wire: a clean error, never a 5xx.
+    for raw in [b"\x00\xff" * 50, b"Action=%zz&&&=", b"a=" + b"%" * 100]:
+        r = requests.post(server.url + "/", data=raw, timeout=10,
+                          headers={"Content-Type": "application/x-www-form-urlencoded"})
+        assert 400 <= r.status_code < 500 and r.headers["content-type"].startswith("text/xml"), (raw, r.text)
+    r = requests.get(server.url + "/?Action=GetInstanceList&Version=2019-09-16&Format=JSON", timeout=10)
+    assert (r.status_code, r.json()["Code"]) == (400, "MissingParameter")
     # Nothing was created by any of the refused calls.
     assert rpc_call(server, "GetInstanceList", {}).json()["InstanceList"]["InstanceVO"] == []
 

@@ -3,6 +3,7 @@
 that the SDK no longer has, and by Kafka clients against the brokers the API creates."""
 
 import datetime
+import json
 import time
 
 import pytest
@@ -308,6 +309,15 @@ def test_authentication(server):
     projects = server.signed("GET", "/v3/projects", query={"name": "cn-north-4"}).json()["projects"]
     assert [p["id"] for p in projects] == [server.project_id]
 
+    # Given a region and no project id, the SDK looks the project up at /v3/projects itself.
+    from huaweicloudsdkcore.auth.credentials import BasicCredentials
+    from huaweicloudsdkcore.region.region import Region
+    from huaweicloudsdkkafka.v2 import KafkaClient
+    regional = (KafkaClient.new_builder()
+                .with_credentials(BasicCredentials(server.ak, server.sk).with_iam_endpoint(server.url))
+                .with_region(Region("cn-north-4", server.url)).build())
+    assert regional.list_instances(ListInstancesRequest()).instance_num == 0
+
 
 def test_restart_of_the_server_keeps_instances_topics_and_offsets(serve_factory):
     server = serve_factory()
@@ -400,3 +410,37 @@ def test_no_free_address_ends_createfailed_and_batch_delete(serve_factory):
     # The addresses are free again.
     third = create_instance(server, "third-one")
     server.wait_status(third, "RUNNING")
+
+
+def test_bad_http_input_is_refused_and_changes_nothing(server):
+    import random
+
+    import requests
+    base = f"/v2/{server.project_id}"
+    iid = create_instance(server, "survivor")
+    server.wait_status(iid, "RUNNING")
+    routes = [("POST", f"{base}/kafka/instances"), ("POST", f"{base}/instances"), ("POST", f"{base}/instances/action"),
+              ("PUT", f"{base}/instances/{iid}"), ("POST", f"{base}/instances/{iid}/topics"),
+              ("PUT", f"{base}/instances/{iid}/topics"), ("POST", f"{base}/instances/{iid}/topics/delete"),
+              ("POST", f"{base}/kafka/instances/{iid}/extend"), ("POST", f"{base}/kafka/{iid}/tags/action"),
+              ("PUT", "/opendms/admin/lifecycle"), ("POST", f"/v1.0/{server.project_id}/instances")]
+    rng = random.Random(7)
+    bodies = [b"\x00\xff" * 10, b"[]", b"null", b"123", b'"text"', b'{"name": {"nested": []}}', b"{" * 1000,
+              bytes(rng.randrange(256) for _ in range(300)), json.dumps({"topics": [1, 2]}).encode(),
+              json.dumps({"action": "restart", "instances": "not-a-list"}).encode()]
+    for method, path in routes:
+        for body in bodies:
+            r = server.signed(method, path, body)
+            if r.status_code == 204 and path.endswith(iid) and body.startswith(b'{"'):
+                continue  # an update naming no field it knows changes nothing (unknown fields are ignored)
+            assert 400 <= r.status_code < 500, (method, path, body, r.status_code, r.text)
+            assert r.json()["error_code"], r.text
+    big = b'{"name": "' + b"x" * (13 * 1024 * 1024) + b'"}'
+    r = requests.post(server.url + f"{base}/kafka/instances", data=big, timeout=60,
+                      headers={"Content-Type": "application/json"})
+    assert r.status_code == 413
+    # Nothing changed, and the server still answers.
+    c = server.client()
+    listed = c.list_instances(ListInstancesRequest(include_failure="true"))
+    assert [(i.name, i.status) for i in listed.instances] == [("survivor", "RUNNING")]
+    assert [t.name for t in c.list_instance_topics(ListInstanceTopicsRequest(instance_id=iid)).topics] == []
