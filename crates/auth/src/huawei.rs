@@ -179,10 +179,14 @@ fn string_to_sign(
             header(headers, name).ok_or_else(|| SignatureError::MissingHeader(name.clone()))?;
         canonical_headers.push_str(&format!("{name}:{}\n", value.trim()));
     }
+    // The body is always hashed here: trusting a client-sent X-Sdk-Content-Sha256 would let a
+    // signed request carry another body. The SDK sends UNSIGNED-PAYLOAD only for non-JSON
+    // content, which no DMS operation uses.
+    let json = header(headers, "content-type").is_none_or(|c| c.starts_with("application/json"));
     let payload_hash = if body.is_empty() {
         EMPTY_SHA256.to_string()
-    } else if let Some(h) = header(headers, "x-sdk-content-sha256") {
-        h.to_string()
+    } else if !json && header(headers, "x-sdk-content-sha256") == Some("UNSIGNED-PAYLOAD") {
+        "UNSIGNED-PAYLOAD".to_string()
     } else {
         sha256_hex(body)
     };
@@ -440,6 +444,28 @@ mod tests {
         assert_eq!(
             verify(&req, &auth, SK, at),
             Err(SignatureError::MissingHeader("user-agent".into()))
+        );
+    }
+
+    #[test]
+    fn a_content_hash_header_cannot_swap_the_body() {
+        let mut headers = sdk_headers("application/json");
+        let path = format!("/v2/{PROJECT}/instances");
+        let body = br#"{"name": "a"}"#;
+        let auth =
+            parse_authorization(&sign("POST", &path, "", &headers, body, AK, SK).unwrap()).unwrap();
+        let original_hash = sha256_hex(body);
+        headers.push(("X-Sdk-Content-Sha256".into(), original_hash));
+        let swapped = SignedRequest {
+            method: "POST",
+            raw_path: &path,
+            raw_query: "",
+            headers: &headers,
+            body: br#"{"name": "b"}"#,
+        };
+        assert_eq!(
+            verify(&swapped, &auth, SK, now()),
+            Err(SignatureError::Mismatch)
         );
     }
 
