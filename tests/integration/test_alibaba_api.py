@@ -107,6 +107,10 @@ def test_order_deploy_topics_groups_release(server, algorithm):
     c.create_consumer_group(m.CreateConsumerGroupRequest(region_id=REGION, instance_id=iid, consumer_id="declared", remark="r"))
     groups = c.get_consumer_list(m.GetConsumerListRequest(region_id=REGION, instance_id=iid)).body.consumer_list.consumer_vo
     assert sorted((g.consumer_id, g.automatically_created_group) for g in groups) == [("billing", True), ("declared", False)]
+    from confluent_kafka.admin import AdminClient
+    kafka_admin = AdminClient({"bootstrap.servers": bs})
+    listed = kafka_admin.list_consumer_groups().result(timeout=15)
+    assert {"billing", "declared"} <= {g.group_id for g in listed.valid}, "the broker knows the declared group"
     c.delete_consumer_group(m.DeleteConsumerGroupRequest(region_id=REGION, instance_id=iid, consumer_id="declared"))
     c.delete_consumer_group(m.DeleteConsumerGroupRequest(region_id=REGION, instance_id=iid, consumer_id="billing"))
     assert c.get_consumer_list(m.GetConsumerListRequest(region_id=REGION, instance_id=iid)).body.consumer_list.consumer_vo == []

@@ -54,6 +54,8 @@ pub struct InstancePlan {
     pub super_users: Vec<String>,
     /// Client networks allowed to connect; `None` lets everyone in.
     pub allowed_ips: Option<Vec<String>>,
+    /// Consumer groups declared through the APIs, registered in the broker at start.
+    pub declared_groups: Vec<String>,
     /// Default topic retention in hours.
     pub retention_hours: i64,
 }
@@ -97,6 +99,9 @@ impl Engines {
         cfg.retention_check_interval = Duration::from_secs(30);
         let instance = KafkaInstance::start(cfg).await?;
         let admin = instance.admin();
+        for group in &plan.declared_groups {
+            admin.declare_group(group);
+        }
         info!(instance = %plan.instance_id, bootstrap = %instance.bootstrap_servers(), "brokers started");
         let previous = self
             .running

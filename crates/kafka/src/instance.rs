@@ -503,6 +503,11 @@ impl KafkaAdmin {
         self.shared.groups.committed_offset(group, topic, partition)
     }
 
+    /// Registers an empty consumer group; false if it already exists.
+    pub fn declare_group(&self, group: &str) -> bool {
+        self.shared.groups.declare_group(group)
+    }
+
     /// (topic, partition, committed offset) of a group.
     pub fn committed_offsets(&self, group: &str) -> Vec<(String, i32, i64)> {
         self.shared.groups.committed_offsets(group)

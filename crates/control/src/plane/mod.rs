@@ -974,6 +974,7 @@ impl ControlPlane {
                 Vec::new()
             },
             allowed_ips: doc.allowed_networks(),
+            declared_groups: doc.declared_groups.keys().cloned().collect(),
             retention_hours: 72,
         }
     }

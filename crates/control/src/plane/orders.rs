@@ -297,6 +297,7 @@ impl ControlPlane {
                 "consumer group {group:?} already exists"
             )));
         }
+        admin.declare_group(group);
         let (group, remark) = (group.to_string(), remark.to_string());
         self.edit_doc(project_id, id, move |d| {
             d.declared_groups.insert(

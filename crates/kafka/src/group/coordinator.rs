@@ -183,7 +183,9 @@ impl GroupCoordinator {
 
     /// Drops a group that has neither members nor offsets left.
     fn forget_if_idle(&self, groups: &mut HashMap<String, Group>, id: &str) {
-        if groups.get(id).is_some_and(Group::is_idle) && !self.offsets.lock().has_group(id) {
+        if groups.get(id).is_some_and(|g| g.is_idle() && !g.declared)
+            && !self.offsets.lock().has_group(id)
+        {
             debug!(group = %id, "forgetting empty group without offsets");
             groups.remove(id);
         }
@@ -1039,6 +1041,23 @@ impl GroupCoordinator {
         ids.sort();
         ids.dedup();
         ids
+    }
+
+    /// Registers an empty group (an administrator's "create group"): ListGroups and
+    /// DescribeGroups show it before any member joins, until DeleteGroups removes it.
+    /// Answers false if the group already exists.
+    pub fn declare_group(&self, id: &str) -> bool {
+        let mut groups = self.groups.lock();
+        if groups.contains_key(id) || self.offsets.lock().has_group(id) {
+            if let Some(g) = groups.get_mut(id) {
+                g.declared = true;
+            }
+            return false;
+        }
+        let mut g = Group::new(id);
+        g.declared = true;
+        groups.insert(id.to_string(), g);
+        true
     }
 
     /// Committed offsets of a group: (topic, partition, offset), in order.

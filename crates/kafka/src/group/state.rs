@@ -151,6 +151,8 @@ pub(crate) struct Group {
     /// CompletingRebalance: when members that did not sync are dropped.
     rebalance_deadline: Option<Instant>,
     initial_delay: Option<InitialDelay>,
+    /// Declared by an administrator: kept while idle and without offsets, until deleted.
+    pub declared: bool,
 }
 
 impl Group {
@@ -167,6 +169,7 @@ impl Group {
             static_members: HashMap::new(),
             rebalance_deadline: None,
             initial_delay: None,
+            declared: false,
         }
     }
 
