@@ -589,6 +589,12 @@ pub fn openapi() -> serde_json::Value {
         if public {
             operation["security"] = serde_json::json!([]);
         }
+        if matches!(*method, "post" | "put") {
+            operation["requestBody"] = serde_json::json!({
+                "required": true,
+                "content": {"application/json": {"schema": {"type": "object"}}},
+            });
+        }
         let entry = paths
             .entry(path.to_string())
             .or_insert_with(|| serde_json::json!({}));
