@@ -636,7 +636,13 @@ pub async fn iam_tokens(state: &ApiState, body: &[u8]) -> Result<Response, ApiEr
         }
     };
     let Some(user) = user else { return Ok(wrong()) };
-    if !auth::password::verify_password(&pw.user.password, &user.password_hash) {
+    // PBKDF2 takes tens of milliseconds on purpose: off the async workers.
+    let (password, stored) = (pw.user.password.clone(), user.password_hash.clone());
+    let matches =
+        tokio::task::spawn_blocking(move || auth::password::verify_password(&password, &stored))
+            .await
+            .map_err(ApiError::internal)?;
+    if !matches {
         tracing::info!(user = %user.name, "token refused: wrong password");
         return Ok(wrong());
     }
