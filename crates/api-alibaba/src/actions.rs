@@ -15,11 +15,7 @@ use crate::AliState;
 
 type Fields = Map<String, Value>;
 
-pub(crate) fn fields_of(v: Value) -> Fields {
-    fields(v)
-}
-
-fn fields(v: Value) -> Fields {
+pub(crate) fn fields(v: Value) -> Fields {
     match v {
         Value::Object(m) => m,
         _ => Map::new(),
@@ -311,15 +307,14 @@ pub async fn dispatch(state: &AliState, p: &Parsed) -> Result<Fields, AliError> 
             let v = instance_of(state, p).await?;
             let (_, topics) = plane.topics(&project, &v.id).await?;
             let filter = p.get("Topic").filter(|t| !t.is_empty());
-            let page = int(p, "CurrentPage")?.unwrap_or(1).max(1);
-            let size = int(p, "PageSize")?.unwrap_or(10_000).clamp(1, 10_000);
+            let (page, size) = page_of(p)?;
             let matching: Vec<_> = topics
                 .iter()
                 .filter(|t| filter.is_none_or(|f| t.name.contains(f)))
                 .collect();
             let list: Vec<Value> = matching
                 .iter()
-                .skip(((page - 1) * size) as usize)
+                .skip(page_start(page, size))
                 .take(size as usize)
                 .map(|t| {
                     json!({
@@ -424,11 +419,10 @@ pub async fn dispatch(state: &AliState, p: &Parsed) -> Result<Fields, AliError> 
                 .iter()
                 .filter(|g| filter.is_none_or(|f| g.0.contains(f)))
                 .collect();
-            let page = int(p, "CurrentPage")?.unwrap_or(1).max(1);
-            let size = int(p, "PageSize")?.unwrap_or(10_000).clamp(1, 10_000);
+            let (page, size) = page_of(p)?;
             let list: Vec<Value> = matching
                 .iter()
-                .skip(((page - 1) * size) as usize)
+                .skip(page_start(page, size))
                 .take(size as usize)
                 .map(|(name, remark, created, declared)| {
                     json!({
@@ -445,27 +439,17 @@ pub async fn dispatch(state: &AliState, p: &Parsed) -> Result<Fields, AliError> 
             let v = instance_of(state, p).await?;
             let group = required(p, "ConsumerId")?;
             let (_, admin) = plane.admin_for(&project, &v.id).await?;
-            let committed = admin.committed_offsets(group);
-            let mut by_topic: BTreeMap<String, Vec<(i32, i64)>> = BTreeMap::new();
-            for (t, part, off) in committed {
-                by_topic.entry(t).or_default().push((part, off));
-            }
             let mut total_diff = 0i64;
             let mut last_all = 0i64;
             let mut topics = Vec::new();
-            for (topic, parts) in by_topic {
-                let offsets = admin.partition_offsets(&topic).unwrap_or_default();
-                let mut diff = 0i64;
-                let mut last_topic = 0i64;
+            for (topic, parts) in control::metrics::group_lag(&admin, group) {
+                let diff: i64 = parts.iter().map(|l| l.lag()).sum();
+                let last_topic = parts.iter().map(|l| l.last_append_ms).max().unwrap_or(0);
                 let list: Vec<Value> = parts
                     .iter()
-                    .map(|(part, consumer)| {
-                        let broker = offsets.iter().find(|o| o.partition == *part);
-                        let end = broker.map(|o| o.log_end).unwrap_or(0);
-                        let last = broker.map(|o| o.last_append_ms).unwrap_or(0);
-                        diff += (end - consumer).max(0);
-                        last_topic = last_topic.max(last);
-                        json!({"Partition": part, "BrokerOffset": end, "ConsumerOffset": consumer, "LastTimestamp": last})
+                    .map(|l| {
+                        json!({"Partition": l.partition, "BrokerOffset": l.log_end.unwrap_or(0),
+                               "ConsumerOffset": l.committed, "LastTimestamp": l.last_append_ms})
                     })
                     .collect();
                 total_diff += diff;
@@ -648,6 +632,20 @@ pub async fn dispatch(state: &AliState, p: &Parsed) -> Result<Fields, AliError> 
             format!("Specified api is not found, please check your url and method. ({other})"),
         )),
     }
+}
+
+/// `CurrentPage` (1-based, default 1) and `PageSize` (default and at most 10,000) of a
+/// list action.
+fn page_of(p: &Parsed) -> Result<(i64, i64), AliError> {
+    Ok((
+        int(p, "CurrentPage")?.unwrap_or(1).max(1),
+        int(p, "PageSize")?.unwrap_or(10_000).clamp(1, 10_000),
+    ))
+}
+
+/// Index of the first item of a page.
+fn page_start(page: i64, size: i64) -> usize {
+    ((page - 1).saturating_mul(size)) as usize
 }
 
 /// Partitions per topic (§11.1: 1 to 48).

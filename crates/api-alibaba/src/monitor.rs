@@ -237,7 +237,7 @@ pub fn dispatch(store: &MetricStore, p: &Parsed) -> Result<Map<String, Value>, A
             } else {
                 Vec::new()
             };
-            Ok(crate::actions::fields_of(json!({
+            Ok(crate::actions::fields(json!({
                 "Resources": {"Resource": resources},
                 "Total": "1",
                 "PageNumber": page.to_string(),
@@ -263,7 +263,7 @@ pub fn dispatch(store: &MetricStore, p: &Parsed) -> Result<Map<String, Value>, A
                     })
                 })
                 .collect();
-            Ok(crate::actions::fields_of(json!({
+            Ok(crate::actions::fields(json!({
                 "Resources": {"Resource": list.clone()},
                 "TotalCount": list.len().to_string(),
             })))

@@ -108,17 +108,9 @@ pub async fn parse(
     let (access_key, nonce) = if let Some(authorization) = authorization {
         let parsed = auth::alibaba::parse_acs3_authorization(&authorization)
             .map_err(|e| (signature_error(e), json))?;
-        let credential = match state.store.credential(&parsed.access_key).await {
-            Ok(Some(c)) => c,
-            Ok(None) => {
-                return fail(AliError::new(
-                    404,
-                    "InvalidAccessKeyId.NotFound",
-                    "Specified access key is not found.",
-                ))
-            }
-            Err(e) => return fail(AliError::new(500, "InternalError", e.to_string())),
-        };
+        let credential = credential(state, &parsed.access_key)
+            .await
+            .map_err(|e| (e, json))?;
         let headers: Vec<(String, String)> = parts
             .headers
             .iter()
@@ -142,17 +134,7 @@ pub async fn parse(
         let Some(ak) = get("AccessKeyId") else {
             return fail(AliError::missing("AccessKeyId"));
         };
-        let credential = match state.store.credential(&ak).await {
-            Ok(Some(c)) => c,
-            Ok(None) => {
-                return fail(AliError::new(
-                    404,
-                    "InvalidAccessKeyId.NotFound",
-                    "Specified access key is not found.",
-                ))
-            }
-            Err(e) => return fail(AliError::new(500, "InternalError", e.to_string())),
-        };
+        let credential = credential(state, &ak).await.map_err(|e| (e, json))?;
         let Some(ts) = get("Timestamp") else {
             return fail(AliError::missing("Timestamp"));
         };
@@ -198,6 +180,19 @@ pub async fn parse(
         region_id,
         json,
     })
+}
+
+/// The secret of an access key.
+async fn credential(state: &AliState, access_key: &str) -> Result<store::Credential, AliError> {
+    match state.store.credential(access_key).await {
+        Ok(Some(c)) => Ok(c),
+        Ok(None) => Err(AliError::new(
+            404,
+            "InvalidAccessKeyId.NotFound",
+            "Specified access key is not found.",
+        )),
+        Err(e) => Err(AliError::new(500, "InternalError", e.to_string())),
+    }
 }
 
 /// The project a region stands for: configured, else the account's project named after the

@@ -515,13 +515,13 @@ async fn metrics(state: &ApiState) -> Response {
             *by_status.entry(r.status.clone()).or_default() += 1;
             if let Ok(admin) = state.plane.engines().admin(&r.id) {
                 let (bytes_in, bytes_out) = admin.traffic();
-                per_instance.push((
-                    r.id.clone(),
-                    r.name.clone(),
-                    admin.used_bytes(),
+                per_instance.push(crate::metrics::InstanceFigures {
+                    id: r.id.clone(),
+                    name: r.name.clone(),
+                    used_bytes: admin.used_bytes(),
                     bytes_in,
                     bytes_out,
-                ));
+                });
             }
         }
     }

@@ -23,73 +23,94 @@ impl Metrics {
         e.1 += took.as_secs_f64();
     }
 
-    /// Text exposition format; `instances` is (status, count), `per_instance` is
-    /// (instance id, name, used bytes, bytes in, bytes out).
-    pub fn render(
-        &self,
-        instances: &[(String, u64)],
-        per_instance: &[(String, String, u64, u64, u64)],
-    ) -> String {
-        let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "# HELP opendms_http_requests_total HTTP requests by operation and status."
-        );
-        let _ = writeln!(out, "# TYPE opendms_http_requests_total counter");
+    /// Text exposition format: request counters, instances by status, and figures per
+    /// running instance.
+    pub fn render(&self, instances: &[(String, u64)], per_instance: &[InstanceFigures]) -> String {
         let requests = self.requests.lock().clone();
-        for ((op, status), (n, _)) in &requests {
-            let _ = writeln!(
-                out,
-                "opendms_http_requests_total{{operation=\"{op}\",status=\"{status}\"}} {n}"
-            );
-        }
-        let _ = writeln!(out, "# HELP opendms_http_request_seconds_total Time spent answering, by operation and status.");
-        let _ = writeln!(out, "# TYPE opendms_http_request_seconds_total counter");
-        for ((op, status), (_, secs)) in &requests {
-            let _ = writeln!(out, "opendms_http_request_seconds_total{{operation=\"{op}\",status=\"{status}\"}} {secs}");
-        }
-        let _ = writeln!(out, "# HELP opendms_instances Instances by status.");
-        let _ = writeln!(out, "# TYPE opendms_instances gauge");
-        for (status, n) in instances {
-            let _ = writeln!(out, "opendms_instances{{status=\"{status}\"}} {n}");
-        }
-        let _ = writeln!(
-            out,
-            "# HELP opendms_instance_used_bytes Bytes stored by an instance's brokers."
+        let request_label =
+            |op: &str, status: u16| format!("operation=\"{op}\",status=\"{status}\"");
+        let instance_label =
+            |f: &InstanceFigures| format!("instance_id=\"{}\",name=\"{}\"", f.id, escape(&f.name));
+        let mut out = String::new();
+        family(
+            &mut out,
+            "opendms_http_requests_total",
+            "counter",
+            "HTTP requests by operation and status.",
+            requests
+                .iter()
+                .map(|((op, st), (n, _))| (request_label(op, *st), n.to_string())),
         );
-        let _ = writeln!(out, "# TYPE opendms_instance_used_bytes gauge");
-        for (id, name, used, _, _) in per_instance {
-            let _ = writeln!(
-                out,
-                "opendms_instance_used_bytes{{instance_id=\"{id}\",name=\"{}\"}} {used}",
-                escape(name)
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP opendms_instance_bytes_in_total Record bytes produced to an instance."
+        family(
+            &mut out,
+            "opendms_http_request_seconds_total",
+            "counter",
+            "Time spent answering, by operation and status.",
+            requests
+                .iter()
+                .map(|((op, st), (_, secs))| (request_label(op, *st), secs.to_string())),
         );
-        let _ = writeln!(out, "# TYPE opendms_instance_bytes_in_total counter");
-        for (id, name, _, bytes_in, _) in per_instance {
-            let _ = writeln!(
-                out,
-                "opendms_instance_bytes_in_total{{instance_id=\"{id}\",name=\"{}\"}} {bytes_in}",
-                escape(name)
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP opendms_instance_bytes_out_total Record bytes fetched from an instance."
+        family(
+            &mut out,
+            "opendms_instances",
+            "gauge",
+            "Instances by status.",
+            instances
+                .iter()
+                .map(|(st, n)| (format!("status=\"{st}\""), n.to_string())),
         );
-        let _ = writeln!(out, "# TYPE opendms_instance_bytes_out_total counter");
-        for (id, name, _, _, bytes_out) in per_instance {
-            let _ = writeln!(
-                out,
-                "opendms_instance_bytes_out_total{{instance_id=\"{id}\",name=\"{}\"}} {bytes_out}",
-                escape(name)
-            );
-        }
+        family(
+            &mut out,
+            "opendms_instance_used_bytes",
+            "gauge",
+            "Bytes stored by an instance's brokers.",
+            per_instance
+                .iter()
+                .map(|f| (instance_label(f), f.used_bytes.to_string())),
+        );
+        family(
+            &mut out,
+            "opendms_instance_bytes_in_total",
+            "counter",
+            "Record bytes produced to an instance.",
+            per_instance
+                .iter()
+                .map(|f| (instance_label(f), f.bytes_in.to_string())),
+        );
+        family(
+            &mut out,
+            "opendms_instance_bytes_out_total",
+            "counter",
+            "Record bytes fetched from an instance.",
+            per_instance
+                .iter()
+                .map(|f| (instance_label(f), f.bytes_out.to_string())),
+        );
         out
+    }
+}
+
+/// What `/metrics` shows of one running instance.
+pub struct InstanceFigures {
+    pub id: String,
+    pub name: String,
+    pub used_bytes: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+}
+
+/// One metric family: its HELP and TYPE lines, then a sample per (labels, value).
+fn family(
+    out: &mut String,
+    name: &str,
+    kind: &str,
+    help: &str,
+    samples: impl Iterator<Item = (String, String)>,
+) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+    for (labels, value) in samples {
+        let _ = writeln!(out, "{name}{{{labels}}} {value}");
     }
 }
 

@@ -6,20 +6,15 @@
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use hmac::{Hmac, Mac};
-use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
-use sha2::{Digest, Sha256};
+
+pub use crate::rfc3986_encode as percent_encode;
+use crate::{canonical_pairs, header, hmac_sha256_hex, sha256_hex};
 
 pub use crate::huawei::SignedRequest;
 
 /// Alibaba's gateway refuses timestamps further than this from its clock.
 pub const MAX_SKEW_SECS: i64 = 15 * 60;
 pub const ACS3: &str = "ACS3-HMAC-SHA256";
-
-const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum AliSignatureError {
@@ -39,11 +34,6 @@ pub enum AliSignatureError {
     BodyHash,
     #[error("the signature does not match; string to sign: {0}")]
     Mismatch(String),
-}
-
-/// RFC 3986 percent-encoding in UTF-8, as both SDKs encode for signing.
-pub fn percent_encode(s: &str) -> String {
-    utf8_percent_encode(s, UNRESERVED).to_string()
 }
 
 /// Seconds since the epoch of `yyyy-MM-ddTHH:mm:ssZ`.
@@ -81,17 +71,12 @@ pub fn check_timestamp(ts: &str, now_unix_secs: i64) -> Result<(), AliSignatureE
 
 /// The RPC string to sign: `METHOD&%2F&pe(sorted k=v pairs)`, without `Signature`.
 pub fn rpc_string_to_sign(method: &str, params: &[(String, String)]) -> String {
-    let mut pairs: Vec<(&str, &str)> = params
-        .iter()
-        .filter(|(k, _)| k != "Signature")
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    pairs.sort();
-    let canonical = pairs
-        .iter()
-        .map(|(k, v)| format!("{}={}", percent_encode(k), percent_encode(v)))
-        .collect::<Vec<_>>()
-        .join("&");
+    let canonical = canonical_pairs(
+        params
+            .iter()
+            .filter(|(k, _)| k != "Signature")
+            .map(|(k, v)| (k.as_str(), v.as_str())),
+    );
     format!(
         "{}&%2F&{}",
         method.to_ascii_uppercase(),
@@ -187,36 +172,20 @@ pub fn parse_acs3_authorization(value: &str) -> Result<Acs3Authorization, AliSig
     })
 }
 
-fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.as_str())
-}
-
 /// The ACS3 string to sign of a request with its decoded query parameters.
 pub fn acs3_string_to_sign(
     req: &SignedRequest,
     query: &[(String, String)],
     signed_headers: &[String],
 ) -> Result<String, AliSignatureError> {
-    let mut pairs: Vec<(&str, &str)> = query
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    pairs.sort();
-    let canonical_query = pairs
-        .iter()
-        .map(|(k, v)| format!("{}={}", percent_encode(k), percent_encode(v)))
-        .collect::<Vec<_>>()
-        .join("&");
+    let canonical_query = canonical_pairs(query.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     let mut canonical_headers = String::new();
     for name in signed_headers {
         let v = header(req.headers, name)
             .ok_or_else(|| AliSignatureError::MissingHeader(name.clone()))?;
         canonical_headers.push_str(&format!("{name}:{}\n", v.trim()));
     }
-    let body_hash = crate::hex(&Sha256::digest(req.body));
+    let body_hash = sha256_hex(req.body);
     let canonical = format!(
         "{}\n{}\n{}\n{}\n{}\n{}",
         req.method.to_ascii_uppercase(),
@@ -230,20 +199,11 @@ pub fn acs3_string_to_sign(
         signed_headers.join(";"),
         body_hash
     );
-    Ok(format!(
-        "{ACS3}\n{}",
-        crate::hex(&Sha256::digest(canonical.as_bytes()))
-    ))
+    Ok(format!("{ACS3}\n{}", sha256_hex(canonical.as_bytes())))
 }
 
 pub fn acs3_signature(sts: &str, secret: &str) -> String {
-    match Hmac::<Sha256>::new_from_slice(secret.as_bytes()) {
-        Ok(mut m) => {
-            m.update(sts.as_bytes());
-            crate::hex(&m.finalize().into_bytes())
-        }
-        Err(_) => String::new(),
-    }
+    hmac_sha256_hex(secret, sts)
 }
 
 /// Verifies an ACS3 request: the body hash header, `x-acs-date` within 15 minutes, and the
@@ -255,7 +215,7 @@ pub fn verify_acs3(
     secret: &str,
     now_unix_secs: i64,
 ) -> Result<(), AliSignatureError> {
-    let body_hash = crate::hex(&Sha256::digest(req.body));
+    let body_hash = sha256_hex(req.body);
     if header(req.headers, "x-acs-content-sha256")
         .is_some_and(|h| !h.eq_ignore_ascii_case(&body_hash))
     {

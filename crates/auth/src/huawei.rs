@@ -2,21 +2,14 @@
 //! sign (shared/spec/clients.md §1b): a SigV4-like canonical request without key
 //! derivation, a canonical URI that always ends in `/`, and the body's SHA-256 signed.
 
-use hmac::{Hmac, Mac};
-use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
-use sha2::{Digest, Sha256};
+use percent_encoding::percent_decode_str;
+
+use crate::{header, hmac_sha256_hex as hmac_hex, rfc3986_encode as encode, sha256_hex};
 
 pub const ALGORITHM: &str = "SDK-HMAC-SHA256";
 const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 /// Huawei's gateway refuses an `X-Sdk-Date` further than this from its clock.
 pub const MAX_SKEW_SECS: i64 = 15 * 60;
-
-/// RFC 3986 unreserved characters stay; everything else is percent-encoded.
-const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum SignatureError {
@@ -93,17 +86,6 @@ pub fn parse_authorization(value: &str) -> Result<Authorization, SignatureError>
     })
 }
 
-fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.as_str())
-}
-
-fn encode(s: &str) -> String {
-    utf8_percent_encode(s, UNRESERVED).to_string()
-}
-
 fn decode(s: &str) -> String {
     percent_decode_str(s).decode_utf8_lossy().into_owned()
 }
@@ -133,35 +115,8 @@ fn with_trailing_slash(mut s: String) -> String {
 }
 
 fn canonical_query(raw_query: &str) -> String {
-    let mut pairs: Vec<(String, String)> = raw_query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            // No Huawei signer sends a raw '+', so it can only mean a space.
-            (decode(&k.replace('+', " ")), decode(&v.replace('+', " ")))
-        })
-        .collect();
-    pairs.sort();
-    pairs
-        .iter()
-        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
-        .collect::<Vec<_>>()
-        .join("&")
-}
-
-fn sha256_hex(data: &[u8]) -> String {
-    crate::hex(&Sha256::digest(data))
-}
-
-fn hmac_hex(key: &str, msg: &str) -> String {
-    match Hmac::<Sha256>::new_from_slice(key.as_bytes()) {
-        Ok(mut m) => {
-            m.update(msg.as_bytes());
-            crate::hex(&m.finalize().into_bytes())
-        }
-        Err(_) => String::new(),
-    }
+    let pairs = crate::decode_pairs(raw_query);
+    crate::canonical_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
 }
 
 fn string_to_sign(

@@ -26,6 +26,56 @@ pub fn decode_pairs(raw: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// RFC 3986 unreserved characters stay; everything else is percent-encoded.
+const UNRESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// RFC 3986 percent-encoding in UTF-8 (space `%20`, `*` `%2A`, `~` kept), as every signer of
+/// both clouds encodes for signing.
+pub fn rfc3986_encode(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, UNRESERVED).to_string()
+}
+
+/// `k=v` pairs sorted by key then value, each side encoded, joined with `&`: the canonical
+/// query of all three signature schemes.
+pub(crate) fn canonical_pairs<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> String {
+    let mut pairs: Vec<(&str, &str)> = pairs.collect();
+    pairs.sort();
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", rfc3986_encode(k), rfc3986_encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// The first header named `name`, in any case.
+pub(crate) fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
+pub(crate) fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    hex(&sha2::Sha256::digest(data))
+}
+
+pub(crate) fn hmac_sha256_hex(key: &str, msg: &str) -> String {
+    use hmac::Mac;
+    // HMAC takes keys of any length; the error arm cannot happen.
+    match hmac::Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()) {
+        Ok(mut m) => {
+            m.update(msg.as_bytes());
+            hex(&m.finalize().into_bytes())
+        }
+        Err(_) => String::new(),
+    }
+}
+
 /// Constant-time equality of two byte strings.
 pub(crate) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0

@@ -2,7 +2,7 @@
 //! monitoring APIs (Alibaba CloudMonitor): disk use, bytes in and out per instance and per
 //! topic, and unconsumed messages per group and per group and topic.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -154,6 +154,43 @@ impl MetricStore {
     }
 }
 
+/// Where a group stands in one partition it has committed to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartitionLag {
+    pub partition: i32,
+    pub committed: i64,
+    /// `None` when the partition no longer exists.
+    pub log_end: Option<i64>,
+    pub last_append_ms: i64,
+}
+
+impl PartitionLag {
+    /// Messages written and not yet consumed.
+    pub fn lag(&self) -> i64 {
+        self.log_end.map_or(0, |end| (end - self.committed).max(0))
+    }
+}
+
+/// The committed partitions of a group with their log ends, by topic (reads each topic's
+/// offsets once).
+pub fn group_lag(admin: &engine::KafkaAdmin, group: &str) -> BTreeMap<String, Vec<PartitionLag>> {
+    let mut by_topic: BTreeMap<String, Vec<PartitionLag>> = BTreeMap::new();
+    let mut ends: HashMap<String, Vec<engine::PartitionOffsets>> = HashMap::new();
+    for (topic, partition, committed) in admin.committed_offsets(group) {
+        let offsets = ends
+            .entry(topic.clone())
+            .or_insert_with(|| admin.partition_offsets(&topic).unwrap_or_default());
+        let broker = offsets.iter().find(|o| o.partition == partition);
+        by_topic.entry(topic).or_default().push(PartitionLag {
+            partition,
+            committed,
+            log_end: broker.map(|o| o.log_end),
+            last_append_ms: broker.map_or(0, |o| o.last_append_ms),
+        });
+    }
+    by_topic
+}
+
 #[derive(Default)]
 struct Previous {
     at_ms: i64,
@@ -178,14 +215,14 @@ pub fn spawn_sampler(
             };
             let mut alive = Vec::new();
             for r in records {
-                let status = InstanceStatus::parse(&r.status).unwrap_or(InstanceStatus::Error);
+                let status = InstanceStatus::of(&r);
                 let Ok(admin) = plane.engines().admin(&r.id) else {
                     continue;
                 };
                 if status == InstanceStatus::Deleting {
                     continue;
                 }
-                let doc: InstanceDoc = serde_json::from_value(r.document).unwrap_or_default();
+                let doc = InstanceDoc::of(&r).unwrap_or_default();
                 alive.push(r.id.clone());
                 sample_instance(&store, &mut previous, &r.project_id, &r.id, &doc, &admin);
             }
@@ -271,30 +308,22 @@ fn sample_instance(
     );
 
     for group in admin.group_ids() {
+        let by_topic = group_lag(admin, &group);
         let mut total = 0i64;
-        let mut per_topic: HashMap<String, i64> = HashMap::new();
-        for (topic, partition, committed) in admin.committed_offsets(&group) {
-            let end = admin
-                .partition_offsets(&topic)
-                .and_then(|ps| ps.into_iter().find(|p| p.partition == partition))
-                .map(|p| p.log_end)
-                .unwrap_or(committed);
-            let lag = (end - committed).max(0);
+        for (topic, partitions) in &by_topic {
+            let lag: i64 = partitions.iter().map(PartitionLag::lag).sum();
             total += lag;
-            *per_topic.entry(topic).or_default() += lag;
+            store.record(
+                key("message_accumulation_onetopic", Some(&group), Some(topic)),
+                now,
+                lag as f64,
+            );
         }
         store.record(
             key("message_accumulation", Some(&group), None),
             now,
             total as f64,
         );
-        for (topic, lag) in per_topic {
-            store.record(
-                key("message_accumulation_onetopic", Some(&group), Some(&topic)),
-                now,
-                lag as f64,
-            );
-        }
     }
     debug!(instance = id, "metrics sampled");
 }

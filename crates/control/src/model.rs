@@ -52,6 +52,11 @@ impl InstanceStatus {
             .find(|st| st.as_str() == upper)
     }
 
+    /// The status a record holds; an unknown name (from a newer version) reads as `Error`.
+    pub fn of(r: &InstanceRecord) -> InstanceStatus {
+        InstanceStatus::parse(&r.status).unwrap_or(InstanceStatus::Error)
+    }
+
     /// A status in which another lifecycle operation must wait.
     pub fn is_busy(self) -> bool {
         matches!(
@@ -196,6 +201,19 @@ pub struct DeployRequest {
 }
 
 impl InstanceDoc {
+    /// The document a record stores.
+    pub fn of(r: &InstanceRecord) -> Result<InstanceDoc, crate::ControlError> {
+        serde_json::from_value(r.document.clone())
+            .map_err(|e| crate::ControlError::Internal(format!("instance document: {e}")))
+    }
+
+    /// Puts this document into a record (to be written with `update_instance`).
+    pub fn store_in(&self, r: &mut InstanceRecord) -> Result<(), crate::ControlError> {
+        r.document = serde_json::to_value(self)
+            .map_err(|e| crate::ControlError::Internal(format!("instance document: {e}")))?;
+        Ok(())
+    }
+
     pub fn broker_ips(&self) -> Vec<String> {
         self.listeners
             .iter()

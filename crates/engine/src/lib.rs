@@ -6,7 +6,7 @@
 //! implementation per broker; the control plane already talks to it only through
 //! [`InstancePlan`] and [`Engines`].
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -30,6 +30,8 @@ pub enum EngineError {
     Start(#[from] kafka::InstanceError),
     #[error("cannot remove the data of the instance: {0}")]
     RemoveData(std::io::Error),
+    #[error("cannot store the SASL user of the instance: {0}")]
+    PrepareUser(std::io::Error),
     #[error("engine {0:?} is not available in this build")]
     UnsupportedEngine(String),
 }
@@ -175,21 +177,7 @@ impl Engines {
                 .map_err(std::io::Error::other)
         })
         .await
-        .map_err(|e| EngineError::RemoveData(std::io::Error::other(e)))?;
-        res.map_err(|e| {
-            EngineError::Start(kafka::InstanceError::DataDir {
-                path: "users.json".into(),
-                source: e,
-            })
-        })
-    }
-
-    /// Bytes stored per running instance, by instance id.
-    pub fn used_bytes(&self) -> BTreeMap<String, u64> {
-        self.running
-            .lock()
-            .iter()
-            .map(|(id, r)| (id.clone(), r.admin.used_bytes()))
-            .collect()
+        .map_err(|e| EngineError::PrepareUser(std::io::Error::other(e)))?;
+        res.map_err(EngineError::PrepareUser)
     }
 }

@@ -499,10 +499,6 @@ impl KafkaAdmin {
         self.shared.groups.group_ids()
     }
 
-    pub fn committed_offset(&self, group: &str, topic: &str, partition: i32) -> Option<i64> {
-        self.shared.groups.committed_offset(group, topic, partition)
-    }
-
     /// Registers an empty consumer group; false if it already exists.
     pub fn declare_group(&self, group: &str) -> bool {
         self.shared.groups.declare_group(group)
@@ -511,11 +507,6 @@ impl KafkaAdmin {
     /// (topic, partition, committed offset) of a group.
     pub fn committed_offsets(&self, group: &str) -> Vec<(String, i32, i64)> {
         self.shared.groups.committed_offsets(group)
-    }
-
-    /// (member id, client id, client host) of a group's members.
-    pub fn group_members(&self, group: &str) -> Vec<(String, String, String)> {
-        self.shared.groups.members(group)
     }
 
     /// Deletes an empty group and its offsets, as DeleteGroups does. Answers the Kafka

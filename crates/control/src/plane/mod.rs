@@ -236,7 +236,7 @@ impl ControlPlane {
     ) -> Result<Option<Vec<SocketAddr>>, ControlError> {
         let mut used: HashSet<String> = HashSet::new();
         for r in self.store.instances(None).await? {
-            let doc: InstanceDoc = serde_json::from_value(r.document).unwrap_or_default();
+            let doc = InstanceDoc::of(&r).unwrap_or_default();
             used.extend(doc.broker_ips());
         }
         let first = u32::from(self.config.broker_ip_pool);
@@ -269,8 +269,7 @@ impl ControlPlane {
     }
 
     pub(crate) async fn view(&self, r: InstanceRecord) -> Result<InstanceView, ControlError> {
-        let doc: InstanceDoc = serde_json::from_value(r.document.clone())
-            .map_err(|e| ControlError::Internal(format!("instance document: {e}")))?;
+        let doc = InstanceDoc::of(&r)?;
         let used_bytes = self
             .engines
             .admin(&r.id)
@@ -287,7 +286,7 @@ impl ControlPlane {
             })
             .collect();
         Ok(InstanceView {
-            status: InstanceStatus::parse(&r.status).unwrap_or(InstanceStatus::Error),
+            status: InstanceStatus::of(&r),
             id: r.id,
             project_id: r.project_id,
             engine: r.engine,
@@ -357,7 +356,7 @@ impl ControlPlane {
                     continue;
                 }
             }
-            let st = InstanceStatus::parse(&r.status).unwrap_or(InstanceStatus::Error);
+            let st = InstanceStatus::of(&r);
             if status.is_some_and(|want| want != st) {
                 continue;
             }
@@ -382,12 +381,11 @@ impl ControlPlane {
         req: &UpdateInstanceRequest,
     ) -> Result<(), ControlError> {
         let mut r = self.record(project_id, id).await?;
-        let status = InstanceStatus::parse(&r.status).unwrap_or(InstanceStatus::Error);
+        let status = InstanceStatus::of(&r);
         if status.is_busy() {
             return Err(ControlError::Busy(status.as_str().into()));
         }
-        let mut doc: InstanceDoc = serde_json::from_value(r.document.clone())
-            .map_err(|e| ControlError::Internal(e.to_string()))?;
+        let mut doc = InstanceDoc::of(&r)?;
         if let Some(name) = req.name.as_deref() {
             validation::check_instance_name(name)?;
             r.name = name.to_string();
@@ -429,8 +427,7 @@ impl ControlPlane {
         if let Some(e) = req.enterprise_project_id.as_deref() {
             doc.enterprise_project_id = e.to_string();
         }
-        r.document =
-            serde_json::to_value(&doc).map_err(|e| ControlError::Internal(e.to_string()))?;
+        doc.store_in(&mut r)?;
         r.updated_at_ms = now_ms();
         match self.store.update_instance(&r).await {
             Err(store::StoreError::DuplicateName) => {
@@ -453,7 +450,7 @@ impl ControlPlane {
         to: InstanceStatus,
         params: &str,
     ) -> Result<(), ControlError> {
-        let status = InstanceStatus::parse(&r.status).unwrap_or(InstanceStatus::Error);
+        let status = InstanceStatus::of(r);
         let allowed = match transition {
             Transition::Delete => !matches!(
                 status,
@@ -554,12 +551,11 @@ impl ControlPlane {
         req: &ResizeRequest,
     ) -> Result<String, ControlError> {
         let mut r = self.record(&caller.project_id, id).await?;
-        let status = InstanceStatus::parse(&r.status).unwrap_or(InstanceStatus::Error);
+        let status = InstanceStatus::of(&r);
         if status != InstanceStatus::Running {
             return Err(ControlError::Busy(status.as_str().into()));
         }
-        let mut doc: InstanceDoc = serde_json::from_value(r.document.clone())
-            .map_err(|e| ControlError::Internal(e.to_string()))?;
+        let mut doc = InstanceDoc::of(&r)?;
         match req.oper_type.as_deref().unwrap_or("storage") {
             "storage" => {}
             other => {
@@ -588,8 +584,7 @@ impl ControlPlane {
             return Err(ControlError::ExtendLimit);
         }
         doc.pending_storage_gb = Some(new as u64);
-        r.document =
-            serde_json::to_value(&doc).map_err(|e| ControlError::Internal(e.to_string()))?;
+        doc.store_in(&mut r)?;
         r.updated_at_ms = now_ms();
         self.store.update_instance(&r).await?;
         let params = format!("{{\"new_storage_space\":{new}}}");
@@ -763,12 +758,11 @@ impl ControlPlane {
         id: &str,
     ) -> Result<(InstanceDoc, engine::KafkaAdmin), ControlError> {
         let r = self.record(project_id, id).await?;
-        let status = InstanceStatus::parse(&r.status).unwrap_or(InstanceStatus::Error);
+        let status = InstanceStatus::of(&r);
         if status != InstanceStatus::Running && status != InstanceStatus::Extending {
             return Err(ControlError::Busy(status.as_str().into()));
         }
-        let doc: InstanceDoc = serde_json::from_value(r.document)
-            .map_err(|e| ControlError::Internal(e.to_string()))?;
+        let doc = InstanceDoc::of(&r)?;
         let admin = self
             .engines
             .admin(id)
@@ -983,22 +977,14 @@ impl ControlPlane {
         let Some(r) = self.store.instance(id).await? else {
             return Ok(());
         };
-        let mut doc: InstanceDoc = serde_json::from_value(r.document.clone())
-            .map_err(|e| ControlError::Internal(e.to_string()))?;
-        let status = InstanceStatus::parse(&r.status).unwrap_or(InstanceStatus::Error);
+        let mut doc = InstanceDoc::of(&r)?;
+        let status = InstanceStatus::of(&r);
         let plan = self.plan(&r, &doc);
         match status {
             InstanceStatus::Running => {
                 if let Err(e) = self.engines.start(&plan).await {
                     warn!(instance = %id, error = %e, "instance cannot be brought back");
-                    self.store
-                        .set_instance_status(
-                            id,
-                            Some(&r.status),
-                            InstanceStatus::Error.as_str(),
-                            Some(&e.to_string()),
-                            now_ms(),
-                        )
+                    self.end_transition(id, &r.status, InstanceStatus::Error, &e.to_string(), None)
                         .await?;
                 }
             }
@@ -1023,16 +1009,14 @@ impl ControlPlane {
                     Err(reason) => {
                         warn!(instance = %id, %reason, "instance creation failed");
                         self.engines.stop(id).await;
-                        self.store
-                            .set_instance_status(
-                                id,
-                                Some(&r.status),
-                                InstanceStatus::CreateFailed.as_str(),
-                                Some(&reason),
-                                now_ms(),
-                            )
-                            .await?;
-                        self.finish_task(id, Transition::Create, false).await;
+                        self.end_transition(
+                            id,
+                            &r.status,
+                            InstanceStatus::CreateFailed,
+                            &reason,
+                            Some(Transition::Create),
+                        )
+                        .await?;
                     }
                 }
             }
@@ -1041,16 +1025,14 @@ impl ControlPlane {
                 if control.fail_next {
                     warn!(instance = %id, "restart failed (injected)");
                     self.engines.start(&plan).await?;
-                    self.store
-                        .set_instance_status(
-                            id,
-                            Some(&r.status),
-                            InstanceStatus::Running.as_str(),
-                            Some("restart failed: injected failure"),
-                            now_ms(),
-                        )
-                        .await?;
-                    self.finish_task(id, Transition::Restart, false).await;
+                    self.end_transition(
+                        id,
+                        &r.status,
+                        InstanceStatus::Running,
+                        "restart failed: injected failure",
+                        Some(Transition::Restart),
+                    )
+                    .await?;
                     return Ok(());
                 }
                 self.engines.stop(id).await;
@@ -1066,49 +1048,41 @@ impl ControlPlane {
                         .await?
                     }
                     Err(e) => {
-                        self.store
-                            .set_instance_status(
-                                id,
-                                Some(&r.status),
-                                InstanceStatus::Error.as_str(),
-                                Some(&e.to_string()),
-                                now_ms(),
-                            )
-                            .await?;
-                        self.finish_task(id, Transition::Restart, false).await;
+                        self.end_transition(
+                            id,
+                            &r.status,
+                            InstanceStatus::Error,
+                            &e.to_string(),
+                            Some(Transition::Restart),
+                        )
+                        .await?;
                     }
                 }
             }
             InstanceStatus::Extending => {
                 let control = self.controls.lock().take(Transition::Extend);
                 self.engines.start(&plan).await?;
-                let new = doc.pending_storage_gb.take();
-                if control.fail_next || new.is_none() {
+                let pending = doc.pending_storage_gb.take();
+                let Some(new) = pending.filter(|_| !control.fail_next) else {
                     let mut rec = r.clone();
-                    rec.document = serde_json::to_value(&doc)
-                        .map_err(|e| ControlError::Internal(e.to_string()))?;
+                    doc.store_in(&mut rec)?;
                     self.store.update_instance(&rec).await?;
-                    self.store
-                        .set_instance_status(
-                            id,
-                            Some(&r.status),
-                            InstanceStatus::Running.as_str(),
-                            Some("extend failed: injected failure"),
-                            now_ms(),
-                        )
-                        .await?;
-                    self.finish_task(id, Transition::Extend, false).await;
+                    self.end_transition(
+                        id,
+                        &r.status,
+                        InstanceStatus::Running,
+                        "extend failed: injected failure",
+                        Some(Transition::Extend),
+                    )
+                    .await?;
                     return Ok(());
-                }
-                if let Some(new) = new {
-                    doc.storage_space_gb = new;
-                    doc.extend_times += 1;
-                }
+                };
+                doc.storage_space_gb = new;
+                doc.extend_times += 1;
                 let admin = self.engines.admin(id)?;
                 admin.set_quota(Some(doc.storage_space_gb * GIB), plan.quota_policy);
                 let mut rec = r.clone();
-                rec.document = serde_json::to_value(&doc)
-                    .map_err(|e| ControlError::Internal(e.to_string()))?;
+                doc.store_in(&mut rec)?;
                 rec.updated_at_ms = now_ms();
                 self.store.update_instance(&rec).await?;
                 self.complete(
@@ -1129,16 +1103,14 @@ impl ControlPlane {
                     } else {
                         InstanceStatus::CreateFailed
                     };
-                    self.store
-                        .set_instance_status(
-                            id,
-                            Some(&r.status),
-                            back.as_str(),
-                            Some("delete failed: injected failure"),
-                            now_ms(),
-                        )
-                        .await?;
-                    self.finish_task(id, Transition::Delete, false).await;
+                    self.end_transition(
+                        id,
+                        &r.status,
+                        back,
+                        "delete failed: injected failure",
+                        Some(Transition::Delete),
+                    )
+                    .await?;
                     return Ok(());
                 }
                 self.wait(id, &control).await;
@@ -1155,6 +1127,25 @@ impl ControlPlane {
                     self.finish_task(id, Transition::Create, false).await;
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// Ends a transition that did not succeed: records `to` with the reason (if the status is
+    /// still `from`) and marks the transition's task failed.
+    async fn end_transition(
+        &self,
+        id: &str,
+        from: &str,
+        to: InstanceStatus,
+        reason: &str,
+        task: Option<Transition>,
+    ) -> Result<(), ControlError> {
+        self.store
+            .set_instance_status(id, Some(from), to.as_str(), Some(reason), now_ms())
+            .await?;
+        if let Some(t) = task {
+            self.finish_task(id, t, false).await;
         }
         Ok(())
     }

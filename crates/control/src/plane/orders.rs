@@ -124,15 +124,14 @@ impl ControlPlane {
     ) -> Result<(), ControlError> {
         let _guard = self.create_lock.lock().await;
         let mut r = self.record(&caller.project_id, id).await?;
-        let status = InstanceStatus::parse(&r.status).unwrap_or(InstanceStatus::Error);
+        let status = InstanceStatus::of(&r);
         if !matches!(
             status,
             InstanceStatus::Ordered | InstanceStatus::CreateFailed
         ) {
             return Err(ControlError::Busy(status.as_str().into()));
         }
-        let mut doc: InstanceDoc = serde_json::from_value(r.document.clone())
-            .map_err(|e| ControlError::Internal(e.to_string()))?;
+        let mut doc = InstanceDoc::of(&r)?;
         if let Some(name) = req.name.as_deref() {
             r.name = name.to_string();
         }
@@ -161,8 +160,7 @@ impl ControlPlane {
         doc.listeners = listeners.iter().map(|a| a.to_string()).collect();
         r.status = InstanceStatus::Creating.as_str().into();
         r.status_reason = None;
-        r.document =
-            serde_json::to_value(&doc).map_err(|e| ControlError::Internal(e.to_string()))?;
+        doc.store_in(&mut r)?;
         r.updated_at_ms = now_ms();
         match self.store.update_instance(&r).await {
             Err(store::StoreError::DuplicateName) => {
@@ -184,11 +182,9 @@ impl ControlPlane {
         edit: impl FnOnce(&mut InstanceDoc) -> Result<(), ControlError>,
     ) -> Result<(), ControlError> {
         let mut r = self.record(project_id, id).await?;
-        let mut doc: InstanceDoc = serde_json::from_value(r.document.clone())
-            .map_err(|e| ControlError::Internal(e.to_string()))?;
+        let mut doc = InstanceDoc::of(&r)?;
         edit(&mut doc)?;
-        r.document =
-            serde_json::to_value(&doc).map_err(|e| ControlError::Internal(e.to_string()))?;
+        doc.store_in(&mut r)?;
         r.updated_at_ms = now_ms();
         self.store.update_instance(&r).await?;
         Ok(())
@@ -398,12 +394,11 @@ impl ControlPlane {
         req: &UpgradeRequest,
     ) -> Result<(), ControlError> {
         let r = self.record(&caller.project_id, id).await?;
-        let status = InstanceStatus::parse(&r.status).unwrap_or(InstanceStatus::Error);
+        let status = InstanceStatus::of(&r);
         if status != InstanceStatus::Running {
             return Err(ControlError::Busy(status.as_str().into()));
         }
-        let doc: InstanceDoc = serde_json::from_value(r.document)
-            .map_err(|e| ControlError::Internal(e.to_string()))?;
+        let doc = InstanceDoc::of(&r)?;
         let shrink = |name: &str, new: Option<i64>, current: i64| -> Result<(), ControlError> {
             match new {
                 Some(n) if n < current => Err(ControlError::InvalidParameter(format!(

@@ -134,8 +134,7 @@ impl ControlPlane {
         id: &str,
     ) -> Result<BTreeMap<String, Vec<String>>, ControlError> {
         let r = self.record(project_id, id).await?;
-        let doc: InstanceDoc = serde_json::from_value(r.document)
-            .map_err(|e| ControlError::Internal(e.to_string()))?;
+        let doc = InstanceDoc::of(&r)?;
         Ok(doc.allowed_ips)
     }
 

@@ -1078,20 +1078,6 @@ impl GroupCoordinator {
         out
     }
 
-    /// (member id, client id, client host) of a group's current members.
-    pub fn members(&self, group: &str) -> Vec<(String, String, String)> {
-        self.groups
-            .lock()
-            .get(group)
-            .map(|g| {
-                g.members
-                    .values()
-                    .map(|m| (m.id.clone(), m.client_id.clone(), m.client_host.clone()))
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-
     pub fn list_groups(&self, req: &ListGroupsRequest, version: i16) -> ListGroupsResponse {
         let lower =
             |v: &[StrBytes]| -> Vec<String> { v.iter().map(|s| s.to_lowercase()).collect() };
