@@ -93,11 +93,12 @@ async fn serve_connection(
         sasl: SaslState::None,
     };
     let mut shutdown = shared.shutdown.subscribe();
+    let mut read_buf = BytesMut::new();
     debug!(broker = broker_id, %peer, "connection opened");
     loop {
         let frame = tokio::select! {
             _ = shutdown.changed() => break,
-            f = read_frame(&mut rd, shared.config.max_frame_bytes) => f,
+            f = read_frame(&mut rd, shared.config.max_frame_bytes, &mut read_buf) => f,
         };
         let body = match frame {
             Ok(Some(body)) => body,
@@ -140,10 +141,18 @@ async fn serve_connection(
 /// How long a connection stays open after an answer that ends it (failed authentication).
 const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_millis(100);
 
-/// Reads one size-prefixed frame. `Ok(None)` on a clean end of stream.
+/// Largest read buffer a connection keeps between requests: a buffer grown for a rare huge
+/// frame is given back rather than held for the connection's lifetime.
+const KEPT_READ_BUFFER: usize = 4 << 20;
+
+/// Reads one size-prefixed frame into `buf`, which the connection keeps: once every part of
+/// the previous frame has been dropped (requests are handled one at a time), its memory is
+/// reused. Allocating a fresh buffer per produce request cost page faults and `madvise`
+/// calls as the allocator handed memory back and forth. `Ok(None)` on a clean end of stream.
 async fn read_frame<R: AsyncReadExt + Unpin>(
     rd: &mut R,
     max: usize,
+    buf: &mut BytesMut,
 ) -> Result<Option<Bytes>, String> {
     let size = match rd.read_i32().await {
         Ok(n) => n,
@@ -153,19 +162,23 @@ async fn read_frame<R: AsyncReadExt + Unpin>(
     if size < 0 || size as usize > max {
         return Err(format!("frame of {size} bytes is outside 0..={max}"));
     }
+    let size = size as usize;
+    buf.clear();
+    buf.reserve(size);
+    if buf.capacity() > KEPT_READ_BUFFER.max(size) {
+        *buf = BytesMut::with_capacity(size);
+    }
     // Filled straight from the socket: zeroing a multi-megabyte produce frame first cost
     // as much CPU as copying it.
-    let size = size as usize;
-    let mut buf = BytesMut::with_capacity(size);
     let mut frame = (&mut *rd).take(size as u64);
     while buf.len() < size {
-        match frame.read_buf(&mut buf).await {
+        match frame.read_buf(buf).await {
             Ok(0) => return Err(format!("truncated frame: {} of {size} bytes", buf.len())),
             Ok(_) => {}
             Err(e) => return Err(format!("truncated frame: {e}")),
         }
     }
-    Ok(Some(buf.freeze()))
+    Ok(Some(buf.split_to(size).freeze()))
 }
 
 type FrameOutcome = Result<Option<(BytesMut, bool)>, String>;
@@ -340,6 +353,54 @@ fn encode(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn sized(body: &[u8]) -> Vec<u8> {
+        let mut v = (body.len() as u32).to_be_bytes().to_vec();
+        v.extend_from_slice(body);
+        v
+    }
+
+    #[tokio::test]
+    async fn frames_reuse_the_connection_buffer_once_released() {
+        let mut input = sized(&[1u8; 300_000]);
+        input.extend(sized(&[2u8; 200_000]));
+        input.extend(sized(&[3u8; 100]));
+        input.extend(sized(&[4u8; 10]));
+        let mut rd = &input[..];
+        let mut buf = BytesMut::new();
+        let first = read_frame(&mut rd, 1 << 20, &mut buf)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(first.iter().all(|&b| b == 1) && first.len() == 300_000);
+        let at = first.as_ptr();
+        drop(first);
+        let second = read_frame(&mut rd, 1 << 20, &mut buf)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(second.as_ptr(), at, "released memory is read into again");
+        assert!(second.iter().all(|&b| b == 2) && second.len() == 200_000);
+        // A frame still held elsewhere is never overwritten.
+        let third = read_frame(&mut rd, 1 << 20, &mut buf)
+            .await
+            .unwrap()
+            .unwrap();
+        let fourth = read_frame(&mut rd, 1 << 20, &mut buf)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(second.iter().all(|&b| b == 2));
+        assert_eq!(&third[..], &[3u8; 100][..]);
+        assert_eq!(&fourth[..], &[4u8; 10][..]);
+        assert_eq!(read_frame(&mut rd, 1 << 20, &mut buf).await, Ok(None));
+        // Too large, and truncated.
+        let big = sized(&[0u8; 64]);
+        assert!(read_frame(&mut &big[..], 63, &mut buf).await.is_err());
+        assert!(read_frame(&mut &big[..40], 1 << 20, &mut buf)
+            .await
+            .is_err());
+    }
 
     fn frame(api_key: i16, version: i16, rest: &[u8]) -> Bytes {
         let mut b = BytesMut::new();

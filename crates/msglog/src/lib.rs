@@ -13,7 +13,9 @@
 //! - `log-start-offset`: the offset set by `delete_records_before`.
 //!
 //! Start-up checks the tail of every segment (headers and CRC32C from the last index entry),
-//! cuts off a torn or corrupt end, and rebuilds missing or damaged index files.
+//! cuts off a torn or corrupt end, and rebuilds missing or damaged index files. Rolled
+//! segments are synced in the background (`sealed_sync`); should a crash cut one short, the
+//! segments after it are removed so the log stays a prefix of what was appended.
 //!
 //! Everything here is blocking file I/O and thread-safe; async callers use `spawn_blocking`.
 //! Readers never wait for appends (and the other way round): see `partition.rs`.
@@ -23,6 +25,7 @@ mod config;
 mod error;
 mod partition;
 mod producer;
+mod sealed_sync;
 mod segment;
 mod store;
 

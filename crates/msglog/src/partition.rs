@@ -8,7 +8,7 @@
 //! never wait for disk writes or fsyncs and appenders never wait for reads.
 
 use std::fs;
-use std::io;
+use std::io::{self, IoSlice};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -19,6 +19,7 @@ use tracing::{debug, info, warn};
 
 use crate::batch::{split_batches, BatchHeader};
 use crate::producer::{ProducerState, SequenceCheck};
+use crate::sealed_sync::{self, SealedSync};
 use crate::segment::{
     self, read_batches, remove_if_exists, seek_timestamp, BatchPlacement, ScanError, Scanner,
     Segment, MAX_REL_OFFSET, MAX_SEGMENT_BYTES,
@@ -60,6 +61,8 @@ pub struct Partition {
     /// `flush` skip the fdatasync of a partition with nothing new.
     appended: AtomicU64,
     synced: AtomicU64,
+    /// Rolled segments whose sync (see `sealed_sync`) may not have run yet, oldest first.
+    sealed_unsynced: Mutex<Vec<Arc<SealedSync>>>,
 }
 
 /// Owned by the `writer` mutex.
@@ -223,6 +226,31 @@ impl Partition {
             }
         }
         let mut segments = kept;
+        // Consecutive segments always continue each other's offsets. A gap means a crash cut
+        // the end off a rolled segment before its background sync ran (see `sealed_sync`);
+        // nothing after that point was acknowledged as durable (a flush syncs older segments
+        // first), so the log is cut there, as a torn tail is, to stay a prefix of what was
+        // appended.
+        if let Some(cut) = segments
+            .windows(2)
+            .position(|pair| pair[0].next_offset != pair[1].base)
+        {
+            for seg in segments.drain(cut + 1..) {
+                warn!(
+                    segment = seg.base,
+                    topic,
+                    partition = id,
+                    "removing a segment that follows a cut-off one"
+                );
+                seg.delete_files()?;
+            }
+            if let Some(last) = segments.pop() {
+                // Reopened as the active segment (with its index files open for appends).
+                let base = last.base;
+                drop(last);
+                segments.push(Segment::open(&dir, base, interval, true)?);
+            }
+        }
         if segments.is_empty() {
             segments.push(Segment::create(&dir, persisted_start)?);
             // Synced data is only durable once its directory entry is.
@@ -269,6 +297,7 @@ impl Partition {
             removed: AtomicBool::new(false),
             appended: AtomicU64::new(0),
             synced: AtomicU64::new(0),
+            sealed_unsynced: Mutex::new(Vec::new()),
         })
     }
 
@@ -296,8 +325,6 @@ impl Partition {
     /// their base offsets.
     pub fn append(&self, records: &[u8], now_ms: i64) -> Result<AppendInfo, LogError> {
         let batches = split_batches(records)?;
-        // Copied outside the lock; only the base offsets are filled in under it.
-        let mut data = records.to_vec();
         let mut w = self.writer.lock();
         self.check_open()?;
         let (segment_bytes, hw) = {
@@ -329,15 +356,10 @@ impl Partition {
             return Err(LogError::DuplicateSequence { base_offset });
         }
 
-        for a in &assigned {
-            if let Some(field) = data.get_mut(a.range.start..a.range.start + 8) {
-                field.copy_from_slice(&a.base_offset.to_be_bytes());
-            }
-        }
-        let total = data.len() as u64;
+        let total = records.len() as u64;
         self.usage.reserve(total)?;
         let mut written = 0u64;
-        let result = self.write_batches(&mut w, &data, &assigned, now_ms, &mut written);
+        let result = self.write_batches(&mut w, records, &assigned, now_ms, &mut written);
         if written < total {
             self.usage.sub(total - written);
         }
@@ -402,17 +424,23 @@ impl Partition {
                     max_timestamp: a.header.max_timestamp,
                 })
                 .collect();
-            let bytes = data
-                .get(first.range.start..last.range.end)
-                .unwrap_or_default();
+            // The producer's bytes as they are, each batch's first 8 bytes (its base offset)
+            // replaced by the one assigned here.
+            let base_offsets: Vec<[u8; 8]> =
+                run.iter().map(|a| a.base_offset.to_be_bytes()).collect();
+            let mut pieces = Vec::with_capacity(run.len() * 2);
+            for (a, base) in run.iter().zip(&base_offsets) {
+                pieces.push(IoSlice::new(base));
+                let rest = data.get(a.range.start + 8..a.range.end).unwrap_or_default();
+                pieces.push(IoSlice::new(rest));
+            }
+            let run_bytes = last.range.end - first.range.start;
             let pending = seg.plan_append(seg.size, &placements, s.config.index_interval_bytes);
-            seg.write(bytes, &pending, self.flush_every_append)?;
+            seg.write(&pieces, &pending, self.flush_every_append)?;
             drop(s);
-            *written += bytes.len() as u64;
-            let appended = self
-                .appended
-                .fetch_add(bytes.len() as u64, Ordering::AcqRel)
-                + bytes.len() as u64;
+            *written += run_bytes as u64;
+            let appended =
+                self.appended.fetch_add(run_bytes as u64, Ordering::AcqRel) + run_bytes as u64;
             if self.flush_every_append {
                 self.synced.fetch_max(appended, Ordering::AcqRel);
             }
@@ -432,31 +460,40 @@ impl Partition {
     }
 
     /// Starts a new active segment at the high watermark (no-op when the active one is
-    /// empty). The old segment is synced first, so a crash never leaves a newer segment
-    /// behind an unsynced one, and the producer state is saved so start-up only has to scan
-    /// the new segment.
+    /// empty). The old segment is synced in the background (see `sealed_sync`; inline under
+    /// the every-append policy, whose acknowledgements promise it), and the producer state is
+    /// saved so start-up only has to scan the new segment.
     fn roll(&self, w: &mut Writer) -> Result<(), LogError> {
-        let (hw, final_entry) = {
+        let (hw, final_entry, sealed_file) = {
             let s = self.state.read();
             let seg = s.active();
             if seg.size == 0 {
                 return Ok(());
             }
-            seg.flush()?;
             let entry = seg.final_time_entry();
             if let Some(e) = entry {
                 seg.write_final_time_entry(e)?;
             }
-            (s.high_watermark(), entry)
+            (s.high_watermark(), entry, seg.file.clone())
         };
-        self.synced
-            .fetch_max(self.appended.load(Ordering::Acquire), Ordering::AcqRel);
         let seg = Segment::create(&self.dir, hw)?;
-        sync_dir(&self.dir)?;
+        let sync = SealedSync::new(sealed_file, self.dir.clone());
+        if self.flush_every_append {
+            sync.run()?;
+        } else {
+            // Listed before the new segment becomes active, so a `flush` that finds the new
+            // segment active also finds this one.
+            let mut pending = self.sealed_unsynced.lock();
+            pending.retain(|p| !p.is_done());
+            pending.push(sync.clone());
+        }
         {
             let mut s = self.state.write();
             s.active_mut().seal(final_entry);
             s.segments.push(seg);
+        }
+        if !self.flush_every_append {
+            sealed_sync::submit(sync);
         }
         // The snapshot only shortens the start-up scan: failing it must not fail the append.
         if let Err(e) = self.save_producers(w, hw) {
@@ -549,15 +586,22 @@ impl Partition {
         self.state.read().segments.len()
     }
 
-    /// fdatasync of whatever was appended since the last sync (older segments were synced
-    /// when they were rolled).
+    /// fdatasync of whatever was appended since the last sync: rolled segments still waiting
+    /// for their background sync first, then the active one.
     pub fn flush(&self) -> Result<(), LogError> {
         let target = self.appended.load(Ordering::Acquire);
-        if self.synced.load(Ordering::Acquire) >= target {
+        if self.synced.load(Ordering::Acquire) >= target && self.sealed_unsynced.lock().is_empty() {
             return Ok(());
         }
-        let file = self.state.read().active().file.clone();
-        file.sync_data()?;
+        // The active segment is read before the pending list: a roll lists the old segment
+        // before making the new one active, so data up to `target` is in one or the other.
+        let active = self.state.read().active().file.clone();
+        let pending: Vec<Arc<SealedSync>> = self.sealed_unsynced.lock().clone();
+        for sealed in &pending {
+            sealed.run()?;
+        }
+        self.sealed_unsynced.lock().retain(|p| !p.is_done());
+        active.sync_data()?;
         self.synced.fetch_max(target, Ordering::AcqRel);
         Ok(())
     }
@@ -1004,6 +1048,70 @@ mod tests {
         assert_eq!(usage.used(), log_bytes(&pdir));
         assert_eq!(p.offset_for_timestamp(9).unwrap(), None);
         assert_eq!(p.offset_for_timestamp(8).unwrap(), Some((16, 8)));
+    }
+
+    #[test]
+    fn rolled_segments_are_synced_by_flush_or_in_the_background() {
+        let dir = tempfile::tempdir().unwrap();
+        let (p, _) = open(dir.path(), cfg(1000));
+        for i in 0..80 {
+            p.append(&batch(3, i, None), 0).unwrap();
+        }
+        assert!(p.segment_count() > 3);
+        // A flush leaves nothing pending: it ran what the background thread had not.
+        p.flush().unwrap();
+        assert!(p.sealed_unsynced.lock().is_empty());
+        assert_eq!(
+            p.synced.load(Ordering::Acquire),
+            p.appended.load(Ordering::Acquire)
+        );
+        // Without a flush the background thread gets to them.
+        for i in 0..80 {
+            p.append(&batch(3, i, None), 0).unwrap();
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while p.sealed_unsynced.lock().iter().any(|s| !s.is_done()) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "background sync never ran"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+
+    #[test]
+    fn recovery_cuts_the_log_after_a_cut_off_rolled_segment() {
+        let dir = tempfile::tempdir().unwrap();
+        let (p, _) = open(dir.path(), cfg(1000));
+        for i in 0..40 {
+            p.append(&batch(2, 100 + i, None), 0).unwrap();
+        }
+        let pdir = p.dir.clone();
+        let count = p.segment_count();
+        assert!(count >= 4);
+        drop(p);
+        // A power loss took the end of the second segment, but later ones reached the disk.
+        let second = logs(&pdir)[1].clone();
+        let len = fs::metadata(&second).unwrap().len();
+        fs::OpenOptions::new()
+            .write(true)
+            .open(&second)
+            .unwrap()
+            .set_len(len - 30)
+            .unwrap();
+        let (p, usage) = open(dir.path(), cfg(1000));
+        assert_eq!(p.segment_count(), 2);
+        assert_eq!(logs(&pdir).len(), 2);
+        let hw = p.high_watermark();
+        assert_eq!(usage.used(), log_bytes(&pdir));
+        // The log continues from there, readable from the start, and keeps working.
+        assert_eq!(p.append(&batch(2, 500, None), 0).unwrap().base_offset, hw);
+        let all = read_all(&p, 0, 1 << 20);
+        assert_eq!(all.last(), Some(&hw));
+        assert!(all.windows(2).all(|w| w[1] == w[0] + 2));
+        drop(p);
+        let (p, _) = open(dir.path(), cfg(1000));
+        assert_eq!(p.high_watermark(), hw + 2);
     }
 
     #[test]
