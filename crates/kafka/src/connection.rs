@@ -9,15 +9,16 @@ use std::sync::Arc;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsResponse, RequestHeader, RequestKind, ResponseHeader, ResponseKind,
+    ApiKey, ApiVersionsResponse, RequestHeader, RequestKind, ResponseKind,
 };
-use kafka_protocol::protocol::{Decodable, Encodable};
+use kafka_protocol::protocol::Decodable;
 use kafka_protocol::ResponseError;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tracing::{debug, info, warn};
 
 use crate::instance::Shared;
+use crate::response::{encode_response, ResponseFrame};
 use crate::security::{Mechanism, SaslSession};
 use crate::versions;
 
@@ -115,7 +116,7 @@ async fn serve_connection(
         };
         match outcome {
             Ok(Some((bytes, close_after))) => {
-                if let Err(e) = wr.write_all(&bytes).await {
+                if let Err(e) = bytes.write_to(&mut wr).await {
                     debug!(broker = broker_id, %peer, error = %e, "write failed");
                     break;
                 }
@@ -181,7 +182,7 @@ async fn read_frame<R: AsyncReadExt + Unpin>(
     Ok(Some(buf.split_to(size).freeze()))
 }
 
-type FrameOutcome = Result<Option<(BytesMut, bool)>, String>;
+type FrameOutcome = Result<Option<(ResponseFrame, bool)>, String>;
 
 /// A request frame after header and body decoding.
 pub struct ParsedRequest {
@@ -249,7 +250,7 @@ async fn handle_frame(shared: &Arc<Shared>, session: &mut Session, body: Bytes) 
         Err(FrameError::UnsupportedApiVersions { correlation_id }) => {
             // KIP-511: answer in v0 shape with our ranges so the client can pick a version.
             let resp = api_versions_response(ResponseError::UnsupportedVersion.code());
-            return encode(
+            return encode_response(
                 ApiKey::ApiVersions,
                 0,
                 correlation_id,
@@ -277,7 +278,7 @@ async fn handle_frame(shared: &Arc<Shared>, session: &mut Session, body: Bytes) 
         Reply::Nothing => return Ok(None),
         Reply::Close(reason) => return Err(reason),
     };
-    encode(api_key, parsed.version, parsed.correlation_id, &resp).map(|b| Some((b, close)))
+    encode_response(api_key, parsed.version, parsed.correlation_id, &resp).map(|b| Some((b, close)))
 }
 
 /// SASL tokens sent without Kafka framing after a v0 handshake.
@@ -302,11 +303,11 @@ pub(crate) fn authenticated(_shared: &Arc<Shared>, session: &mut Session, user: 
     session.sasl = SaslState::None;
 }
 
-fn frame_raw(payload: &[u8]) -> BytesMut {
+fn frame_raw(payload: &[u8]) -> ResponseFrame {
     let mut out = BytesMut::with_capacity(4 + payload.len());
     out.put_u32(payload.len() as u32);
     out.put_slice(payload);
-    out
+    ResponseFrame::whole(out.freeze())
 }
 
 pub(crate) fn api_versions_response(error_code: i16) -> ApiVersionsResponse {
@@ -323,31 +324,6 @@ pub(crate) fn api_versions_response(error_code: i16) -> ApiVersionsResponse {
                 })
                 .collect(),
         )
-}
-
-fn encode(
-    api_key: ApiKey,
-    version: i16,
-    correlation_id: i32,
-    resp: &ResponseKind,
-) -> Result<BytesMut, String> {
-    // Fetch responses carry megabytes of records: size the buffer once instead of letting
-    // it double (and copy) its way up.
-    let capacity = match resp {
-        ResponseKind::Fetch(f) => f.compute_size(version).unwrap_or(0) + 64,
-        _ => 256,
-    };
-    let mut out = BytesMut::with_capacity(capacity);
-    out.put_u32(0);
-    let header = ResponseHeader::default().with_correlation_id(correlation_id);
-    header
-        .encode(&mut out, api_key.response_header_version(version))
-        .map_err(|e| format!("cannot encode {api_key:?} v{version} response header: {e}"))?;
-    resp.encode(&mut out, version)
-        .map_err(|e| format!("cannot encode {api_key:?} v{version} response: {e}"))?;
-    let len = (out.len() - 4) as u32;
-    out[..4].copy_from_slice(&len.to_be_bytes());
-    Ok(out)
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ pub mod group;
 mod handlers;
 mod instance;
 mod meta;
+mod response;
 pub mod security;
 mod topics;
 mod versions;
