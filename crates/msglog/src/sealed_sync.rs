@@ -42,7 +42,12 @@ impl SealedSync {
         let mut done = self.done.lock();
         if !*done {
             self.file.sync_data()?;
-            File::open(&self.dir)?.sync_all()?;
+            match File::open(&self.dir) {
+                Ok(dir) => dir.sync_all()?,
+                // The partition was deleted meanwhile: nothing left to make durable.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
             *done = true;
         }
         Ok(())
