@@ -137,7 +137,7 @@ for name in ("opendms", "tansu"):
                      f"{sum(x['errors'] for x in lat)} produce errors")
     cpu = [r["cpu"] for r in rs if "cpu" in r and "other_secs" in r["cpu"]]
     if cpu:
-        notes.append("CPU seconds per round (broker / load generator / every other process on the machine): "
+        notes.append("CPU seconds per round (broker / load generator / every other process on the machine, irq and softirq time left out): "
                      + ", ".join(f"{c['secs']:.1f} / {c['bench_secs']:.1f} / {c['other_secs']:.1f}" for c in cpu)
                      + (f"  (over {OTHER_CPU_LIMIT} s for others: disturbed)" if any(c["other_secs"] > OTHER_CPU_LIMIT for c in cpu) else ""))
     print(f"  {name}: " + "\n    ".join(notes))
