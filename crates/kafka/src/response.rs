@@ -48,41 +48,18 @@ impl ResponseFrame {
 
     /// Writes every chunk, with as few `writev` calls as the socket takes.
     pub async fn write_to<W: AsyncWrite + Unpin>(&self, wr: &mut W) -> io::Result<()> {
-        let mut next = 0; // first chunk not completely written
-        let mut done_in_next = 0; // bytes of chunks[next] already written
-        while let Some(first) = self.chunks.get(next) {
-            if done_in_next == first.len() {
-                next += 1;
-                done_in_next = 0;
-                continue;
-            }
-            let mut slices = Vec::with_capacity(CHUNKS_PER_WRITE.min(self.chunks.len() - next));
-            slices.push(IoSlice::new(first.get(done_in_next..).unwrap_or_default()));
-            slices.extend(
-                self.chunks
-                    .iter()
-                    .skip(next + 1)
-                    .take(CHUNKS_PER_WRITE - 1)
-                    .map(|c| IoSlice::new(c)),
-            );
-            let mut n = wr.write_vectored(&slices).await?;
+        let mut owned: Vec<IoSlice<'_>> = self.chunks.iter().map(|c| IoSlice::new(c)).collect();
+        let mut left = &mut owned[..];
+        // Drops leading empty chunks, so a call never has only empty ones to write.
+        IoSlice::advance_slices(&mut left, 0);
+        while !left.is_empty() {
+            let n = wr
+                .write_vectored(&left[..left.len().min(CHUNKS_PER_WRITE)])
+                .await?;
             if n == 0 {
                 return Err(io::ErrorKind::WriteZero.into());
             }
-            while n > 0 {
-                let Some(chunk) = self.chunks.get(next) else {
-                    break;
-                };
-                let left = chunk.len() - done_in_next;
-                if n >= left {
-                    n -= left;
-                    next += 1;
-                    done_in_next = 0;
-                } else {
-                    done_in_next += n;
-                    n = 0;
-                }
-            }
+            IoSlice::advance_slices(&mut left, n);
         }
         Ok(())
     }

@@ -1087,8 +1087,7 @@ mod tests {
             p.append(&batch(2, 100 + i, None), 0).unwrap();
         }
         let pdir = p.dir.clone();
-        let count = p.segment_count();
-        assert!(count >= 4);
+        assert!(p.segment_count() >= 4);
         drop(p);
         // A power loss took the end of the second segment, but later ones reached the disk.
         let second = logs(&pdir)[1].clone();

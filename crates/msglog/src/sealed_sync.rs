@@ -11,6 +11,7 @@
 
 use std::fs::File;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, OnceLock};
 
@@ -25,7 +26,10 @@ use crate::LogError;
 pub(crate) struct SealedSync {
     file: Arc<File>,
     dir: PathBuf,
-    done: Mutex<bool>,
+    /// Held while syncing, so a second caller waits for the first instead of syncing again.
+    running: Mutex<()>,
+    /// Read without the lock: a roll pruning finished syncs must not wait for a running one.
+    done: AtomicBool,
 }
 
 impl SealedSync {
@@ -33,14 +37,18 @@ impl SealedSync {
         Arc::new(SealedSync {
             file,
             dir,
-            done: Mutex::new(false),
+            running: Mutex::new(()),
+            done: AtomicBool::new(false),
         })
     }
 
     /// Syncs unless already done; returns once it is (a concurrent run is waited for).
     pub(crate) fn run(&self) -> Result<(), LogError> {
-        let mut done = self.done.lock();
-        if !*done {
+        if self.is_done() {
+            return Ok(());
+        }
+        let _running = self.running.lock();
+        if !self.is_done() {
             self.file.sync_data()?;
             match File::open(&self.dir) {
                 Ok(dir) => dir.sync_all()?,
@@ -48,13 +56,13 @@ impl SealedSync {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(e.into()),
             }
-            *done = true;
+            self.done.store(true, Ordering::Release);
         }
         Ok(())
     }
 
     pub(crate) fn is_done(&self) -> bool {
-        *self.done.lock()
+        self.done.load(Ordering::Acquire)
     }
 }
 

@@ -914,45 +914,22 @@ pub(crate) fn seek_timestamp(
 /// spliced in, instead of copying the request first.
 fn write_all_vectored_at(file: &File, pieces: &[IoSlice<'_>], mut pos: u64) -> io::Result<()> {
     const IOV_MAX: usize = 1024;
-    let mut next = 0; // first piece not completely written
-    let mut done_in_next = 0; // bytes of pieces[next] already written
-    loop {
-        while pieces.get(next).is_some_and(|p| p.len() == done_in_next) {
-            next += 1;
-            done_in_next = 0;
-        }
-        let Some(first) = pieces.get(next) else {
-            return Ok(());
-        };
-        let mut call = Vec::with_capacity(IOV_MAX.min(pieces.len() - next));
-        call.push(IoSlice::new(first.get(done_in_next..).unwrap_or_default()));
-        call.extend(
-            pieces
-                .iter()
-                .skip(next + 1)
-                .take(IOV_MAX - 1)
-                .map(|p| IoSlice::new(p)),
-        );
-        let mut n = match rustix::io::pwritev(file, &call, pos) {
+    let mut owned = pieces.to_vec();
+    let mut left = &mut owned[..];
+    // Drops leading empty pieces, so a call never has only empty ones to write.
+    IoSlice::advance_slices(&mut left, 0);
+    while !left.is_empty() {
+        let call = &left[..left.len().min(IOV_MAX)];
+        let n = match rustix::io::pwritev(file, call, pos) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(n) => n,
             Err(rustix::io::Errno::INTR) => continue,
             Err(e) => return Err(e.into()),
         };
         pos += n as u64;
-        while n > 0 {
-            let Some(p) = pieces.get(next) else { break };
-            let left = p.len() - done_in_next;
-            if n >= left {
-                n -= left;
-                next += 1;
-                done_in_next = 0;
-            } else {
-                done_in_next += n;
-                n = 0;
-            }
-        }
+        IoSlice::advance_slices(&mut left, n);
     }
+    Ok(())
 }
 
 #[cfg(test)]
