@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use msglog::{FlushPolicy, LogConfig, QuotaPolicy, StoreConfig};
+use msglog::{FlushPolicy, LogConfig, LogIo, QuotaPolicy, StoreConfig};
 
 #[derive(Clone, Debug)]
 pub struct KafkaConfig {
@@ -66,6 +66,7 @@ impl KafkaConfig {
                 quota_bytes: None,
                 quota_policy: QuotaPolicy::TimeBase,
                 flush: FlushPolicy::AcksAll,
+                io: LogIo::Direct,
             },
             log: LogConfig::default(),
             retention_check_interval: Duration::from_secs(30),

@@ -1,6 +1,7 @@
 //! Accepting connections, framing, request headers and the SASL gate.
 //!
-//! Requests on one connection are answered one at a time, in order, as Kafka brokers do.
+//! Requests on one connection are answered one at a time, in order, as Kafka brokers do;
+//! the next request is read from the socket while the current one is handled.
 //! Anything malformed closes that one connection with a log line; others are unaffected.
 
 use std::net::SocketAddr;
@@ -94,12 +95,28 @@ async fn serve_connection(
         sasl: SaslState::None,
     };
     let mut shutdown = shared.shutdown.subscribe();
-    let mut read_buf = BytesMut::new();
     debug!(broker = broker_id, %peer, "connection opened");
+    // The next request is read while the current one is handled (a produce waiting for the
+    // disk, a long-polling fetch); requests are still handled one at a time, in order.
+    let (frames_tx, mut frames) = tokio::sync::mpsc::channel(READ_AHEAD_FRAMES);
+    let max_frame = shared.config.max_frame_bytes;
+    let reader = tokio::spawn(async move {
+        // One buffer per frame that can be alive at once: handled, queued, being read.
+        let mut bufs: Vec<BytesMut> = (0..READ_AHEAD_FRAMES + 2)
+            .map(|_| BytesMut::new())
+            .collect();
+        for turn in (0..bufs.len()).cycle() {
+            let frame = read_frame(&mut rd, max_frame, &mut bufs[turn]).await;
+            let last = !matches!(frame, Ok(Some(_)));
+            if frames_tx.send(frame).await.is_err() || last {
+                break;
+            }
+        }
+    });
     loop {
         let frame = tokio::select! {
             _ = shutdown.changed() => break,
-            f = read_frame(&mut rd, shared.config.max_frame_bytes, &mut read_buf) => f,
+            f = frames.recv() => f.unwrap_or(Ok(None)),
         };
         let body = match frame {
             Ok(Some(body)) => body,
@@ -136,8 +153,12 @@ async fn serve_connection(
             }
         }
     }
+    reader.abort();
     debug!(broker = broker_id, %peer, "connection closed");
 }
+
+/// Requests read ahead of the one being handled.
+const READ_AHEAD_FRAMES: usize = 1;
 
 /// How long a connection stays open after an answer that ends it (failed authentication).
 const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_millis(100);
@@ -147,8 +168,7 @@ const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_millis(100);
 const KEPT_READ_BUFFER: usize = 4 << 20;
 
 /// Reads one size-prefixed frame into `buf`, which the connection keeps: once every part of
-/// the previous frame has been dropped (requests are handled one at a time), its memory is
-/// reused. Allocating a fresh buffer per produce request cost page faults and `madvise`
+/// the frame read into it last has been dropped, its memory is reused. Allocating a fresh buffer per produce request cost page faults and `madvise`
 /// calls as the allocator handed memory back and forth. `Ok(None)` on a clean end of stream.
 async fn read_frame<R: AsyncReadExt + Unpin>(
     rd: &mut R,

@@ -861,7 +861,11 @@ async fn housekeeping(shared: Arc<Shared>) {
             }
             _ = retention_tick.tick() => {
                 let s = shared.clone();
-                let res = tokio::task::spawn_blocking(move || s.store.enforce_retention(now_ms())).await;
+                let res = tokio::task::spawn_blocking(move || {
+                    msglog::release_idle_buffers();
+                    s.store.enforce_retention(now_ms())
+                })
+                .await;
                 match res {
                     Ok(Ok(freed)) if freed > 0 => debug!(freed, "retention freed bytes"),
                     Ok(Err(e)) => warn!(error = %e, "retention failed"),

@@ -46,11 +46,24 @@ pub enum QuotaPolicy {
     ProduceReject,
 }
 
+/// How segment data moves between the broker and the disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogIo {
+    /// Direct I/O (`O_DIRECT`) for appends and fetch reads, bypassing the page cache (the
+    /// default; segments fall back to `Buffered` where the file system refuses direct I/O).
+    /// Appends cost no page-cache memory and syncs are cheap; every fetch reads the disk.
+    Direct,
+    /// Everything through the page cache, as Kafka does: fetches of recent data come from
+    /// memory, appends fill the page cache and are written back by the kernel.
+    Buffered,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoreConfig {
     pub quota_bytes: Option<u64>,
     pub quota_policy: QuotaPolicy,
     pub flush: FlushPolicy,
+    pub io: LogIo,
 }
 
 impl Default for StoreConfig {
@@ -59,6 +72,7 @@ impl Default for StoreConfig {
             quota_bytes: None,
             quota_policy: QuotaPolicy::TimeBase,
             flush: FlushPolicy::AcksAll,
+            io: LogIo::Direct,
         }
     }
 }
@@ -78,5 +92,6 @@ mod tests {
         assert_eq!(store.quota_bytes, None);
         assert_eq!(store.quota_policy, QuotaPolicy::TimeBase);
         assert_eq!(store.flush, FlushPolicy::AcksAll);
+        assert_eq!(store.io, LogIo::Direct);
     }
 }

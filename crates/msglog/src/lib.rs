@@ -17,11 +17,16 @@
 //! segments are synced in the background (`sealed_sync`); should a crash cut one short, the
 //! segments after it are removed so the log stays a prefix of what was appended.
 //!
+//! Segment data is written and read with direct I/O by default (`LogIo::Direct`, see
+//! `direct.rs`: no page cache, reused aligned buffers) or through the page cache
+//! (`LogIo::Buffered`); the files are the same either way.
+//!
 //! Everything here is blocking file I/O and thread-safe; async callers use `spawn_blocking`.
 //! Readers never wait for appends (and the other way round): see `partition.rs`.
 
 pub mod batch;
 mod config;
+mod direct;
 mod error;
 mod partition;
 mod producer;
@@ -29,7 +34,8 @@ mod sealed_sync;
 mod segment;
 mod store;
 
-pub use config::{FlushPolicy, LogConfig, QuotaPolicy, StoreConfig};
+pub use config::{FlushPolicy, LogConfig, LogIo, QuotaPolicy, StoreConfig};
+pub use direct::release_idle_buffers;
 pub use error::LogError;
 pub use partition::{AppendInfo, FetchedData, Partition};
 pub use store::{valid_topic_name, LogStore};

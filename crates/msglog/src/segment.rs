@@ -14,12 +14,14 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, IoSlice};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
-use tracing::{info, warn};
+use parking_lot::Mutex;
+use tracing::{debug, info, warn};
 
 use crate::batch::{strip, validate_crc, BatchHeader, HEADER_LEN};
+use crate::direct::{self, DirectWriter, Recent};
 use crate::LogError;
 
 pub(crate) const INDEX_ENTRY: usize = 8;
@@ -72,6 +74,13 @@ pub(crate) struct Segment {
     index: Vec<IndexEntry>,
     time_index: Vec<TimeEntry>,
     files: Option<IndexFiles>,
+    /// Direct-I/O writer while active (see `direct`); `None` writes through the page cache.
+    direct: Option<Mutex<DirectWriter>>,
+    /// Whether this segment reads and writes with direct I/O where the file system allows.
+    direct_io: bool,
+    direct_reader: OnceLock<Option<Arc<File>>>,
+    /// What the last small direct write wrote, for readers at the head of the log.
+    recent: Mutex<Option<Recent>>,
     bytes_since_index: u64,
     bytes_since_time: u64,
 }
@@ -109,6 +118,10 @@ pub(crate) struct ReadPlan {
     pub hint_end: u64,
     /// Published size of the segment.
     pub size: u64,
+    /// The same file opened for direct reads, when the segment uses direct I/O.
+    pub direct: Option<Arc<File>>,
+    /// The last small direct write's bytes.
+    pub recent: Option<Recent>,
 }
 
 fn open_rw(path: &Path, create: bool) -> io::Result<File> {
@@ -280,8 +293,9 @@ impl<'a> Scanner<'a> {
 }
 
 impl Segment {
-    /// A new, empty, active segment (files truncated if a stale one exists).
-    pub fn create(dir: &Path, base: i64) -> Result<Segment, LogError> {
+    /// A new, empty, active segment (files truncated if a stale one exists). With `direct`,
+    /// it is written and read with direct I/O where the file system supports it.
+    pub fn create(dir: &Path, base: i64, direct: bool) -> Result<Segment, LogError> {
         let log_path = dir.join(file_name(base, "log"));
         let file = OpenOptions::new()
             .read(true)
@@ -293,6 +307,11 @@ impl Segment {
         index.set_len(0)?;
         let time = open_rw(&log_path.with_extension("timeindex"), true)?;
         time.set_len(0)?;
+        let direct_io = direct;
+        let direct = match direct_io {
+            true => DirectWriter::open(&log_path, &file, 0)?.map(Mutex::new),
+            false => None,
+        };
         Ok(Segment {
             base,
             file: Arc::new(file),
@@ -304,6 +323,10 @@ impl Segment {
             index: Vec::new(),
             time_index: Vec::new(),
             files: Some(IndexFiles { index, time }),
+            direct_io: direct_io && direct.is_some(),
+            direct,
+            direct_reader: OnceLock::new(),
+            recent: Mutex::new(None),
             bytes_since_index: 0,
             bytes_since_time: 0,
         })
@@ -312,7 +335,13 @@ impl Segment {
     /// Opens an existing segment, validating its tail (batch headers and CRCs from the last
     /// index entry on) and cutting off a torn or corrupt end; indexes that are missing or
     /// damaged are rebuilt from the log. `active` keeps the index files open for appends.
-    pub fn open(dir: &Path, base: i64, interval: u64, active: bool) -> Result<Segment, LogError> {
+    pub fn open(
+        dir: &Path,
+        base: i64,
+        interval: u64,
+        active: bool,
+        direct: bool,
+    ) -> Result<Segment, LogError> {
         let log_path = dir.join(file_name(base, "log"));
         let file = open_rw(&log_path, false)?;
         let size = file.metadata()?.len();
@@ -327,6 +356,10 @@ impl Segment {
             index: Vec::new(),
             time_index: Vec::new(),
             files: None,
+            direct: None,
+            direct_io: direct,
+            direct_reader: OnceLock::new(),
+            recent: Mutex::new(None),
             bytes_since_index: 0,
             bytes_since_time: 0,
         };
@@ -358,6 +391,11 @@ impl Segment {
                 index: open_rw(&seg.log_path.with_extension("index"), true)?,
                 time: open_rw(&seg.log_path.with_extension("timeindex"), true)?,
             });
+            if direct {
+                seg.direct =
+                    DirectWriter::open(&seg.log_path, &seg.file, seg.size)?.map(Mutex::new);
+                seg.direct_io = seg.direct.is_some();
+            }
         }
         Ok(seg)
     }
@@ -574,16 +612,31 @@ impl Segment {
     }
 
     fn truncate_to(&mut self, end: u64, reason: &str) -> Result<(), LogError> {
-        warn!(
-            segment = %self.log_path.display(),
-            position = end,
-            dropped_bytes = self.size - end,
-            reason,
-            "truncating damaged log tail"
-        );
+        if self.is_direct_padding(end)? {
+            debug!(segment = %self.log_path.display(), position = end, "cutting the padding of the last direct write");
+        } else {
+            warn!(
+                segment = %self.log_path.display(),
+                position = end,
+                dropped_bytes = self.size - end,
+                reason,
+                "truncating damaged log tail"
+            );
+        }
         self.file.set_len(end)?;
         self.size = end;
         Ok(())
+    }
+
+    /// Whether everything from `end` to the end of the file is what a direct write pads the
+    /// last block with (zeros up to a block boundary): left by a crash, not damage.
+    fn is_direct_padding(&self, end: u64) -> Result<bool, LogError> {
+        if !self.size.is_multiple_of(direct::BLOCK) || self.size - end >= direct::BLOCK {
+            return Ok(false);
+        }
+        let mut rest = vec![0u8; (self.size - end) as usize];
+        self.file.read_exact_at(&mut rest, end)?;
+        Ok(rest.iter().all(|&b| b == 0))
     }
 
     fn write_indexes_to_disk(
@@ -671,7 +724,13 @@ impl Segment {
         p: &PendingAppend,
         sync: bool,
     ) -> Result<(), LogError> {
-        write_all_vectored_at(&self.file, data, p.pos)?;
+        match &self.direct {
+            Some(direct) => {
+                let recent = direct.lock().write(&self.file, data, p.pos)?;
+                *self.recent.lock() = recent;
+            }
+            None => write_all_vectored_at(&self.file, data, p.pos)?,
+        }
         if sync {
             self.file.sync_data()?;
         }
@@ -723,6 +782,9 @@ impl Segment {
             self.time_index.push(e);
         }
         self.files = None;
+        // Dropping the direct writer cuts the padding it left after the last batch.
+        self.direct = None;
+        *self.recent.lock() = None;
     }
 
     /// Where to read the batch holding `offset`: the last indexed batch at or before it.
@@ -743,7 +805,26 @@ impl Segment {
             start,
             hint_end,
             size: self.size,
+            direct: self.direct_reader(),
+            recent: self.recent.lock().clone(),
         }
+    }
+
+    /// The segment's direct-read handle, opened on first use (sealed segments that nobody
+    /// reads keep only one descriptor).
+    fn direct_reader(&self) -> Option<Arc<File>> {
+        if !self.direct_io {
+            return None;
+        }
+        self.direct_reader
+            .get_or_init(|| match direct::open_reader(&self.log_path) {
+                Ok(f) => f.map(Arc::new),
+                Err(e) => {
+                    warn!(segment = %self.log_path.display(), error = %e, "could not open the segment for direct reads; reading through the page cache");
+                    None
+                }
+            })
+            .clone()
     }
 
     /// Where to start looking for the first batch with a max timestamp >= `ts` at or after
@@ -830,8 +911,7 @@ pub(crate) fn read_batches(
     let want = (plan.hint_end.saturating_sub(buf_pos) as usize)
         .saturating_add(max_bytes)
         .max(HEADER_LEN);
-    let mut buf = vec![0u8; want.min((size - buf_pos) as usize)];
-    plan.file.read_exact_at(&mut buf, buf_pos)?;
+    let mut buf = read_range(plan, buf_pos, want.min((size - buf_pos) as usize))?;
 
     // Find the batch that holds `offset` (or the first one after it).
     let mut at = 0usize;
@@ -848,8 +928,7 @@ pub(crate) fn read_batches(
                     "stored batch header at {abs} runs past the segment end {size}"
                 )));
             }
-            buf = vec![0u8; len];
-            plan.file.read_exact_at(&mut buf, abs)?;
+            buf = read_range(plan, abs, len)?;
             buf_pos = abs;
             at = 0;
             continue;
@@ -881,15 +960,27 @@ pub(crate) fn read_batches(
         if end + len > buf.len() {
             if end == first {
                 // KIP-74: a first batch larger than max_bytes is returned whole.
-                let mut whole = vec![0u8; len];
-                plan.file.read_exact_at(&mut whole, abs)?;
-                return Ok(Bytes::from(whole));
+                return read_range(plan, abs, len);
             }
             break;
         }
         end += len;
     }
-    Ok(Bytes::from(buf).slice(first..end))
+    Ok(buf.slice(first..end))
+}
+
+/// `[pos, pos + len)` of the segment: a direct read into a pooled buffer when the segment
+/// has a direct-read handle, else a read through the page cache.
+fn read_range(plan: &ReadPlan, pos: u64, len: usize) -> Result<Bytes, LogError> {
+    if let Some(data) = plan.recent.as_ref().and_then(|r| r.get(pos, len)) {
+        return Ok(data);
+    }
+    if let Some(direct) = &plan.direct {
+        return Ok(direct::read_direct(direct, pos, len)?);
+    }
+    let mut buf = vec![0u8; len];
+    plan.file.read_exact_at(&mut buf, pos)?;
+    Ok(Bytes::from(buf))
 }
 
 /// From the plan's start, the first batch whose max timestamp is >= `ts` and that holds an
@@ -930,6 +1021,27 @@ fn write_all_vectored_at(file: &File, pieces: &[IoSlice<'_>], mut pos: u64) -> i
         IoSlice::advance_slices(&mut left, n);
     }
     Ok(())
+}
+
+/// Bytes of the `.log` files of one partition directory as the store accounts them: the
+/// active (last) segment without the padding its direct writes leave after the last batch.
+#[cfg(test)]
+pub(crate) fn partition_log_bytes(dir: &Path) -> u64 {
+    let mut logs: Vec<PathBuf> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .collect();
+    logs.sort();
+    let Some(active) = logs.pop() else {
+        return 0;
+    };
+    let file = File::open(&active).unwrap();
+    let len = file.metadata().unwrap().len();
+    let mut scanner = Scanner::new(&file, 0, len, SCAN_CHUNK, false);
+    while let Ok(Some(_)) = scanner.next_batch() {}
+    let sealed: u64 = logs.iter().map(|p| fs::metadata(p).unwrap().len()).sum();
+    sealed + scanner.position()
 }
 
 #[cfg(test)]
@@ -979,7 +1091,7 @@ mod tests {
     }
 
     fn filled(dir: &Path, n: i64) -> Segment {
-        let mut seg = Segment::create(dir, 100).unwrap();
+        let mut seg = Segment::create(dir, 100, true).unwrap();
         for i in 0..n {
             append(&mut seg, batch(2, 1000 + i, None), 200);
         }
@@ -1027,7 +1139,7 @@ mod tests {
             seg.index.clone(),
         );
         drop(seg);
-        let seg = Segment::open(dir.path(), 100, 200, true).unwrap();
+        let seg = Segment::open(dir.path(), 100, 200, true, true).unwrap();
         assert_eq!(
             (seg.size, seg.next_offset, seg.max_timestamp),
             (size, next, max)
@@ -1038,7 +1150,7 @@ mod tests {
     #[test]
     fn sealed_segment_records_its_maximum() {
         let dir = tempfile::tempdir().unwrap();
-        let mut seg = Segment::create(dir.path(), 0).unwrap();
+        let mut seg = Segment::create(dir.path(), 0, true).unwrap();
         append(&mut seg, batch(1, 10, None), 1 << 20);
         append(&mut seg, batch(1, 50, None), 1 << 20);
         append(&mut seg, batch(1, 20, None), 1 << 20);
@@ -1049,7 +1161,7 @@ mod tests {
         seg.write_final_time_entry(e).unwrap();
         seg.seal(Some(e));
         drop(seg);
-        let seg = Segment::open(dir.path(), 0, 200, false).unwrap();
+        let seg = Segment::open(dir.path(), 0, 200, false, true).unwrap();
         assert_eq!(seg.max_timestamp, 50);
         assert_eq!(
             seek_timestamp(&seg.time_plan(30, 0), 30, 0).unwrap(),
@@ -1060,7 +1172,7 @@ mod tests {
     #[test]
     fn unrecorded_maximum_is_found_without_reading_the_whole_segment() {
         let dir = tempfile::tempdir().unwrap();
-        let mut seg = Segment::create(dir.path(), 0).unwrap();
+        let mut seg = Segment::create(dir.path(), 0, true).unwrap();
         append(&mut seg, batch(1, 10, None), 200);
         // raises the maximum within the interval: no time entry
         append(&mut seg, batch(1, 20, None), 200);
@@ -1070,7 +1182,7 @@ mod tests {
         assert_eq!(seg.time_index, vec![TimeEntry { ts: 10, rel: 0 }]);
         assert!(seg.index.len() > 10);
         drop(seg);
-        let seg = Segment::open(dir.path(), 0, 200, true).unwrap();
+        let seg = Segment::open(dir.path(), 0, 200, true, true).unwrap();
         assert_eq!((seg.max_timestamp, seg.max_ts_rel), (20, 1));
         assert_eq!(seg.next_offset, 62);
         assert_eq!(seg.time_index.len(), 1, "indexes trusted, not rebuilt");
@@ -1078,8 +1190,39 @@ mod tests {
         let size = seg.size;
         seg.file.set_len(size - 1).unwrap();
         drop(seg);
-        let seg = Segment::open(dir.path(), 0, 200, true).unwrap();
+        let seg = Segment::open(dir.path(), 0, 200, true, true).unwrap();
         assert_eq!((seg.next_offset, seg.max_timestamp), (61, 20));
+    }
+
+    #[test]
+    fn padding_left_by_a_crash_is_cut_without_losing_batches() {
+        let dir = tempfile::tempdir().unwrap();
+        let seg = filled(dir.path(), 10);
+        let size = seg.size;
+        assert!(seg.direct.is_some());
+        // What a crash leaves: the batches, then zeros up to a block boundary.
+        let on_disk = fs::read(&seg.log_path).unwrap();
+        assert!(
+            on_disk.len() as u64 > size && (on_disk.len() as u64).is_multiple_of(direct::BLOCK)
+        );
+        let path = seg.log_path.clone();
+        drop(seg);
+        assert_eq!(fs::metadata(&path).unwrap().len(), size);
+        fs::write(&path, &on_disk).unwrap();
+        let seg = Segment::open(dir.path(), 100, 200, true, true).unwrap();
+        assert_eq!(seg.size, size);
+        assert_eq!(seg.next_offset, 120);
+        assert_eq!(fs::metadata(&path).unwrap().len(), size);
+        // Damage that is not all zeros is not taken for padding.
+        let mut bad = on_disk.clone();
+        if let Some(last) = bad.last_mut() {
+            *last = 1;
+        }
+        drop(seg);
+        fs::write(&path, &bad).unwrap();
+        let seg = Segment::open(dir.path(), 100, 200, true, false).unwrap();
+        assert_eq!(seg.size, size);
+        assert!(!seg.is_direct_padding(size).unwrap());
     }
 
     #[test]
@@ -1089,7 +1232,7 @@ mod tests {
         let one = batch(2, 0, None).len() as u64;
         seg.file.set_len(seg.size - 7).unwrap();
         drop(seg);
-        let seg = Segment::open(dir.path(), 100, 200, true).unwrap();
+        let seg = Segment::open(dir.path(), 100, 200, true, true).unwrap();
         assert_eq!(seg.size, one * 9);
         assert_eq!(seg.next_offset, 118);
         assert_eq!(seg.max_timestamp, 1008);
@@ -1113,7 +1256,7 @@ mod tests {
         ];
         for (ext, content) in cases {
             fs::write(path.with_extension(ext), content).unwrap();
-            let seg = Segment::open(dir.path(), 100, 200, true).unwrap();
+            let seg = Segment::open(dir.path(), 100, 200, true, true).unwrap();
             assert_eq!(seg.next_offset, 140, "{ext}");
             assert_eq!(seg.max_timestamp, 1019);
             assert!(load_index(&path.with_extension("index"), seg.size).is_some());
@@ -1123,7 +1266,7 @@ mod tests {
         }
         fs::remove_file(path.with_extension("timeindex")).unwrap();
         fs::remove_file(path.with_extension("index")).unwrap();
-        let seg = Segment::open(dir.path(), 100, 200, false).unwrap();
+        let seg = Segment::open(dir.path(), 100, 200, false, true).unwrap();
         assert_eq!(seg.next_offset, 140);
         assert!(path.with_extension("index").exists());
     }
@@ -1137,7 +1280,7 @@ mod tests {
         drop(seg);
         // well-formed but empty, as after a crash that lost its writes
         fs::write(path.with_extension("timeindex"), b"").unwrap();
-        let seg = Segment::open(dir.path(), 100, 200, true).unwrap();
+        let seg = Segment::open(dir.path(), 100, 200, true, true).unwrap();
         assert_eq!(seg.time_index, time);
         assert_eq!(seg.max_timestamp, 1019);
         drop(seg);
@@ -1145,7 +1288,7 @@ mod tests {
         let mut stale = time.clone();
         stale.last_mut().unwrap().ts += 1;
         fs::write(path.with_extension("timeindex"), encode_time(&stale)).unwrap();
-        let seg = Segment::open(dir.path(), 100, 200, true).unwrap();
+        let seg = Segment::open(dir.path(), 100, 200, true, true).unwrap();
         assert_eq!(seg.time_index, time);
         assert_eq!(seg.max_timestamp, 1019);
     }
@@ -1159,7 +1302,7 @@ mod tests {
         drop(seg);
         idx.last_mut().unwrap().rel += 2;
         fs::write(path.with_extension("index"), encode_index(&idx)).unwrap();
-        let seg = Segment::open(dir.path(), 100, 200, true).unwrap();
+        let seg = Segment::open(dir.path(), 100, 200, true, true).unwrap();
         assert_eq!(seg.next_offset, 140);
         assert_ne!(seg.index.last(), idx.last());
     }
@@ -1175,7 +1318,7 @@ mod tests {
         raw[one * 5 + 40] ^= 0xff;
         fs::write(&path, raw).unwrap();
         fs::remove_file(path.with_extension("index")).unwrap();
-        let seg = Segment::open(dir.path(), 100, 200, true).unwrap();
+        let seg = Segment::open(dir.path(), 100, 200, true, true).unwrap();
         assert_eq!(seg.next_offset, 110);
         assert_eq!(seg.size, one as u64 * 5);
     }
@@ -1187,7 +1330,7 @@ mod tests {
         for content in [vec![0xffu8; 100], vec![0u8; 61], vec![2u8; 3], Vec::new()] {
             fs::write(&path, &content).unwrap();
             fs::write(path.with_extension("index"), [0u8; 8]).unwrap();
-            let seg = Segment::open(dir.path(), 0, 200, true).unwrap();
+            let seg = Segment::open(dir.path(), 0, 200, true, true).unwrap();
             assert_eq!(seg.size, 0);
             assert_eq!(seg.next_offset, 0);
         }

@@ -12,7 +12,8 @@ use parking_lot::{Mutex, RwLock};
 use tracing::{info, warn};
 
 use crate::partition::Partition;
-use crate::{FlushPolicy, LogConfig, LogError, QuotaPolicy, StoreConfig};
+use crate::partition::PartitionIo;
+use crate::{FlushPolicy, LogConfig, LogError, LogIo, QuotaPolicy, StoreConfig};
 
 const NO_QUOTA: u64 = u64::MAX;
 
@@ -177,14 +178,20 @@ impl LogStore {
         if let Some(p) = self.partition(topic, partition) {
             return Ok(p);
         }
-        let flush_every_append = self.config.lock().flush == FlushPolicy::EveryAppend;
+        let io = {
+            let cfg = self.config.lock();
+            PartitionIo {
+                flush_every_append: cfg.flush == FlushPolicy::EveryAppend,
+                direct: cfg.io == LogIo::Direct,
+            }
+        };
         let p = Arc::new(Partition::open(
             self.partition_dir(topic, partition),
             topic,
             partition,
             config,
             self.usage.clone(),
-            flush_every_append,
+            io,
         )?);
         self.partitions
             .write()
@@ -360,20 +367,19 @@ mod tests {
                 quota_bytes: quota,
                 quota_policy: policy,
                 flush: FlushPolicy::AcksAll,
+                io: LogIo::Direct,
             },
         )
         .unwrap()
     }
 
-    /// Sum of all `.log` file sizes under `dir`.
+    /// Bytes of batches in all `.log` files under `dir`.
     fn disk_bytes(dir: &Path) -> u64 {
         let mut total = 0;
         for e in fs::read_dir(dir).unwrap() {
             let e = e.unwrap();
             if e.file_type().unwrap().is_dir() {
-                total += disk_bytes(&e.path());
-            } else if e.path().extension().is_some_and(|x| x == "log") {
-                total += e.metadata().unwrap().len();
+                total += crate::segment::partition_log_bytes(&e.path()) + disk_bytes(&e.path());
             }
         }
         total

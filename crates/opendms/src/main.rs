@@ -11,7 +11,7 @@ use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use kafka::config::spread_listeners;
 use kafka::{KafkaConfig, KafkaInstance};
-use msglog::{FlushPolicy, QuotaPolicy};
+use msglog::{FlushPolicy, LogIo, QuotaPolicy};
 
 #[derive(Parser)]
 #[command(
@@ -89,6 +89,10 @@ struct KafkaArgs {
     /// produces), every-append, os, or interval:MS.
     #[arg(long, default_value = "acks-all")]
     flush: String,
+    /// How segment data reaches the disk: direct (O_DIRECT appends and reads, no page
+    /// cache) or buffered (through the page cache, as Kafka does).
+    #[arg(long, default_value = "direct")]
+    log_io: String,
     /// Seconds between retention and quota checks.
     #[arg(long, default_value_t = 30)]
     retention_check_secs: u64,
@@ -147,6 +151,11 @@ fn kafka_config(args: KafkaArgs) -> anyhow::Result<KafkaConfig> {
         _ => bail!("--retention-policy must be time_base or produce_reject"),
     };
     cfg.store.flush = parse_flush(&args.flush)?;
+    cfg.store.io = match args.log_io.as_str() {
+        "direct" => LogIo::Direct,
+        "buffered" => LogIo::Buffered,
+        _ => bail!("--log-io must be direct or buffered"),
+    };
     cfg.log.retention_ms = (args.retention_hours >= 0).then(|| args.retention_hours * 3_600_000);
     cfg.retention_check_interval = Duration::from_secs(args.retention_check_secs.max(1));
     Ok(cfg)

@@ -101,8 +101,7 @@ pub(crate) async fn produce(ctx: &Ctx<'_>, req: ProduceRequest) -> Option<Produc
     }
 
     if !work.is_empty() {
-        let s = shared.clone();
-        let done = tokio::task::spawn_blocking(move || append_all(&s, work, acks)).await;
+        let done = append_all(shared, work, acks).await;
         match done {
             Ok(results) => {
                 for (ti, slot, resp) in results {
@@ -134,67 +133,122 @@ pub(crate) async fn produce(ctx: &Ctx<'_>, req: ProduceRequest) -> Option<Produc
     (acks != 0).then(|| ProduceResponse::default().with_responses(responses))
 }
 
-/// The blocking part: append every partition's batches, then make them durable if the
-/// flush policy asks for it before acknowledging.
-fn append_all(
-    shared: &crate::instance::Shared,
+/// Below this many bytes a request's partitions are appended one after the other in one
+/// blocking task; above, each partition gets its own, so their disk writes overlap.
+const PARALLEL_APPEND_BYTES: usize = 128 * 1024;
+
+/// One partition's append: where its response goes, the response, and the partition if it
+/// took the records (for the flush before the acknowledgement).
+struct Appended {
+    topic: usize,
+    slot: usize,
+    resp: PartitionProduceResponse,
+    flush: Option<(Arc<Partition>, bool)>,
+}
+
+/// Appends every partition's batches, then makes them durable if the flush policy asks for
+/// it before acknowledging. Partitions are appended in parallel when the request is large:
+/// with direct I/O each append waits for the disk, which takes several writes at once.
+async fn append_all(
+    shared: &Arc<crate::instance::Shared>,
     work: Vec<Append>,
     acks: i16,
-) -> Vec<(usize, usize, PartitionProduceResponse)> {
+) -> Result<Vec<(usize, usize, PartitionProduceResponse)>, tokio::task::JoinError> {
     let now = now_ms();
-    let mut out = Vec::with_capacity(work.len());
-    let mut to_flush: Vec<Arc<Partition>> = Vec::new();
-    // Partitions of topics with flush.messages=1, flushed whatever acks asked for.
-    let mut must_flush: Vec<Arc<Partition>> = Vec::new();
-    for a in work {
-        let resp = match oversized_batch(&a.records, a.max_message_bytes) {
-            Some(size) => partition_error(
-                0,
-                ResponseError::MessageTooLarge.code(),
-                Some(format!(
-                    "record batch of {size} bytes exceeds max.message.bytes {}",
-                    a.max_message_bytes
-                )),
-            ),
-            None => match a.partition.append(&a.records, now) {
-                Ok(info) => {
-                    shared
-                        .traffic
-                        .add_in(a.partition.topic(), a.records.len() as u64);
-                    if a.flush_each_append {
-                        must_flush.push(a.partition.clone());
-                    }
-                    to_flush.push(a.partition.clone());
-                    PartitionProduceResponse::default()
-                        .with_base_offset(info.base_offset)
-                        .with_log_append_time_ms(-1)
-                        .with_log_start_offset(info.log_start_offset)
-                }
-                Err(LogError::DuplicateSequence { base_offset }) => {
-                    debug!(
-                        topic = a.partition.topic(),
-                        partition = a.partition.id(),
-                        base_offset,
-                        "duplicate batch acknowledged again"
-                    );
-                    PartitionProduceResponse::default()
-                        .with_base_offset(base_offset)
-                        .with_log_append_time_ms(-1)
-                        .with_log_start_offset(a.partition.log_start_offset())
-                }
-                Err(e) => {
-                    let (code, msg) = log_error_code(&e);
-                    debug!(topic = a.partition.topic(), partition = a.partition.id(), error = %e, "append refused");
-                    partition_error(0, code, msg)
-                }
-            },
-        };
-        out.push((a.topic, a.slot, resp));
+    let bytes: usize = work.iter().map(|a| a.records.len()).sum();
+    if work.len() < 2 || bytes < PARALLEL_APPEND_BYTES {
+        let s = shared.clone();
+        return tokio::task::spawn_blocking(move || {
+            let appended = work.into_iter().map(|a| append_one(&s, a, now)).collect();
+            flush_before_ack(&s, appended, acks, now)
+        })
+        .await;
     }
+    let tasks: Vec<_> = work
+        .into_iter()
+        .map(|a| {
+            let s = shared.clone();
+            tokio::task::spawn_blocking(move || append_one(&s, a, now))
+        })
+        .collect();
+    let mut appended = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        appended.push(task.await?);
+    }
+    let s = shared.clone();
+    tokio::task::spawn_blocking(move || flush_before_ack(&s, appended, acks, now)).await
+}
+
+fn append_one(shared: &crate::instance::Shared, a: Append, now: i64) -> Appended {
+    let mut flush = None;
+    let resp = match oversized_batch(&a.records, a.max_message_bytes) {
+        Some(size) => partition_error(
+            0,
+            ResponseError::MessageTooLarge.code(),
+            Some(format!(
+                "record batch of {size} bytes exceeds max.message.bytes {}",
+                a.max_message_bytes
+            )),
+        ),
+        None => match a.partition.append(&a.records, now) {
+            Ok(info) => {
+                shared
+                    .traffic
+                    .add_in(a.partition.topic(), a.records.len() as u64);
+                flush = Some((a.partition.clone(), a.flush_each_append));
+                PartitionProduceResponse::default()
+                    .with_base_offset(info.base_offset)
+                    .with_log_append_time_ms(-1)
+                    .with_log_start_offset(info.log_start_offset)
+            }
+            Err(LogError::DuplicateSequence { base_offset }) => {
+                debug!(
+                    topic = a.partition.topic(),
+                    partition = a.partition.id(),
+                    base_offset,
+                    "duplicate batch acknowledged again"
+                );
+                PartitionProduceResponse::default()
+                    .with_base_offset(base_offset)
+                    .with_log_append_time_ms(-1)
+                    .with_log_start_offset(a.partition.log_start_offset())
+            }
+            Err(e) => {
+                let (code, msg) = log_error_code(&e);
+                debug!(topic = a.partition.topic(), partition = a.partition.id(), error = %e, "append refused");
+                partition_error(0, code, msg)
+            }
+        },
+    };
+    Appended {
+        topic: a.topic,
+        slot: a.slot,
+        resp,
+        flush,
+    }
+}
+
+/// Flushes what the policy wants durable before the answer (acks=all under AcksAll, and
+/// topics with flush.messages=1 always), and makes room under a time_base quota.
+fn flush_before_ack(
+    shared: &crate::instance::Shared,
+    appended: Vec<Appended>,
+    acks: i16,
+    now: i64,
+) -> Vec<(usize, usize, PartitionProduceResponse)> {
     let flush_all = acks == -1 && shared.config.store.flush == FlushPolicy::AcksAll;
-    let flushing = if flush_all { &to_flush } else { &must_flush };
+    let flushing: Vec<Arc<Partition>> = appended
+        .iter()
+        .filter_map(|a| a.flush.as_ref())
+        .filter(|(_, each)| flush_all || *each)
+        .map(|(p, _)| p.clone())
+        .collect();
+    let mut out: Vec<_> = appended
+        .into_iter()
+        .map(|a| (a.topic, a.slot, a.resp))
+        .collect();
     if !flushing.is_empty() {
-        for p in flushing {
+        for p in &flushing {
             if let Err(e) = p.flush() {
                 warn!(topic = p.topic(), partition = p.id(), error = %e, "flush before ack failed");
                 for (_, _, r) in out.iter_mut() {
