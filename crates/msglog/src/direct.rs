@@ -19,51 +19,9 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, IoSlice};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
 
-use parking_lot::Mutex;
-
-/// Alignment of direct I/O offsets, lengths and buffers; a multiple of every common logical
-/// block size.
-pub(crate) const BLOCK: u64 = 4096;
-/// Staging buffer size: the largest single write.
-const CHUNK: usize = 1 << 20;
-/// Staging buffers kept for reuse (each CHUNK + BLOCK bytes).
-const POOL_MAX: usize = 4;
-
-static POOL: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
-
-/// A CHUNK-sized, BLOCK-aligned window into an over-allocated vector.
-struct Staging {
-    raw: Vec<u8>,
-    start: usize,
-}
-
-impl Staging {
-    fn take() -> Staging {
-        TAKEN.fetch_add(1, Ordering::Relaxed);
-        let raw = POOL
-            .lock()
-            .pop()
-            .unwrap_or_else(|| vec![0u8; CHUNK + BLOCK as usize]);
-        let start = raw.as_ptr().align_offset(BLOCK as usize);
-        Staging { raw, start }
-    }
-
-    fn buf(&mut self) -> &mut [u8] {
-        let start = self.start;
-        &mut self.raw[start..start + CHUNK]
-    }
-}
-
-impl Drop for Staging {
-    fn drop(&mut self) {
-        let mut pool = POOL.lock();
-        if pool.len() < POOL_MAX {
-            pool.push(std::mem::take(&mut self.raw));
-        }
-    }
-}
+pub(crate) use crate::pool::BLOCK;
+use crate::pool::{take_read_buf, ReadBuf, Staging, CHUNK};
 
 fn round_up(n: u64) -> u64 {
     n.div_ceil(BLOCK) * BLOCK
@@ -225,79 +183,6 @@ fn write_all_at(file: &File, mut buf: &[u8], mut pos: u64) -> io::Result<()> {
         }
     }
     Ok(())
-}
-
-/// Read buffers kept for reuse, at most this many bytes in all. Reads land in memory that
-/// stays resident instead of fresh allocations (which would fault in new pages every time).
-const READ_POOL_BYTES: usize = 64 << 20;
-/// Read buffer sizes are rounded up to this, so buffers fit later reads of similar size.
-const READ_GRAIN: usize = 1 << 20;
-
-static READ_POOL: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
-/// Buffers taken from the pools so far, and the count at the last `release_idle_buffers`.
-static TAKEN: AtomicU64 = AtomicU64::new(0);
-static TAKEN_AT_LAST_CHECK: AtomicU64 = AtomicU64::new(0);
-
-/// Frees the pooled staging and read buffers if none was used since the previous call, so
-/// an idle broker gives back the memory a burst of load left in the pools. Call it now and
-/// then (the Kafka broker does on its retention check).
-pub fn release_idle_buffers() {
-    let taken = TAKEN.load(Ordering::Relaxed);
-    if TAKEN_AT_LAST_CHECK.swap(taken, Ordering::Relaxed) == taken {
-        let staging = std::mem::take(&mut *POOL.lock());
-        let reads = std::mem::take(&mut *READ_POOL.lock());
-        let bytes: usize = staging.iter().chain(&reads).map(Vec::len).sum();
-        if bytes > 0 {
-            tracing::debug!(bytes, "released idle i/o buffers");
-        }
-    }
-}
-
-/// A block-aligned region of a pooled buffer holding bytes read from a file; goes back to
-/// the pool when the last `Bytes` referring to it is dropped.
-struct ReadBuf {
-    raw: Vec<u8>,
-    start: usize,
-    len: usize,
-}
-
-impl AsRef<[u8]> for ReadBuf {
-    fn as_ref(&self) -> &[u8] {
-        self.raw
-            .get(self.start..self.start + self.len)
-            .unwrap_or_default()
-    }
-}
-
-impl Drop for ReadBuf {
-    fn drop(&mut self) {
-        let raw = std::mem::take(&mut self.raw);
-        let mut pool = READ_POOL.lock();
-        let pooled: usize = pool.iter().map(Vec::len).sum();
-        if pooled + raw.len() <= READ_POOL_BYTES {
-            pool.push(raw);
-        }
-    }
-}
-
-fn take_read_buf(len: usize) -> Vec<u8> {
-    TAKEN.fetch_add(1, Ordering::Relaxed);
-    let need = len + BLOCK as usize;
-    let mut pool = READ_POOL.lock();
-    // The smallest pooled buffer that fits.
-    let best = pool
-        .iter()
-        .enumerate()
-        .filter(|(_, b)| b.len() >= need)
-        .min_by_key(|(_, b)| b.len())
-        .map(|(i, _)| i);
-    match best {
-        Some(i) => pool.swap_remove(i),
-        None => {
-            drop(pool);
-            vec![0u8; need.div_ceil(READ_GRAIN) * READ_GRAIN]
-        }
-    }
 }
 
 /// Reads `[pos, pos + len)` of a file opened with `O_DIRECT` (aligned reads into a pooled

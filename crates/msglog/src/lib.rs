@@ -29,13 +29,14 @@ mod config;
 mod direct;
 mod error;
 mod partition;
+mod pool;
 mod producer;
 mod sealed_sync;
 mod segment;
 mod store;
 
 pub use config::{FlushPolicy, LogConfig, LogIo, QuotaPolicy, StoreConfig};
-pub use direct::release_idle_buffers;
 pub use error::LogError;
 pub use partition::{AppendInfo, FetchedData, Partition};
+pub use pool::release_idle_buffers;
 pub use store::{valid_topic_name, LogStore};

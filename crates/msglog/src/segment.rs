@@ -22,6 +22,7 @@ use tracing::{debug, info, warn};
 
 use crate::batch::{strip, validate_crc, BatchHeader, HEADER_LEN};
 use crate::direct::{self, DirectWriter, Recent};
+use crate::pool;
 use crate::LogError;
 
 pub(crate) const INDEX_ENTRY: usize = 8;
@@ -969,8 +970,9 @@ pub(crate) fn read_batches(
     Ok(buf.slice(first..end))
 }
 
-/// `[pos, pos + len)` of the segment: a direct read into a pooled buffer when the segment
-/// has a direct-read handle, else a read through the page cache.
+/// `[pos, pos + len)` of the segment: from the writer's copy of the log head if it holds it,
+/// else read into a pooled buffer, directly when the segment has a direct-read handle,
+/// through the page cache otherwise.
 fn read_range(plan: &ReadPlan, pos: u64, len: usize) -> Result<Bytes, LogError> {
     if let Some(data) = plan.recent.as_ref().and_then(|r| r.get(pos, len)) {
         return Ok(data);
@@ -978,9 +980,7 @@ fn read_range(plan: &ReadPlan, pos: u64, len: usize) -> Result<Bytes, LogError> 
     if let Some(direct) = &plan.direct {
         return Ok(direct::read_direct(direct, pos, len)?);
     }
-    let mut buf = vec![0u8; len];
-    plan.file.read_exact_at(&mut buf, pos)?;
-    Ok(Bytes::from(buf))
+    Ok(pool::read_pooled(&plan.file, pos, len)?)
 }
 
 /// From the plan's start, the first batch whose max timestamp is >= `ts` and that holds an
