@@ -168,8 +168,9 @@ const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_millis(100);
 const KEPT_READ_BUFFER: usize = 4 << 20;
 
 /// Reads one size-prefixed frame into `buf`, which the connection keeps: once every part of
-/// the frame read into it last has been dropped, its memory is reused. Allocating a fresh buffer per produce request cost page faults and `madvise`
-/// calls as the allocator handed memory back and forth. `Ok(None)` on a clean end of stream.
+/// the frame read into it last has been dropped, its memory is reused. Allocating a fresh
+/// buffer per produce request cost page faults and `madvise` calls as the allocator handed
+/// memory back and forth. `Ok(None)` on a clean end of stream.
 async fn read_frame<R: AsyncReadExt + Unpin>(
     rd: &mut R,
     max: usize,

@@ -64,16 +64,8 @@ impl DirectWriter {
     /// file system does not support direct I/O (tmpfs before Linux 6.6, some network file
     /// systems): the segment then writes through the page cache.
     pub fn open(path: &Path, reader: &File, size: u64) -> io::Result<Option<DirectWriter>> {
-        let file = match OpenOptions::new()
-            .write(true)
-            .custom_flags(rustix::fs::OFlags::DIRECT.bits() as i32)
-            .open(path)
-        {
-            Ok(f) => f,
-            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => {
-                return Ok(None)
-            }
-            Err(e) => return Err(e),
+        let Some(file) = open_direct(OpenOptions::new().write(true), path)? else {
+            return Ok(None);
         };
         let mut w = DirectWriter {
             file,
@@ -222,8 +214,13 @@ pub(crate) fn read_direct(file: &File, pos: u64, len: usize) -> io::Result<bytes
 
 /// Opens `path` for direct reads; `None` where the file system does not support it.
 pub(crate) fn open_reader(path: &Path) -> io::Result<Option<File>> {
-    match OpenOptions::new()
-        .read(true)
+    open_direct(OpenOptions::new().read(true), path)
+}
+
+/// Opens `path` with `O_DIRECT` added to `options`; `None` when the file system refuses
+/// direct I/O (EINVAL).
+fn open_direct(options: &mut OpenOptions, path: &Path) -> io::Result<Option<File>> {
+    match options
         .custom_flags(rustix::fs::OFlags::DIRECT.bits() as i32)
         .open(path)
     {

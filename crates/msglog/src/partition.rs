@@ -880,13 +880,7 @@ mod tests {
     }
 
     fn logs(dir: &Path) -> Vec<PathBuf> {
-        let mut v: Vec<_> = fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|x| x == "log"))
-            .collect();
-        v.sort();
-        v
+        segment::log_files(dir)
     }
 
     /// All batches from `from` to the end, read in steps of `max_bytes`.

@@ -309,9 +309,10 @@ impl Segment {
         let time = open_rw(&log_path.with_extension("timeindex"), true)?;
         time.set_len(0)?;
         let direct_io = direct;
-        let direct = match direct_io {
-            true => DirectWriter::open(&log_path, &file, 0)?.map(Mutex::new),
-            false => None,
+        let direct = if direct_io {
+            DirectWriter::open(&log_path, &file, 0)?.map(Mutex::new)
+        } else {
+            None
         };
         Ok(Segment {
             base,
@@ -1027,12 +1028,7 @@ fn write_all_vectored_at(file: &File, pieces: &[IoSlice<'_>], mut pos: u64) -> i
 /// active (last) segment without the padding its direct writes leave after the last batch.
 #[cfg(test)]
 pub(crate) fn partition_log_bytes(dir: &Path) -> u64 {
-    let mut logs: Vec<PathBuf> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "log"))
-        .collect();
-    logs.sort();
+    let mut logs = log_files(dir);
     let Some(active) = logs.pop() else {
         return 0;
     };
@@ -1042,6 +1038,18 @@ pub(crate) fn partition_log_bytes(dir: &Path) -> u64 {
     while let Ok(Some(_)) = scanner.next_batch() {}
     let sealed: u64 = logs.iter().map(|p| fs::metadata(p).unwrap().len()).sum();
     sealed + scanner.position()
+}
+
+/// The `.log` files of one partition directory, oldest first.
+#[cfg(test)]
+pub(crate) fn log_files(dir: &Path) -> Vec<PathBuf> {
+    let mut logs: Vec<PathBuf> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .collect();
+    logs.sort();
+    logs
 }
 
 #[cfg(test)]
