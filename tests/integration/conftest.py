@@ -186,11 +186,15 @@ def serve_factory(tmp_path, request):
     started = []
     request.node.opendms_servers = started
 
-    def make(name="serve", env=None):
+    def make(name="serve", env=None, unset=()):
+        """`env` adds to the server's environment; `unset` removes variables (to run with
+        their defaults)."""
         workdir = tmp_path / name
         workdir.mkdir(exist_ok=True)
         s = Server(BIN, workdir, http_port=free_port(("127.0.0.1",)), broker_port=free_port(("127.0.0.1",)))
         s.env.update(env or {})
+        for var in unset:
+            s.env.pop(var, None)
         started.append(s)
         return s.start()
 

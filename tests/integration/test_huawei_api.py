@@ -260,10 +260,12 @@ def test_validation_errors_change_nothing(server):
     assert api_error(lambda: create(name="valid-name")) == (400, "DMS.00400060")
     topic = lambda **kw: c.create_instance_topic(  # noqa: E731
         CreateInstanceTopicRequest(instance_id=iid, body=CreateInstanceTopicReq(**kw)))
-    assert api_error(lambda: topic(id="topic-a", partition=21)) == (400, "DMS.00400102")
+    # The v2 SDK's limits: names of 3-200 characters, 1-200 partitions, 1-720 hours.
+    assert api_error(lambda: topic(id="topic-a", partition=201)) == (400, "DMS.00400102")
     assert api_error(lambda: topic(id="topic-a", replication=4)) == (400, "DMS.00400103")
-    assert api_error(lambda: topic(id="topic-a", retention_time=200)) == (400, "DMS.00400105")
+    assert api_error(lambda: topic(id="topic-a", retention_time=721)) == (400, "DMS.00400105")
     assert api_error(lambda: topic(id="1bad")) == (400, "DMS.00400101")
+    assert api_error(lambda: topic(id="ab")) == (400, "DMS.00400101")
     topic(id="topic-a")
     assert api_error(lambda: topic(id="topic-a")) == (400, "DMS.00400800")
     assert [t.name for t in c.list_instance_topics(ListInstanceTopicsRequest(instance_id=iid)).topics] == ["topic-a"]

@@ -2,6 +2,12 @@
 //! (version 2019-09-16), RPC HMAC-SHA1 and ACS3-HMAC-SHA256 signatures over the same
 //! credentials as the Huawei façade, JSON or XML answers with `RequestId`, `Code`,
 //! `Message` and `Success`.
+//!
+//! `request` turns an HTTP request into an authenticated action call, `actions` is the table
+//! of actions (one function each), `monitor` the CloudMonitor actions, `envelope` renders
+//! answers and errors.
+
+#![warn(clippy::cast_possible_truncation)]
 
 mod actions;
 mod envelope;
@@ -95,7 +101,8 @@ pub async fn handle(State(state): State<Arc<AliState>>, req: Request<Body>) -> R
     };
     let action = parsed.action.clone();
     let json = parsed.json;
-    if let Err(wait) = state.throttle.admit(&parsed.caller.user_id, &action) {
+    let user_id = parsed.caller.user_id.clone();
+    if let Err(wait) = state.throttle.admit(&user_id, &action) {
         tracing::info!(action, request_id, "alibaba request throttled");
         let e = AliError::new(
             400,
@@ -108,7 +115,7 @@ pub async fn handle(State(state): State<Arc<AliState>>, req: Request<Body>) -> R
         }
         return resp;
     }
-    match actions::dispatch(&state, &parsed).await {
+    match actions::run(state.clone(), parsed).await {
         Ok(body) => envelope::success_response(&action, body, json, &request_id),
         Err(e) => {
             if e.status >= 500 {

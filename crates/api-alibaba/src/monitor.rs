@@ -3,12 +3,15 @@
 //! `Datapoints` is a JSON string, as the operation tables type it.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use control::metrics::{MetricStore, SeriesKey, METRICS};
 use serde_json::{json, Map, Value};
 
+use crate::actions::{fields, Fields};
 use crate::envelope::AliError;
 use crate::request::Parsed;
+use crate::AliState;
 
 pub const NAMESPACE: &str = "acs_kafka";
 /// CloudMonitor's own API version, accepted beside alikafka's for these actions.
@@ -24,13 +27,6 @@ pub fn is_monitor_action(action: &str) -> bool {
             | "DescribeMetricTop"
             | "DescribeProjectMeta"
     )
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 /// Epoch milliseconds, or `YYYY-MM-DD hh:mm:ss` (read as UTC).
@@ -181,7 +177,7 @@ fn period(p: &Parsed) -> Result<i64, AliError> {
 fn range(p: &Parsed) -> Result<(i64, i64), AliError> {
     let end = match p.get("EndTime").filter(|v| !v.is_empty()) {
         Some(v) => parse_time("EndTime", v)?,
-        None => now_ms(),
+        None => control::now_ms(),
     };
     let start = match p.get("StartTime").filter(|v| !v.is_empty()) {
         Some(v) => parse_time("StartTime", v)?,
@@ -207,7 +203,7 @@ fn length(p: &Parsed) -> Result<usize, AliError> {
     }
 }
 
-fn answer(period: i64, points: Vec<Value>, next: Option<String>) -> Map<String, Value> {
+fn answer(period: i64, points: Vec<Value>, next: Option<String>) -> Fields {
     let mut m = Map::new();
     m.insert("Period".into(), json!(period.to_string()));
     m.insert("Datapoints".into(), json!(Value::Array(points).to_string()));
@@ -217,149 +213,158 @@ fn answer(period: i64, points: Vec<Value>, next: Option<String>) -> Map<String, 
     m
 }
 
-pub fn dispatch(store: &MetricStore, p: &Parsed) -> Result<Map<String, Value>, AliError> {
-    match p.action.as_str() {
-        "DescribeProjectMeta" => {
-            let page = p
-                .get("PageNumber")
-                .and_then(|v| v.parse::<i64>().ok())
-                .unwrap_or(1);
-            let size = p
-                .get("PageSize")
-                .and_then(|v| v.parse::<i64>().ok())
-                .unwrap_or(30);
-            let resources = if page == 1 {
-                vec![json!({
-                    "Namespace": NAMESPACE,
-                    "Description": "Message Queue for Apache Kafka",
-                    "Labels": "[{\"name\":\"product\",\"value\":\"Kafka\"},{\"name\":\"productCategory\",\"value\":\"kafka\"}]",
-                })]
-            } else {
-                Vec::new()
-            };
-            Ok(crate::actions::fields(json!({
-                "Resources": {"Resource": resources},
-                "Total": "1",
-                "PageNumber": page.to_string(),
-                "PageSize": size.to_string(),
-            })))
+/// The monitoring data of Message Queue for Kafka (`DescribeProjectMeta`).
+pub(crate) async fn describe_project_meta(_: Arc<AliState>, p: Parsed) -> Result<Fields, AliError> {
+    let page = p
+        .get("PageNumber")
+        .and_then(|v| v.parse::<i64>().ok())
+        .unwrap_or(1);
+    let size = p
+        .get("PageSize")
+        .and_then(|v| v.parse::<i64>().ok())
+        .unwrap_or(30);
+    let resources = if page == 1 {
+        vec![json!({
+            "Namespace": NAMESPACE,
+            "Description": "Message Queue for Apache Kafka",
+            "Labels": "[{\"name\":\"product\",\"value\":\"Kafka\"},{\"name\":\"productCategory\",\"value\":\"kafka\"}]",
+        })]
+    } else {
+        Vec::new()
+    };
+    Ok(fields(json!({
+        "Resources": {"Resource": resources},
+        "Total": "1",
+        "PageNumber": page.to_string(),
+        "PageSize": size.to_string(),
+    })))
+}
+
+pub(crate) async fn describe_metric_meta_list(
+    state: Arc<AliState>,
+    p: Parsed,
+) -> Result<Fields, AliError> {
+    check_namespace(&p)?;
+    let only = p.get("MetricName").filter(|m| !m.is_empty());
+    let list: Vec<Value> = METRICS
+        .iter()
+        .filter(|m| only.is_none_or(|o| o == m.0))
+        .map(|(name, description, unit, dims)| {
+            json!({
+                "MetricName": name,
+                "Namespace": NAMESPACE,
+                "Description": description,
+                "Unit": unit,
+                "Dimensions": dims,
+                "Periods": "60,300,900",
+                "Statistics": "Average,Minimum,Maximum",
+                "Labels": format!("[{{\"name\":\"minAlertPeriod\",\"value\":\"{}\"}},{{\"name\":\"productCategory\",\"value\":\"kafka\"}}]", state.metrics.interval.as_secs().max(1)),
+            })
+        })
+        .collect();
+    Ok(fields(json!({
+        "Resources": {"Resource": list.clone()},
+        "TotalCount": list.len().to_string(),
+    })))
+}
+
+pub(crate) async fn describe_metric_last(
+    state: Arc<AliState>,
+    p: Parsed,
+) -> Result<Fields, AliError> {
+    check_namespace(&p)?;
+    let metric = metric_name(&p)?;
+    let period = period(&p)?;
+    let (start, end) = match (
+        p.get("StartTime").filter(|v| !v.is_empty()),
+        p.get("EndTime").filter(|v| !v.is_empty()),
+    ) {
+        (None, None) => (i64::MIN, i64::MAX),
+        _ => range(&p)?,
+    };
+    let points: Vec<Value> = series(&state.metrics, &p, metric, start, end)?
+        .iter()
+        .filter_map(|(k, pts)| pts.last().map(|(t, v)| datapoint(k, *t, &[*v])))
+        .take(length(&p)?)
+        .collect();
+    Ok(answer(period, points, None))
+}
+
+/// `DescribeMetricList` (paged with `NextToken`) and `DescribeMetricData` (one page).
+pub(crate) async fn describe_metric_list(
+    state: Arc<AliState>,
+    p: Parsed,
+) -> Result<Fields, AliError> {
+    check_namespace(&p)?;
+    let metric = metric_name(&p)?;
+    let period = period(&p)?;
+    let (start, end) = range(&p)?;
+    let mut points: Vec<Value> = Vec::new();
+    for (k, pts) in series(&state.metrics, &p, metric, start, end)? {
+        for (t, values) in bucketed(&pts, period) {
+            points.push(datapoint(&k, t, &values));
         }
-        "DescribeMetricMetaList" => {
-            check_namespace(p)?;
-            let only = p.get("MetricName").filter(|m| !m.is_empty());
-            let list: Vec<Value> = METRICS
-                .iter()
-                .filter(|m| only.is_none_or(|o| o == m.0))
-                .map(|(name, description, unit, dims)| {
-                    json!({
-                        "MetricName": name,
-                        "Namespace": NAMESPACE,
-                        "Description": description,
-                        "Unit": unit,
-                        "Dimensions": dims,
-                        "Periods": "60,300,900",
-                        "Statistics": "Average,Minimum,Maximum",
-                        "Labels": format!("[{{\"name\":\"minAlertPeriod\",\"value\":\"{}\"}},{{\"name\":\"productCategory\",\"value\":\"kafka\"}}]", store.interval.as_secs().max(1)),
-                    })
-                })
-                .collect();
-            Ok(crate::actions::fields(json!({
-                "Resources": {"Resource": list.clone()},
-                "TotalCount": list.len().to_string(),
-            })))
-        }
-        "DescribeMetricLast" => {
-            check_namespace(p)?;
-            let metric = metric_name(p)?;
-            let period = period(p)?;
-            let (start, end) = match (
-                p.get("StartTime").filter(|v| !v.is_empty()),
-                p.get("EndTime").filter(|v| !v.is_empty()),
-            ) {
-                (None, None) => (i64::MIN, i64::MAX),
-                _ => range(p)?,
-            };
-            let points: Vec<Value> = series(store, p, metric, start, end)?
-                .iter()
-                .filter_map(|(k, pts)| pts.last().map(|(t, v)| datapoint(k, *t, &[*v])))
-                .take(length(p)?)
-                .collect();
-            Ok(answer(period, points, None))
-        }
-        "DescribeMetricList" | "DescribeMetricData" => {
-            check_namespace(p)?;
-            let metric = metric_name(p)?;
-            let period = period(p)?;
-            let (start, end) = range(p)?;
-            let mut points: Vec<Value> = Vec::new();
-            for (k, pts) in series(store, p, metric, start, end)? {
-                for (t, values) in bucketed(&pts, period) {
-                    points.push(datapoint(&k, t, &values));
-                }
-            }
-            let len = length(p)?;
-            if p.action == "DescribeMetricData" {
-                points.truncate(len);
-                return Ok(answer(period, points, None));
-            }
-            let from = p
-                .get("NextToken")
-                .and_then(|t| t.parse::<usize>().ok())
-                .unwrap_or(0);
-            let next = (from + len < points.len()).then(|| (from + len).to_string());
-            let page: Vec<Value> = points.into_iter().skip(from).take(len).collect();
-            Ok(answer(period, page, next))
-        }
-        "DescribeMetricTop" => {
-            check_namespace(p)?;
-            let metric = metric_name(p)?;
-            let period = period(p)?;
-            let (start, end) = range(p)?;
-            let order_by = p
-                .get("Orderby")
-                .filter(|o| !o.is_empty())
-                .unwrap_or("Average");
-            if !matches!(
-                order_by,
-                "Average" | "Maximum" | "Minimum" | "Sum" | "SampleCount"
-            ) {
-                return Err(AliError::invalid(
-                    "Orderby",
-                    "Average, Maximum, Minimum, Sum or SampleCount",
-                ));
-            }
-            // Seed 004 §16.6: OrderDesc False sorts descending, True ascending. Top ranges
-            // are [start, end), unlike List and Data.
-            let ascending = p
-                .get("OrderDesc")
-                .is_some_and(|v| v.eq_ignore_ascii_case("true"));
-            let mut points: Vec<Value> = series(store, p, metric, start - 1, end - 1)?
-                .iter()
-                .map(|(k, pts)| {
-                    let values: Vec<f64> = pts.iter().map(|(_, v)| *v).collect();
-                    let last = pts.last().map(|(t, _)| *t).unwrap_or(start);
-                    datapoint(k, last, &values)
-                })
-                .collect();
-            points.sort_by(|a, b| {
-                let (x, y) = (
-                    a[order_by].as_f64().unwrap_or(0.0),
-                    b[order_by].as_f64().unwrap_or(0.0),
-                );
-                let o = x.partial_cmp(&y).unwrap_or(std::cmp::Ordering::Equal);
-                if ascending {
-                    o
-                } else {
-                    o.reverse()
-                }
-            });
-            points.truncate(length(p)?);
-            Ok(answer(period, points, None))
-        }
-        other => Err(AliError::new(
-            404,
-            "InvalidAction.NotFound",
-            format!("unknown action {other}"),
-        )),
     }
+    let len = length(&p)?;
+    if p.action == "DescribeMetricData" {
+        points.truncate(len);
+        return Ok(answer(period, points, None));
+    }
+    let from = p
+        .get("NextToken")
+        .and_then(|t| t.parse::<usize>().ok())
+        .unwrap_or(0);
+    let next = (from + len < points.len()).then(|| (from + len).to_string());
+    let page: Vec<Value> = points.into_iter().skip(from).take(len).collect();
+    Ok(answer(period, page, next))
+}
+
+pub(crate) async fn describe_metric_top(
+    state: Arc<AliState>,
+    p: Parsed,
+) -> Result<Fields, AliError> {
+    check_namespace(&p)?;
+    let metric = metric_name(&p)?;
+    let period = period(&p)?;
+    let (start, end) = range(&p)?;
+    let order_by = p
+        .get("Orderby")
+        .filter(|o| !o.is_empty())
+        .unwrap_or("Average");
+    if !matches!(
+        order_by,
+        "Average" | "Maximum" | "Minimum" | "Sum" | "SampleCount"
+    ) {
+        return Err(AliError::invalid(
+            "Orderby",
+            "Average, Maximum, Minimum, Sum or SampleCount",
+        ));
+    }
+    // Seed 004 §16.6: OrderDesc False sorts descending, True ascending. Top ranges are
+    // [start, end), unlike List and Data.
+    let ascending = p
+        .get("OrderDesc")
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let mut points: Vec<Value> = series(&state.metrics, &p, metric, start - 1, end - 1)?
+        .iter()
+        .map(|(k, pts)| {
+            let values: Vec<f64> = pts.iter().map(|(_, v)| *v).collect();
+            let last = pts.last().map(|(t, _)| *t).unwrap_or(start);
+            datapoint(k, last, &values)
+        })
+        .collect();
+    points.sort_by(|a, b| {
+        let (x, y) = (
+            a[order_by].as_f64().unwrap_or(0.0),
+            b[order_by].as_f64().unwrap_or(0.0),
+        );
+        let o = x.partial_cmp(&y).unwrap_or(std::cmp::Ordering::Equal);
+        if ascending {
+            o
+        } else {
+            o.reverse()
+        }
+    });
+    points.truncate(length(&p)?);
+    Ok(answer(period, points, None))
 }

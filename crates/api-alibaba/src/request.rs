@@ -26,13 +26,6 @@ impl Parsed {
     }
 }
 
-fn now_secs() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
 fn signature_error(e: auth::alibaba::AliSignatureError) -> AliError {
     use auth::alibaba::AliSignatureError as S;
     match e {
@@ -104,7 +97,7 @@ pub async fn parse(
         }
     }
 
-    let now = now_secs();
+    let now = auth::now_secs();
     let (access_key, nonce) = if let Some(authorization) = authorization {
         let parsed = auth::alibaba::parse_acs3_authorization(&authorization)
             .map_err(|e| (signature_error(e), json))?;

@@ -26,6 +26,9 @@ pub struct ApiError {
     pub message: String,
 }
 
+/// The code of [`ApiError::not_supported`] (`DMS.00501001`, `111501001` on `/v1.0`).
+pub const NOT_SUPPORTED: &str = "501001";
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Code {
     Dms(&'static str),
@@ -74,6 +77,31 @@ impl ApiError {
         ApiError::dms(404, "404001", "The requested URL does not exist.")
     }
 
+    /// An operation of an official SDK that OpenDMS does not implement: 501, a code no other
+    /// error has, and the operation's name.
+    pub fn not_supported(operation: &str, engine: Option<control::model::EngineKind>) -> ApiError {
+        let of = engine
+            .map(|e| format!(" of {e} instances"))
+            .unwrap_or_default();
+        ApiError::dms(
+            501,
+            NOT_SUPPORTED,
+            format!("The operation {operation}{of} is not supported by OpenDMS."),
+        )
+    }
+
+    /// A path several engines have, for an engine that does not have it.
+    pub fn not_found_for(engine: Option<control::model::EngineKind>) -> ApiError {
+        match engine {
+            Some(e) => ApiError::dms(
+                404,
+                "404001",
+                format!("The requested URL does not exist for {e} instances."),
+            ),
+            None => ApiError::not_found_url(),
+        }
+    }
+
     pub fn method_not_allowed() -> ApiError {
         ApiError::dms(405, "405001", "This request method is not allowed.")
     }
@@ -112,6 +140,7 @@ impl From<ControlError> for ApiError {
         let msg = e.to_string();
         match e {
             E::UnsupportedEngine(_) => ApiError::dms(400, "400007", format!("Unsupported type. {msg}")),
+            E::EngineUnavailable(_) => ApiError::dms(501, NOT_SUPPORTED, format!("Not supported by OpenDMS: {msg}.")),
             E::UnsupportedVersion(_) => ApiError::dms(400, "400008", format!("Unsupported version. {msg}")),
             E::InvalidProduct(_) => ApiError::dms(400, "400009", format!("Invalid product_id. {msg}")),
             E::InvalidName => ApiError::dms(
@@ -172,11 +201,7 @@ impl From<ControlError> for ApiError {
                 "The maximum number of disk expansion times has been reached.",
             ),
             E::InstanceNotFound(_) => ApiError::dms(404, "404022", "This instance does not exist."),
-            E::InvalidTopicName => ApiError::dms(
-                400,
-                "400101",
-                "The name of a Kafka topic must be 4 to 64 characters long and start with a letter. Only letters, digits, underscores (_), and hyphens (-) are allowed.",
-            ),
+            E::InvalidTopicName(rule) => ApiError::dms(400, "400101", rule),
             E::TopicPartitions(max) => ApiError::dms(
                 400,
                 "400102",
@@ -187,13 +212,13 @@ impl From<ControlError> for ApiError {
                 "400103",
                 format!("The number of replicas created for a Kafka topic must be within the range of 1–{max}."),
             ),
-            E::TopicRetention => ApiError::dms(
+            E::TopicRetention(max) => ApiError::dms(
                 400,
                 "400105",
-                "The message retention period of a Kafka topic must be within the range of 1–168.",
+                format!("The message retention period of a Kafka topic must be within the range of 1–{max}."),
             ),
             E::TopicExists(_) => ApiError::dms(400, "400800", "Duplicate topic name."),
-            E::TopicRejected(m) => ApiError::dms(400, "400800", format!("Invalid parameter. {m}")),
+            E::Refused(m) => ApiError::dms(400, "400800", format!("Invalid parameter. {m}")),
             E::TaskNotFound(_) => ApiError::dms(404, "404001", msg),
             E::NotSupported(m) => ApiError::dms(400, "400800", format!("Invalid parameter. {m}")),
             E::Internal(m) => ApiError::internal(m),

@@ -23,13 +23,6 @@ fn signature_error(detail: impl std::fmt::Display) -> ApiError {
     )
 }
 
-pub fn now_secs() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
 /// Authenticates a request from its token or signature.
 pub async fn authenticate(
     store: &dyn MetaStore,
@@ -44,7 +37,7 @@ pub async fn authenticate(
         let token = token
             .to_str()
             .map_err(|_| ApiError::dms(401, "401001", "Invalid token."))?;
-        let claims = auth::token::verify(token_key, token, now_secs())
+        let claims = auth::token::verify(token_key, token, auth::now_secs())
             .map_err(|e| ApiError::dms(401, "401001", format!("Invalid token: {e}.")))?;
         let user = store
             .user(&claims.user_id)
@@ -85,7 +78,7 @@ pub async fn authenticate(
         headers: &header_list,
         body,
     };
-    auth::huawei::verify(&req, &parsed, &credential.secret_key, now_secs())
+    auth::huawei::verify(&req, &parsed, &credential.secret_key, auth::now_secs())
         .map_err(signature_error)?;
     let user = store
         .user(&credential.user_id)

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::time::Duration;
 
+use control::model::InstanceFigures;
 use parking_lot::Mutex;
 
 /// (count, seconds) of the requests of one (operation, status).
@@ -66,7 +67,7 @@ impl Metrics {
             "Bytes stored by an instance's brokers.",
             per_instance
                 .iter()
-                .map(|f| (instance_label(f), f.used_bytes.to_string())),
+                .map(|f| (instance_label(f), f.usage.used_bytes.to_string())),
         );
         family(
             &mut out,
@@ -75,7 +76,7 @@ impl Metrics {
             "Record bytes produced to an instance.",
             per_instance
                 .iter()
-                .map(|f| (instance_label(f), f.bytes_in.to_string())),
+                .map(|f| (instance_label(f), f.usage.bytes_in.to_string())),
         );
         family(
             &mut out,
@@ -84,19 +85,10 @@ impl Metrics {
             "Record bytes fetched from an instance.",
             per_instance
                 .iter()
-                .map(|f| (instance_label(f), f.bytes_out.to_string())),
+                .map(|f| (instance_label(f), f.usage.bytes_out.to_string())),
         );
         out
     }
-}
-
-/// What `/metrics` shows of one running instance.
-pub struct InstanceFigures {
-    pub id: String,
-    pub name: String,
-    pub used_bytes: u64,
-    pub bytes_in: u64,
-    pub bytes_out: u64,
 }
 
 /// One metric family: its HELP and TYPE lines, then a sample per (labels, value).

@@ -1,611 +1,332 @@
-//! The route table: every path of the façade, matched by hand so that unknown paths and
-//! methods get the documented 404/405 errors, and listed once more as data for the OpenAPI
-//! document (a unit test checks that the two agree).
+//! The route table: every operation of the façade as data (method, path template, name, the
+//! engine it belongs to, handler), the SDK operations OpenDMS does not implement, and the
+//! resolver that finds the family of operations a request path names.
+//!
+//! Where several templates match a path, the most specific wins: at the first segment where
+//! they differ, a literal beats a placeholder (so `/v2/{project_id}/rocketmq/instances` is
+//! not read as `/v2/{engine}/{project_id}/instances` with the project id as the engine).
+//! The OpenAPI document is generated from the same table.
 
-use axum::http::Method;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, LazyLock};
 
-use crate::error::ApiGeneration;
+use axum::response::Response;
+use control::model::EngineKind;
 
-/// One operation, with the path parameters it was called with.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Route {
-    Healthz,
-    Metrics,
-    OpenApi,
-    IamTokens,
-    IamProjects,
-    AdminLifecycleGet,
-    AdminLifecyclePut,
-    Zones,
-    Products {
-        engine: Option<String>,
-    },
-    MaintainWindows,
-    CreateInstance {
-        project: String,
-        shape: CreateVia,
-    },
-    ListInstances {
-        project: String,
-    },
-    BatchAction {
-        project: String,
-    },
-    ShowInstance {
-        project: String,
-        id: String,
-    },
-    UpdateInstance {
-        project: String,
-        id: String,
-    },
-    DeleteInstance {
-        project: String,
-        id: String,
-    },
-    Extend {
-        project: String,
-        id: String,
-        engine: Option<String>,
-    },
-    ListTopics {
-        project: String,
-        id: String,
-    },
-    CreateTopic {
-        project: String,
-        id: String,
-    },
-    UpdateTopics {
-        project: String,
-        id: String,
-    },
-    DeleteTopics {
-        project: String,
-        id: String,
-    },
-    ListTasks {
-        project: String,
-        id: String,
-    },
-    ShowTask {
-        project: String,
-        id: String,
-        task: String,
-    },
-    DeleteTask {
-        project: String,
-        id: String,
-        task: String,
-    },
-    InstanceTags {
-        project: String,
-        id: String,
-    },
-    ChangeTags {
-        project: String,
-        id: String,
-    },
-    ProjectTags {
-        project: String,
-    },
-    Quotas {
-        project: String,
-    },
+use crate::call::Call;
+use crate::error::ApiError;
+use crate::ApiState;
+
+pub(crate) type HandlerFuture = Pin<Box<dyn Future<Output = Result<Response, ApiError>> + Send>>;
+pub(crate) type Handler = fn(Arc<ApiState>, Call) -> HandlerFuture;
+
+/// The HTTP methods the APIs use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Verb {
+    Get,
+    Post,
+    Put,
+    Delete,
 }
 
-/// Which create path was used; it decides the request shape.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum CreateVia {
-    /// `/v1.0/{project_id}/instances` and seed 003's `/v2/{project_id}/instances`.
-    Bandwidth,
-    /// `/v2/{engine}/{project_id}/instances` and `/v2/{project_id}/kafka/instances`.
-    Engine(String),
-}
+impl Verb {
+    /// `GET`, `POST`, `PUT` or `DELETE`.
+    pub fn parse(method: &str) -> Option<Verb> {
+        Some(match method {
+            "GET" => Verb::Get,
+            "POST" => Verb::Post,
+            "PUT" => Verb::Put,
+            "DELETE" => Verb::Delete,
+            _ => return None,
+        })
+    }
 
-pub enum Matched {
-    Route(Route, ApiGeneration),
-    MethodNotAllowed(ApiGeneration),
-    NotFound(ApiGeneration),
-}
-
-/// Resolves a method and a path (already split on `/`, percent-decoded segments).
-pub fn resolve(method: &Method, segs: &[&str]) -> Matched {
-    use Route as R;
-    let s = |x: &str| x.to_string();
-    let generation = if segs.first() == Some(&"v1.0") {
-        ApiGeneration::V1
-    } else {
-        ApiGeneration::V2
-    };
-    let m = method.clone();
-    let get = m == Method::GET;
-    let post = m == Method::POST;
-    let put = m == Method::PUT;
-    let delete = m == Method::DELETE;
-    // (does the path exist, the route for this method if any)
-    let (exists, route): (bool, Option<Route>) = match segs {
-        ["healthz"] => (true, get.then_some(R::Healthz)),
-        ["metrics"] => (true, get.then_some(R::Metrics)),
-        ["openapi.json"] => (true, get.then_some(R::OpenApi)),
-        ["v3", "auth", "tokens"] => (true, post.then_some(R::IamTokens)),
-        ["v3", "projects"] => (true, get.then_some(R::IamProjects)),
-        ["opendms", "admin", "lifecycle"] => (
-            true,
-            if get {
-                Some(R::AdminLifecycleGet)
-            } else if put {
-                Some(R::AdminLifecyclePut)
-            } else {
-                None
-            },
-        ),
-        ["v1.0", "availableZones"] | ["v2", "available-zones"] => (true, get.then_some(R::Zones)),
-        ["v1.0", "products"] => (true, get.then_some(R::Products { engine: None })),
-        ["v2", engine, "products"] => (
-            true,
-            get.then_some(R::Products {
-                engine: Some(s(engine)),
-            }),
-        ),
-        ["v1.0" | "v2", "instances", "maintain-windows"] => {
-            (true, get.then_some(R::MaintainWindows))
+    pub fn lower(self) -> &'static str {
+        match self {
+            Verb::Get => "get",
+            Verb::Post => "post",
+            Verb::Put => "put",
+            Verb::Delete => "delete",
         }
-        ["v1.0" | "v2", p, "instances"] => (
-            true,
-            if post {
-                Some(R::CreateInstance {
-                    project: s(p),
-                    shape: CreateVia::Bandwidth,
-                })
-            } else if get {
-                Some(R::ListInstances { project: s(p) })
-            } else {
-                None
-            },
-        ),
-        ["v2", p, "kafka", "instances"] => (
-            true,
-            post.then(|| R::CreateInstance {
-                project: s(p),
-                shape: CreateVia::Engine(s("kafka")),
-            }),
-        ),
-        ["v2", engine, p, "instances"] => (
-            true,
-            post.then(|| R::CreateInstance {
-                project: s(p),
-                shape: CreateVia::Engine(s(engine)),
-            }),
-        ),
-        ["v1.0" | "v2", p, "instances", "action"] => {
-            (true, post.then(|| R::BatchAction { project: s(p) }))
-        }
-        ["v1.0" | "v2", p, "instances", id] => (
-            true,
-            if get {
-                Some(R::ShowInstance {
-                    project: s(p),
-                    id: s(id),
-                })
-            } else if put {
-                Some(R::UpdateInstance {
-                    project: s(p),
-                    id: s(id),
-                })
-            } else if delete {
-                Some(R::DeleteInstance {
-                    project: s(p),
-                    id: s(id),
-                })
-            } else {
-                None
-            },
-        ),
-        ["v1.0", p, "instances", id, "extend"] | ["v2", p, "kafka", "instances", id, "extend"] => (
-            true,
-            post.then(|| R::Extend {
-                project: s(p),
-                id: s(id),
-                engine: None,
-            }),
-        ),
-        ["v2", engine, p, "instances", id, "extend"] => (
-            true,
-            post.then(|| R::Extend {
-                project: s(p),
-                id: s(id),
-                engine: Some(s(engine)),
-            }),
-        ),
-        ["v1.0" | "v2", p, "instances", id, "topics"] => (
-            true,
-            if get {
-                Some(R::ListTopics {
-                    project: s(p),
-                    id: s(id),
-                })
-            } else if post {
-                Some(R::CreateTopic {
-                    project: s(p),
-                    id: s(id),
-                })
-            } else if put && generation == ApiGeneration::V2 {
-                Some(R::UpdateTopics {
-                    project: s(p),
-                    id: s(id),
-                })
-            } else {
-                None
-            },
-        ),
-        ["v1.0" | "v2", p, "instances", id, "topics", "delete"] => (
-            true,
-            post.then(|| R::DeleteTopics {
-                project: s(p),
-                id: s(id),
-            }),
-        ),
-        ["v2", p, "instances", id, "tasks"] => (
-            true,
-            get.then(|| R::ListTasks {
-                project: s(p),
-                id: s(id),
-            }),
-        ),
-        ["v2", p, "instances", id, "tasks", task] => (
-            true,
-            if get {
-                Some(R::ShowTask {
-                    project: s(p),
-                    id: s(id),
-                    task: s(task),
-                })
-            } else if delete {
-                Some(R::DeleteTask {
-                    project: s(p),
-                    id: s(id),
-                    task: s(task),
-                })
-            } else {
-                None
-            },
-        ),
-        ["v2", p, "kafka", "tags"] => (true, get.then(|| R::ProjectTags { project: s(p) })),
-        ["v2", p, "kafka", id, "tags"] => (
-            true,
-            get.then(|| R::InstanceTags {
-                project: s(p),
-                id: s(id),
-            }),
-        ),
-        ["v2", p, "kafka", id, "tags", "action"] => (
-            true,
-            post.then(|| R::ChangeTags {
-                project: s(p),
-                id: s(id),
-            }),
-        ),
-        ["v2", p, "quotas"] => (true, get.then(|| R::Quotas { project: s(p) })),
-        _ => (false, None),
-    };
-    match (exists, route) {
-        (_, Some(r)) => Matched::Route(r, generation),
-        (true, None) => Matched::MethodNotAllowed(generation),
-        (false, None) => Matched::NotFound(generation),
     }
 }
 
-/// Every route as (method, path template, operation id, summary), for the OpenAPI document.
-pub const OPERATIONS: &[(&str, &str, &str, &str)] = &[
-    (
-        "get",
-        "/healthz",
-        "healthz",
-        "Liveness check (no authentication)",
-    ),
-    (
-        "get",
-        "/metrics",
-        "metrics",
-        "Prometheus metrics (no authentication)",
-    ),
-    (
-        "get",
-        "/openapi.json",
-        "openapi",
-        "This document (no authentication)",
-    ),
-    (
-        "post",
-        "/v3/auth/tokens",
-        "keystone_create_user_token_by_password",
-        "Obtain an IAM token (password method, project scope)",
-    ),
-    (
-        "get",
-        "/v3/projects",
-        "keystone_list_projects",
-        "List the projects of the caller's account",
-    ),
-    (
-        "get",
-        "/opendms/admin/lifecycle",
-        "show_lifecycle_controls",
-        "Show the transition delays and injected failures",
-    ),
-    (
-        "put",
-        "/opendms/admin/lifecycle",
-        "update_lifecycle_controls",
-        "Set transition delays and injected failures",
-    ),
-    (
-        "get",
-        "/v1.0/availableZones",
-        "list_available_zones_v1",
-        "Query AZ information (seed 000 6.1)",
-    ),
-    (
-        "get",
-        "/v1.0/products",
-        "list_products_v1",
-        "Query product specifications (seed 000 6.2)",
-    ),
-    (
-        "get",
-        "/v1.0/instances/maintain-windows",
-        "show_maintain_windows_v1",
-        "Query maintenance windows (seed 000 6.3)",
-    ),
-    (
-        "post",
-        "/v1.0/{project_id}/instances",
-        "create_instance_v1",
-        "Create an instance (seed 000 5.1)",
-    ),
-    (
-        "get",
-        "/v1.0/{project_id}/instances",
-        "list_instances_v1",
-        "Query all instances (seed 000 5.6)",
-    ),
-    (
-        "post",
-        "/v1.0/{project_id}/instances/action",
-        "batch_restart_or_delete_instances_v1",
-        "Restart or delete instances in batches (seed 000 5.5)",
-    ),
-    (
-        "get",
-        "/v1.0/{project_id}/instances/{instance_id}",
-        "show_instance_v1",
-        "Query an instance (seed 000 5.2)",
-    ),
-    (
-        "put",
-        "/v1.0/{project_id}/instances/{instance_id}",
-        "update_instance_v1",
-        "Modify an instance (seed 000 5.3)",
-    ),
-    (
-        "delete",
-        "/v1.0/{project_id}/instances/{instance_id}",
-        "delete_instance_v1",
-        "Delete an instance (seed 000 5.4)",
-    ),
-    (
-        "post",
-        "/v1.0/{project_id}/instances/{instance_id}/extend",
-        "resize_instance_v1",
-        "Modify instance specifications (seed 000 Table 7-1)",
-    ),
-    (
-        "post",
-        "/v1.0/{project_id}/instances/{instance_id}/topics",
-        "create_topic_v1",
-        "Create a topic (seed 000 5.7)",
-    ),
-    (
-        "get",
-        "/v1.0/{project_id}/instances/{instance_id}/topics",
-        "list_topics_v1",
-        "Query topics (seed 000 5.8)",
-    ),
-    (
-        "post",
-        "/v1.0/{project_id}/instances/{instance_id}/topics/delete",
-        "batch_delete_topics_v1",
-        "Delete topics in batches (seed 000 5.9)",
-    ),
-    (
-        "get",
-        "/v2/available-zones",
-        "list_available_zones",
-        "Query AZ information",
-    ),
-    (
-        "get",
-        "/v2/{engine}/products",
-        "list_engine_products",
-        "Query product specifications",
-    ),
-    (
-        "get",
-        "/v2/instances/maintain-windows",
-        "show_maintain_windows",
-        "Query maintenance windows",
-    ),
-    (
-        "post",
-        "/v2/{project_id}/instances",
-        "create_post_paid_instance",
-        "Create a pay-per-use instance (seed 003)",
-    ),
-    (
-        "post",
-        "/v2/{engine}/{project_id}/instances",
-        "create_instance_by_engine",
-        "Create an instance",
-    ),
-    (
-        "post",
-        "/v2/{project_id}/kafka/instances",
-        "create_post_paid_kafka_instance",
-        "Create a Kafka instance",
-    ),
-    (
-        "get",
-        "/v2/{project_id}/instances",
-        "list_instances",
-        "List instances",
-    ),
-    (
-        "post",
-        "/v2/{project_id}/instances/action",
-        "batch_restart_or_delete_instances",
-        "Restart or delete instances in batches",
-    ),
-    (
-        "get",
-        "/v2/{project_id}/instances/{instance_id}",
-        "show_instance",
-        "Query an instance",
-    ),
-    (
-        "put",
-        "/v2/{project_id}/instances/{instance_id}",
-        "update_instance",
-        "Modify an instance",
-    ),
-    (
-        "delete",
-        "/v2/{project_id}/instances/{instance_id}",
-        "delete_instance",
-        "Delete an instance",
-    ),
-    (
-        "post",
-        "/v2/{engine}/{project_id}/instances/{instance_id}/extend",
-        "resize_engine_instance",
-        "Extend an instance",
-    ),
-    (
-        "post",
-        "/v2/{project_id}/kafka/instances/{instance_id}/extend",
-        "resize_kafka_instance",
-        "Extend a Kafka instance",
-    ),
-    (
-        "get",
-        "/v2/{project_id}/instances/{instance_id}/topics",
-        "list_instance_topics",
-        "List topics",
-    ),
-    (
-        "post",
-        "/v2/{project_id}/instances/{instance_id}/topics",
-        "create_instance_topic",
-        "Create a topic",
-    ),
-    (
-        "put",
-        "/v2/{project_id}/instances/{instance_id}/topics",
-        "update_instance_topic",
-        "Modify topics",
-    ),
-    (
-        "post",
-        "/v2/{project_id}/instances/{instance_id}/topics/delete",
-        "batch_delete_instance_topic",
-        "Delete topics in batches",
-    ),
-    (
-        "get",
-        "/v2/{project_id}/instances/{instance_id}/tasks",
-        "list_background_tasks",
-        "List background tasks",
-    ),
-    (
-        "get",
-        "/v2/{project_id}/instances/{instance_id}/tasks/{task_id}",
-        "show_background_task",
-        "Query a background task",
-    ),
-    (
-        "delete",
-        "/v2/{project_id}/instances/{instance_id}/tasks/{task_id}",
-        "delete_background_task",
-        "Delete a background task",
-    ),
-    (
-        "get",
-        "/v2/{project_id}/kafka/{instance_id}/tags",
-        "show_kafka_tags",
-        "Query an instance's tags",
-    ),
-    (
-        "post",
-        "/v2/{project_id}/kafka/{instance_id}/tags/action",
-        "batch_create_or_delete_kafka_tag",
-        "Add or delete instance tags",
-    ),
-    (
-        "get",
-        "/v2/{project_id}/kafka/tags",
-        "show_kafka_project_tags",
-        "Query the tags of a project",
-    ),
-    (
-        "get",
-        "/v2/{project_id}/quotas",
-        "show_quotas",
-        "Query quotas",
-    ),
-];
+/// One operation OpenDMS implements.
+pub(crate) struct Operation {
+    pub verb: Verb,
+    pub path: &'static str,
+    /// The SDK's operation name where the SDK has the path; `*_v1` for seed 000's paths.
+    pub name: &'static str,
+    pub summary: &'static str,
+    /// The engine whose API the operation belongs to; `None`: every engine's.
+    pub engine: Option<EngineKind>,
+    /// Answered without authentication.
+    pub public: bool,
+    pub handler: Handler,
+}
 
-/// The OpenAPI 3 document of [`OPERATIONS`].
+/// `op!(Get "/path", "name", "summary", engine, module::handler)`: one row of a table.
+macro_rules! op {
+    (public $verb:ident $path:literal, $name:literal, $summary:literal, $handler:path) => {
+        $crate::routes::Operation {
+            public: true,
+            ..$crate::routes::op!($verb $path, $name, $summary, None, $handler)
+        }
+    };
+    ($verb:ident $path:literal, $name:literal, $summary:literal, $engine:expr, $handler:path) => {
+        $crate::routes::Operation {
+            verb: $crate::routes::Verb::$verb,
+            path: $path,
+            name: $name,
+            summary: $summary,
+            engine: $engine,
+            public: false,
+            handler: |state, call| Box::pin($handler(state, call)),
+        }
+    };
+}
+pub(crate) use op;
+
+/// What a path segment of a template is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Seg {
+    Lit(&'static str),
+    Param(&'static str),
+}
+
+fn template(path: &'static str) -> Vec<Seg> {
+    path.trim_start_matches('/')
+        .split('/')
+        .map(
+            |s| match s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                Some(name) => Seg::Param(name),
+                None => Seg::Lit(s),
+            },
+        )
+        .collect()
+}
+
+/// What a row of the resolved table does.
+#[derive(Clone, Copy)]
+pub(crate) enum Target {
+    Handler(&'static Operation),
+    /// An operation of an official SDK that OpenDMS does not implement.
+    NotSupported,
+}
+
+/// One row: an implemented operation or an SDK operation OpenDMS lacks.
+pub(crate) struct Entry {
+    pub verb: Verb,
+    pub path: &'static str,
+    segs: Vec<Seg>,
+    pub name: &'static str,
+    pub engine: Option<EngineKind>,
+    pub target: Target,
+}
+
+impl Entry {
+    pub fn handler(&self) -> Option<&'static Operation> {
+        match self.target {
+            Target::Handler(op) => Some(op),
+            Target::NotSupported => None,
+        }
+    }
+}
+
+/// The operations of one path template that a request resolved to.
+pub(crate) struct Resolved {
+    /// The rows of the request's method, one per engine at most.
+    pub entries: Vec<&'static Entry>,
+    /// Path parameters by name, percent-decoded.
+    pub params: Vec<(&'static str, String)>,
+}
+
+pub(crate) enum Matched {
+    Family(Resolved),
+    /// The path exists, but no operation of any SDK uses this method on it.
+    MethodNotAllowed,
+    NotFound,
+}
+
+/// Every implemented operation.
+pub(crate) fn operations() -> impl Iterator<Item = &'static Operation> {
+    crate::service::OPERATIONS
+        .iter()
+        .chain(crate::iam::OPERATIONS)
+        .chain(crate::common::OPERATIONS)
+        .chain(crate::kafka::OPERATIONS)
+        .chain(crate::rabbitmq::OPERATIONS)
+        .chain(crate::rocketmq::OPERATIONS)
+}
+
+/// (engine, operation, method, path) of every SDK operation, from each engine module's
+/// `sdk_operations.tsv`.
+fn sdk_operations() -> impl Iterator<Item = (EngineKind, &'static str, &'static str, &'static str)>
+{
+    [
+        (EngineKind::Kafka, crate::kafka::SDK_OPERATIONS),
+        (EngineKind::Rabbitmq, crate::rabbitmq::SDK_OPERATIONS),
+        (EngineKind::Rocketmq, crate::rocketmq::SDK_OPERATIONS),
+    ]
+    .into_iter()
+    .flat_map(|(engine, text)| {
+        text.lines()
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+            .filter_map(move |l| {
+                let mut cols = l.split('\t');
+                Some((engine, cols.next()?, cols.next()?, cols.next()?))
+            })
+    })
+}
+
+static TABLE: LazyLock<Vec<Entry>> = LazyLock::new(|| {
+    let mut table: Vec<Entry> = operations()
+        .map(|op| Entry {
+            verb: op.verb,
+            path: op.path,
+            segs: template(op.path),
+            name: op.name,
+            engine: op.engine,
+            target: Target::Handler(op),
+        })
+        .collect();
+    for (engine, name, method, path) in sdk_operations() {
+        let Some(verb) = Verb::parse(method) else {
+            continue;
+        };
+        // Implemented for this engine, or for every engine: the handler answers it.
+        let covered = table.iter().any(|e| {
+            e.verb == verb
+                && e.path == path
+                && e.handler().is_some()
+                && (e.engine.is_none() || e.engine == Some(engine))
+        });
+        if !covered {
+            table.push(Entry {
+                verb,
+                path,
+                segs: template(path),
+                name,
+                engine: Some(engine),
+                target: Target::NotSupported,
+            });
+        }
+    }
+    table
+});
+
+fn matches(segs: &[Seg], path: &[&str]) -> bool {
+    segs.len() == path.len()
+        && segs.iter().zip(path).all(|(s, p)| match s {
+            Seg::Lit(l) => l == p,
+            Seg::Param(_) => !p.is_empty(),
+        })
+}
+
+/// Orders two templates that match the same path: the one with a literal where the other
+/// has a placeholder, at the first segment where they differ, is more specific.
+fn more_specific(a: &[Seg], b: &[Seg]) -> std::cmp::Ordering {
+    for (x, y) in a.iter().zip(b) {
+        match (x, y) {
+            (Seg::Lit(_), Seg::Param(_)) => return std::cmp::Ordering::Greater,
+            (Seg::Param(_), Seg::Lit(_)) => return std::cmp::Ordering::Less,
+            _ => {}
+        }
+    }
+    std::cmp::Ordering::Equal
+}
+
+/// Resolves a method and a path (split on `/`, percent-decoded segments).
+pub(crate) fn resolve(verb: Option<Verb>, path: &[&str]) -> Matched {
+    let candidates: Vec<&'static Entry> = TABLE.iter().filter(|e| matches(&e.segs, path)).collect();
+    let Some(best) = candidates
+        .iter()
+        .copied()
+        .max_by(|a, b| more_specific(&a.segs, &b.segs))
+    else {
+        return Matched::NotFound;
+    };
+    let family: Vec<&'static Entry> = candidates
+        .into_iter()
+        .filter(|e| e.path == best.path)
+        .collect();
+    let entries: Vec<&'static Entry> = family
+        .iter()
+        .copied()
+        .filter(|e| Some(e.verb) == verb)
+        .collect();
+    if entries.is_empty() {
+        return Matched::MethodNotAllowed;
+    }
+    let params = best
+        .segs
+        .iter()
+        .zip(path)
+        .filter_map(|(s, p)| match s {
+            Seg::Param(name) => Some((*name, p.to_string())),
+            Seg::Lit(_) => None,
+        })
+        .collect();
+    Matched::Family(Resolved { entries, params })
+}
+
+/// The SDK operations OpenDMS does not implement, as (engine, method, path, name).
+pub fn not_supported() -> Vec<(EngineKind, Verb, &'static str, &'static str)> {
+    TABLE
+        .iter()
+        .filter(|e| e.handler().is_none())
+        .filter_map(|e| Some((e.engine?, e.verb, e.path, e.name)))
+        .collect()
+}
+
+/// The OpenAPI 3 document of every implemented operation.
 pub fn openapi() -> serde_json::Value {
     let mut paths = serde_json::Map::new();
-    for (method, path, op, summary) in OPERATIONS {
-        let params: Vec<serde_json::Value> = path
-            .split('/')
-            .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
-            .map(|name| serde_json::json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
+    for op in operations() {
+        let params: Vec<serde_json::Value> = template(op.path)
+            .into_iter()
+            .filter_map(|s| match s {
+                Seg::Param(name) => Some(serde_json::json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}})),
+                Seg::Lit(_) => None,
+            })
             .collect();
-        let public = matches!(
-            *op,
-            "healthz" | "metrics" | "openapi" | "keystone_create_user_token_by_password"
-        );
         let mut operation = serde_json::json!({
-            "operationId": op,
-            "summary": summary,
+            "operationId": op.name,
+            "summary": op.summary,
             "parameters": params,
             "responses": {
                 "default": {"description": "Error: {\"error_code\": ..., \"error_msg\": ...}"},
                 "200": {"description": "Success"},
             },
         });
-        if public {
+        if let Some(e) = op.engine {
+            operation["tags"] = serde_json::json!([e.as_str()]);
+        }
+        if op.public {
             operation["security"] = serde_json::json!([]);
         }
-        if matches!(*method, "post" | "put") {
+        if matches!(op.verb, Verb::Post | Verb::Put) {
             operation["requestBody"] = serde_json::json!({
                 "required": true,
                 "content": {"application/json": {"schema": {"type": "object"}}},
             });
         }
         let entry = paths
-            .entry(path.to_string())
+            .entry(op.path.to_string())
             .or_insert_with(|| serde_json::json!({}));
-        entry[*method] = operation;
+        // A path shared by several engines documents the first row: the others are the
+        // same operation dispatched on the instance's engine.
+        if entry.get(op.verb.lower()).is_none() {
+            entry[op.verb.lower()] = operation;
+        }
     }
     serde_json::json!({
         "openapi": "3.0.3",
         "info": {
-            "title": "OpenDMS: Huawei Cloud DMS for Kafka API",
+            "title": "OpenDMS: Huawei Cloud DMS API",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Seeds 000 (v1.0) and 003, and the v2 paths of huaweicloudsdkkafka. Errors are {\"error_code\",\"error_msg\"}.",
+            "description": "Seeds 000 (v1.0) and 003, and the v2 paths of huaweicloudsdkkafka. Errors are {\"error_code\",\"error_msg\"}. Every other operation of the official huaweicloudsdkkafka, huaweicloudsdkrabbitmq and huaweicloudsdkrocketmq SDKs answers 501 with error_code DMS.00501001 and the operation's name in error_msg.",
         },
         "components": {"securitySchemes": {
             "token": {"type": "apiKey", "in": "header", "name": "X-Auth-Token"},
@@ -620,34 +341,110 @@ pub fn openapi() -> serde_json::Value {
 mod tests {
     use super::*;
 
-    /// Every documented operation resolves to a route, and no route is left undocumented
-    /// by a path the table does not list.
+    fn concrete(path: &str, engine: &str) -> String {
+        path.replace("{project_id}", "0123456789abcdef0123456789abcdef")
+            .replace("{instance_id}", "8d2b1f7c-1f0e-4c2a-9d7a-0a1b2c3d4e5f")
+            .replace("{engine}", engine)
+            .split('/')
+            .map(|s| if s.starts_with('{') { "x" } else { s })
+            .collect::<Vec<_>>()
+            .join("/")
+    }
+
+    fn resolve_path(verb: Verb, path: &str) -> Matched {
+        let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        resolve(Some(verb), &segs)
+    }
+
+    /// Every implemented operation resolves to a family that holds it.
     #[test]
-    fn the_document_and_the_router_agree() {
-        for (method, path, op, _) in OPERATIONS {
-            let concrete = path
-                .replace("{project_id}", "0123456789abcdef0123456789abcdef")
-                .replace("{instance_id}", "8d2b1f7c-1f0e-4c2a-9d7a-0a1b2c3d4e5f")
-                .replace("{task_id}", "t1")
-                .replace("{engine}", "kafka");
-            let segs: Vec<&str> = concrete.trim_start_matches('/').split('/').collect();
-            let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
-            assert!(
-                matches!(resolve(&m, &segs), Matched::Route(..)),
-                "{op}: {method} {path}"
-            );
+    fn every_operation_resolves_to_itself() {
+        for op in operations() {
+            let engine = op.engine.map_or("kafka", |e| e.as_str());
+            match resolve_path(op.verb, &concrete(op.path, engine)) {
+                Matched::Family(r) => assert!(
+                    r.entries
+                        .iter()
+                        .any(|e| e.handler().is_some_and(|h| std::ptr::eq(h, op))),
+                    "{}: {:?} {} resolved to {:?}",
+                    op.name,
+                    op.verb,
+                    op.path,
+                    r.entries.iter().map(|e| e.name).collect::<Vec<_>>()
+                ),
+                _ => panic!("{}: {:?} {} does not resolve", op.name, op.verb, op.path),
+            }
         }
+    }
+
+    /// Every operation of the official SDKs resolves: to a handler of its engine or of every
+    /// engine, or to a not-supported answer that names it (or names the same engine's
+    /// operation of a more specific template that claims the same request: the RocketMQ SDK
+    /// has both `/v2/{project_id}/{engine}/instances/...` and
+    /// `/v2/{project_id}/rocketmq/instances/...` for one thing).
+    #[test]
+    fn every_sdk_operation_is_answered() {
+        for (engine, name, method, path) in sdk_operations() {
+            let verb = Verb::parse(method).unwrap();
+            let Matched::Family(r) = resolve_path(verb, &concrete(path, engine.as_str())) else {
+                panic!("{engine} {name}: {method} {path} does not resolve");
+            };
+            let answered = r.entries.iter().any(|e| match e.target {
+                Target::Handler(_) => e.engine.is_none() || e.engine == Some(engine),
+                Target::NotSupported => {
+                    e.engine == Some(engine) && (e.name == name || e.path != path)
+                }
+            });
+            assert!(answered, "{engine} {name}: {method} {path}");
+        }
+    }
+
+    #[test]
+    fn literals_beat_placeholders() {
+        let Matched::Family(r) = resolve_path(
+            Verb::Post,
+            "/v2/0123456789abcdef0123456789abcdef/rocketmq/instances",
+        ) else {
+            panic!("no match");
+        };
+        assert_eq!(r.entries[0].name, "create_post_paid_instance_for_rocket_mq");
+        assert_eq!(
+            r.params,
+            vec![("project_id", "0123456789abcdef0123456789abcdef".to_string())]
+        );
+        let Matched::Family(r) = resolve_path(
+            Verb::Post,
+            "/v2/kafka/0123456789abcdef0123456789abcdef/instances",
+        ) else {
+            panic!("no match");
+        };
+        assert!(r
+            .entries
+            .iter()
+            .any(|e| e.name == "create_instance_by_engine"));
     }
 
     #[test]
     fn unknown_paths_and_methods() {
         assert!(matches!(
-            resolve(&Method::GET, &["v2", "nope"]),
-            Matched::NotFound(_)
+            resolve_path(Verb::Get, "/v2/nope"),
+            Matched::NotFound
         ));
         assert!(matches!(
-            resolve(&Method::PATCH, &["v2", "p", "instances"]),
-            Matched::MethodNotAllowed(_)
+            resolve(None, &["v2", "p", "instances"]),
+            Matched::MethodNotAllowed
         ));
+        // A GET where the SDK has one that OpenDMS lacks is that operation, not a 405.
+        let Matched::Family(r) = resolve_path(
+            Verb::Get,
+            &concrete(
+                "/v2/{project_id}/kafka/instances/{instance_id}/extend",
+                "kafka",
+            ),
+        ) else {
+            panic!("no match");
+        };
+        assert_eq!(r.entries[0].name, "show_kafka_instance_extend_product_info");
+        assert!(r.entries[0].handler().is_none());
     }
 }

@@ -8,6 +8,14 @@ pub mod keys;
 pub mod password;
 pub mod token;
 
+/// Seconds since the Unix epoch: the clock signatures and tokens are checked against.
+pub fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
 /// Decodes `k=v&k2=v2` (a query string or a form body) into pairs, in order. `+` is a
 /// space: no signer of either cloud sends a raw `+`, and the Alibaba Tea SDK writes spaces
 /// as `+` on the wire.

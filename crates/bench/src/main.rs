@@ -212,7 +212,7 @@ async fn produce_connection(
                                 reader_stats.acked_bytes.fetch_add(batch.len() as u64, Ordering::Relaxed);
                                 reader_stats.acked_records.fetch_add(records_per_batch, Ordering::Relaxed);
                             } else {
-                                *reader_stats.errors.lock().unwrap().entry(p.error_code).or_default() += 1;
+                                *reader_stats.errors.lock().unwrap_or_else(|e| e.into_inner()).entry(p.error_code).or_default() += 1;
                             }
                         }
                     }
@@ -278,7 +278,11 @@ async fn produce_phase(
     let secs = start.elapsed().as_secs_f64();
     let acked = stats.acked_bytes.load(Ordering::SeqCst);
     let records = stats.acked_records.load(Ordering::SeqCst);
-    let errors = stats.errors.lock().unwrap().clone();
+    let errors = stats
+        .errors
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
     let error_count: u64 = errors.values().sum();
     let name = if acks == -1 {
         "produce_acks_all".to_string()

@@ -3,8 +3,12 @@
 
 #[derive(Debug, thiserror::Error)]
 pub enum ControlError {
+    /// An engine name the documents do not know (parsed at the edge).
     #[error("unsupported engine {0:?}")]
     UnsupportedEngine(String),
+    /// A documented engine this build of OpenDMS does not run.
+    #[error("the {0} engine is not available in this build of OpenDMS")]
+    EngineUnavailable(engine::EngineKind),
     #[error("unsupported engine version {0:?}")]
     UnsupportedVersion(String),
     #[error("invalid product_id {0:?}")]
@@ -51,18 +55,21 @@ pub enum ControlError {
     ExtendLimit,
     #[error("instance {0} does not exist")]
     InstanceNotFound(String),
-    #[error("topic names are 4 to 64 characters, start with a letter, and contain only letters, digits, '_' and '-'")]
-    InvalidTopicName,
+    /// The rule the name broke, as the document states it.
+    #[error("{0}")]
+    InvalidTopicName(&'static str),
     #[error("the number of partitions of a topic must be within 1-{0}")]
-    TopicPartitions(i32),
+    TopicPartitions(i64),
     #[error("the number of replicas of a topic must be within 1-{0}")]
-    TopicReplicas(i32),
-    #[error("the message retention period of a topic must be within 1-168 hours")]
-    TopicRetention,
+    TopicReplicas(i64),
+    #[error("the message retention period of a topic must be within 1-{0} hours")]
+    TopicRetention(i64),
     #[error("duplicate topic name {0:?}")]
     TopicExists(String),
+    /// Refused by a rule of the broker or of the documents (a resource that does not exist,
+    /// a group with members, an invalid config).
     #[error("{0}")]
-    TopicRejected(String),
+    Refused(String),
     #[error("task {0} does not exist")]
     TaskNotFound(String),
     #[error("{0}")]
@@ -79,6 +86,17 @@ impl From<store::StoreError> for ControlError {
 
 impl From<engine::EngineError> for ControlError {
     fn from(e: engine::EngineError) -> Self {
-        ControlError::Internal(format!("engine: {e}"))
+        use engine::EngineError as E;
+        match e {
+            E::Unavailable(kind) => ControlError::EngineUnavailable(kind),
+            E::Unsupported { .. } => ControlError::NotSupported(e.to_string()),
+            E::NotRunning(_) => ControlError::Busy("not running".into()),
+            E::AlreadyExists(_) | E::NotFound(_) | E::InUse(_) | E::Refused(_) => {
+                ControlError::Refused(e.to_string())
+            }
+            E::AddressInUse(_) | E::Start(_) | E::Storage(_) => {
+                ControlError::Internal(format!("engine: {e}"))
+            }
+        }
     }
 }

@@ -1,5 +1,8 @@
 //! The control plane of OpenDMS: domain types, the documented rules, the lifecycle of
 //! instances and the reconciler that keeps the brokers in line with the metadata store.
+//!
+//! The façades call [`ControlPlane`] with domain commands ([`model`]) and render what it
+//! answers; it reaches the brokers only through the `engine` crate's neutral boundary.
 
 pub mod catalog;
 pub mod error;
@@ -11,5 +14,5 @@ pub mod validation;
 
 pub use error::ControlError;
 pub use plane::{
-    BatchOutcome, Caller, ControlPlane, ListFilter, PlaneConfig, TopicSpec, UpgradeRequest,
+    now_ms, BatchOutcome, Caller, ControlPlane, ListFilter, PlaneConfig, UpgradeRequest,
 };

@@ -2,14 +2,16 @@
 //! monitoring APIs (Alibaba CloudMonitor): disk use, bytes in and out per instance and per
 //! topic, and unconsumed messages per group and per group and topic.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
 use tracing::debug;
 
-use crate::model::{InstanceDoc, InstanceStatus};
+use engine::BrokerAdmin;
+
+use crate::model::{InstanceDoc, InstanceStatus, PartitionLag};
 use crate::plane::{now_ms, ControlPlane};
 
 /// (name, description, unit, dimensions) of every metric, as seed 004 §16.1 lists them.
@@ -154,43 +156,6 @@ impl MetricStore {
     }
 }
 
-/// Where a group stands in one partition it has committed to.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PartitionLag {
-    pub partition: i32,
-    pub committed: i64,
-    /// `None` when the partition no longer exists.
-    pub log_end: Option<i64>,
-    pub last_append_ms: i64,
-}
-
-impl PartitionLag {
-    /// Messages written and not yet consumed.
-    pub fn lag(&self) -> i64 {
-        self.log_end.map_or(0, |end| (end - self.committed).max(0))
-    }
-}
-
-/// The committed partitions of a group with their log ends, by topic (reads each topic's
-/// offsets once).
-pub fn group_lag(admin: &engine::KafkaAdmin, group: &str) -> BTreeMap<String, Vec<PartitionLag>> {
-    let mut by_topic: BTreeMap<String, Vec<PartitionLag>> = BTreeMap::new();
-    let mut ends: HashMap<String, Vec<engine::PartitionOffsets>> = HashMap::new();
-    for (topic, partition, committed) in admin.committed_offsets(group) {
-        let offsets = ends
-            .entry(topic.clone())
-            .or_insert_with(|| admin.partition_offsets(&topic).unwrap_or_default());
-        let broker = offsets.iter().find(|o| o.partition == partition);
-        by_topic.entry(topic).or_default().push(PartitionLag {
-            partition,
-            committed,
-            log_end: broker.map(|o| o.log_end),
-            last_append_ms: broker.map_or(0, |o| o.last_append_ms),
-        });
-    }
-    by_topic
-}
-
 #[derive(Default)]
 struct Previous {
     at_ms: i64,
@@ -224,7 +189,14 @@ pub fn spawn_sampler(
                 }
                 let doc = InstanceDoc::of(&r).unwrap_or_default();
                 alive.push(r.id.clone());
-                sample_instance(&store, &mut previous, &r.project_id, &r.id, &doc, &admin);
+                sample_instance(
+                    &store,
+                    &mut previous,
+                    &r.project_id,
+                    &r.id,
+                    &doc,
+                    admin.as_ref(),
+                );
             }
             previous.retain(|id, _| alive.contains(id));
             let ids: Vec<String> = store
@@ -250,7 +222,7 @@ fn sample_instance(
     project_id: &str,
     id: &str,
     doc: &InstanceDoc,
-    admin: &engine::KafkaAdmin,
+    admin: &dyn BrokerAdmin,
 ) {
     let now = now_ms();
     let key = |metric: &'static str, group: Option<&str>, topic: Option<&str>| SeriesKey {
@@ -260,15 +232,21 @@ fn sample_instance(
         consumer_group: group.map(str::to_string),
         topic: topic.map(str::to_string),
     };
+    let usage = admin.usage();
     let capacity = doc.storage_space_gb.max(1) as f64 * (1u64 << 30) as f64;
     store.record(
         key("instance_disk_capacity", None, None),
         now,
-        admin.used_bytes() as f64 * 100.0 / capacity,
+        usage.used_bytes as f64 * 100.0 / capacity,
     );
 
-    let (bytes_in, bytes_out) = admin.traffic();
-    let topics = admin.topic_traffic();
+    let (bytes_in, bytes_out) = (usage.bytes_in, usage.bytes_out);
+    let topics = admin.traffic_by_resource();
+    // Engines without topics or groups (AMQP) have none of these series.
+    let topic_names: Vec<String> = admin
+        .topics()
+        .map(|ts| ts.into_iter().map(|t| t.name).collect())
+        .unwrap_or_default();
     if let Some(prev) = previous.get(id) {
         let secs = ((now - prev.at_ms) as f64 / 1000.0).max(0.001);
         let rate = |now: u64, before: u64| now.saturating_sub(before) as f64 / secs;
@@ -282,16 +260,16 @@ fn sample_instance(
             now,
             rate(bytes_out, prev.bytes_out),
         );
-        for t in admin.topics() {
-            let (i, o) = topics.get(&t.name).copied().unwrap_or((0, 0));
-            let (pi, po) = prev.topics.get(&t.name).copied().unwrap_or((0, 0));
+        for name in &topic_names {
+            let (i, o) = topics.get(name).copied().unwrap_or((0, 0));
+            let (pi, po) = prev.topics.get(name).copied().unwrap_or((0, 0));
             store.record(
-                key("topic_message_input", None, Some(&t.name)),
+                key("topic_message_input", None, Some(name)),
                 now,
                 rate(i, pi),
             );
             store.record(
-                key("topic_message_output", None, Some(&t.name)),
+                key("topic_message_output", None, Some(name)),
                 now,
                 rate(o, po),
             );
@@ -307,8 +285,10 @@ fn sample_instance(
         },
     );
 
-    for group in admin.group_ids() {
-        let by_topic = group_lag(admin, &group);
+    for group in admin.groups().unwrap_or_default() {
+        let Ok(by_topic) = admin.group_lag(&group) else {
+            continue;
+        };
         let mut total = 0i64;
         for (topic, partitions) in &by_topic {
             let lag: i64 = partitions.iter().map(PartitionLag::lag).sum();

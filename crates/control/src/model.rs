@@ -1,7 +1,12 @@
-//! Domain types of the control plane: instance statuses, the stored instance document and
-//! the requests that change them.
+//! Domain types of the control plane: instance statuses, the stored instance document, the
+//! commands that change instances, and the engine-neutral broker types the façades render.
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
+
+pub use engine::{
+    AccessOperation, AccessResource, AccessRule, EngineKind, NamePattern, NewTopic, PartitionLag,
+    PartitionOffsets, TopicInfo, Usage,
+};
 
 /// Where an instance is in its lifecycle. The wire names are the upper-case ones the APIs
 /// show (`RUNNING` in seed 000's examples; the others as Huawei's V2 documents spell them).
@@ -229,27 +234,6 @@ impl InstanceDoc {
     }
 }
 
-/// An integer that some documents send as a string (`"partition_num": "300"` in seed 000's
-/// examples, `900` in seed 003's).
-pub fn int_or_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Either {
-        Int(i64),
-        Str(String),
-    }
-    match Option::<Either>::deserialize(d)? {
-        None => Ok(None),
-        Some(Either::Int(i)) => Ok(Some(i)),
-        Some(Either::Str(s)) if s.trim().is_empty() => Ok(None),
-        Some(Either::Str(s)) => s
-            .trim()
-            .parse()
-            .map(Some)
-            .map_err(|_| serde::de::Error::custom(format!("expected an integer, got {s:?}"))),
-    }
-}
-
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Tag {
     pub key: String,
@@ -257,46 +241,49 @@ pub struct Tag {
     pub value: String,
 }
 
-/// A create request of any of the documented shapes: seed 000 (`/v1.0`), seed 003
-/// (`POST /v2/{project_id}/instances`) and the SDK's `CreateInstanceByEngineReq`.
-#[derive(Clone, Debug, Default, Deserialize)]
-pub struct CreateInstanceRequest {
+/// A new instance, as every create path describes it (seed 000, seed 003, the SDK's
+/// `create_instance_by_engine`). Which fields are mandatory depends on the [`CreateShape`];
+/// the façades fill this from their own request bodies.
+#[derive(Clone, Debug, Default)]
+pub struct NewInstance {
     pub name: Option<String>,
     pub description: Option<String>,
-    pub engine: Option<String>,
+    /// `None`: the request named no engine (refused as an unsupported engine).
+    pub engine: Option<EngineKind>,
     pub engine_version: Option<String>,
+    pub product_id: Option<String>,
     pub specification: Option<String>,
     pub broker_num: Option<i64>,
-    pub storage_space: Option<i64>,
-    #[serde(default, deserialize_with = "int_or_string")]
-    pub partition_num: Option<i64>,
-    pub access_user: Option<String>,
-    pub password: Option<String>,
+    pub storage_space_gb: Option<i64>,
+    pub storage_spec_code: Option<String>,
     pub vpc_id: Option<String>,
-    pub security_group_id: Option<String>,
     pub subnet_id: Option<String>,
+    pub security_group_id: Option<String>,
     pub available_zones: Option<Vec<String>>,
-    pub product_id: Option<String>,
-    pub kafka_manager_user: Option<String>,
-    pub kafka_manager_password: Option<String>,
     pub maintain_begin: Option<String>,
     pub maintain_end: Option<String>,
+    /// Clients must authenticate as `access_user` with `password`.
+    pub ssl_enable: Option<bool>,
+    pub access_user: Option<String>,
+    pub password: Option<String>,
+    pub enterprise_project_id: Option<String>,
     pub enable_publicip: Option<bool>,
     pub public_bandwidth: Option<i64>,
     pub publicip_id: Option<String>,
-    pub ssl_enable: Option<bool>,
-    pub kafka_security_protocol: Option<String>,
-    pub sasl_enabled_mechanisms: Option<Vec<String>>,
+    pub tags: Vec<Tag>,
+    pub kafka: KafkaOptions,
+}
+
+/// What only a Kafka create request has.
+#[derive(Clone, Debug, Default)]
+pub struct KafkaOptions {
+    pub partition_num: Option<i64>,
+    pub kafka_manager_user: Option<String>,
+    pub kafka_manager_password: Option<String>,
+    /// `time_base` or `produce_reject`.
     pub retention_policy: Option<String>,
-    pub connector_enable: Option<bool>,
     pub enable_auto_topic: Option<bool>,
-    pub storage_spec_code: Option<String>,
-    pub enterprise_project_id: Option<String>,
-    pub tags: Option<Vec<Tag>>,
-    pub ipv6_enable: Option<bool>,
-    pub disk_encrypted_enable: Option<bool>,
-    pub arch_type: Option<String>,
-    pub vpc_client_plain: Option<bool>,
+    pub connector_enable: Option<bool>,
 }
 
 /// Which create path a request came in on: it decides which fields are mandatory.
@@ -310,8 +297,9 @@ pub enum CreateShape {
     Flavor,
 }
 
-#[derive(Clone, Debug, Default, Deserialize)]
-pub struct UpdateInstanceRequest {
+/// Changes to an instance (`update_instance`); `None` leaves a field as it is.
+#[derive(Clone, Debug, Default)]
+pub struct InstanceChanges {
     pub name: Option<String>,
     pub description: Option<String>,
     pub maintain_begin: Option<String>,
@@ -321,65 +309,63 @@ pub struct UpdateInstanceRequest {
     pub enterprise_project_id: Option<String>,
 }
 
-#[derive(Clone, Debug, Default, Deserialize)]
-pub struct BatchActionRequest {
+/// Restart or delete several instances, or delete every failed one of an engine.
+#[derive(Clone, Debug, Default)]
+pub struct BatchAction {
+    /// `delete` or `restart`.
     pub action: Option<String>,
     pub instances: Option<Vec<String>>,
-    /// Seed 000 spells it `allFailure`, the SDK `all_failure`.
-    #[serde(alias = "allFailure")]
-    pub all_failure: Option<String>,
-    pub force_delete: Option<bool>,
+    /// Delete every instance of this engine whose creation failed.
+    pub all_failure: Option<EngineKind>,
 }
 
-#[derive(Clone, Debug, Default, Deserialize)]
-pub struct ResizeRequest {
+/// A change of an instance's specification (`resize_*_instance`).
+#[derive(Clone, Debug, Default)]
+pub struct Resize {
+    /// `storage` (the only one OpenDMS does), `horizontal` or `vertical`.
     pub oper_type: Option<String>,
     pub new_storage_space: Option<i64>,
-    pub new_broker_num: Option<i64>,
-    pub new_product_id: Option<String>,
-    pub new_specification: Option<String>,
 }
 
-#[derive(Clone, Debug, Default, Deserialize)]
-pub struct TopicConfigEntry {
-    pub name: String,
-    pub value: String,
-}
-
-#[derive(Clone, Debug, Default, Deserialize)]
-pub struct CreateTopicRequest {
-    pub id: Option<String>,
-    pub partition: Option<i64>,
+/// A topic to create through the Huawei API, checked against [`crate::validation::TopicRules`].
+#[derive(Clone, Debug, Default)]
+pub struct TopicRequest {
+    pub name: Option<String>,
+    pub partitions: Option<i64>,
     pub replication: Option<i64>,
+    pub retention_hours: Option<i64>,
     pub sync_replication: Option<bool>,
-    pub retention_time: Option<i64>,
-    pub sync_message_flush: Option<bool>,
-    pub topic_other_configs: Option<Vec<TopicConfigEntry>>,
-    pub topic_desc: Option<String>,
+    pub sync_flush: Option<bool>,
+    pub other_configs: Vec<(String, String)>,
 }
 
-#[derive(Clone, Debug, Default, Deserialize)]
-pub struct UpdateTopicEntry {
-    pub id: Option<String>,
-    pub retention_time: Option<i64>,
+/// Changes to one topic (`update_instance_topic`).
+#[derive(Clone, Debug, Default)]
+pub struct TopicUpdate {
+    pub name: Option<String>,
+    pub retention_hours: Option<i64>,
     pub sync_replication: Option<bool>,
-    pub sync_message_flush: Option<bool>,
-    pub new_partition_numbers: Option<i64>,
-    pub topic_other_configs: Option<Vec<TopicConfigEntry>>,
-    pub topic_desc: Option<String>,
+    pub sync_flush: Option<bool>,
+    pub new_partitions: Option<i64>,
+    pub other_configs: Vec<(String, String)>,
 }
 
-/// A topic as the APIs show it, read from the broker.
-#[derive(Clone, Debug, PartialEq)]
-pub struct TopicView {
+/// A consumer group as the APIs list it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupSummary {
     pub name: String,
-    pub partitions: i32,
-    pub replication: i32,
-    pub retention_hours: i64,
-    pub sync_replication: bool,
-    pub sync_message_flush: bool,
+    pub remark: String,
     pub created_ms: i64,
-    pub configs: std::collections::BTreeMap<String, String>,
+    /// Declared through an API (else a client created it by joining).
+    pub declared: bool,
+}
+
+/// The figures `/metrics` shows of a running instance.
+#[derive(Clone, Debug)]
+pub struct InstanceFigures {
+    pub id: String,
+    pub name: String,
+    pub usage: Usage,
 }
 
 pub use store::InstanceRecord;
@@ -391,7 +377,7 @@ pub use store::TaskRecord;
 pub struct InstanceView {
     pub id: String,
     pub project_id: String,
-    pub engine: String,
+    pub engine: EngineKind,
     pub name: String,
     pub status: InstanceStatus,
     pub status_reason: Option<String>,

@@ -1,9 +1,9 @@
-//! The documented request rules (seed 000 Table 5-2, seed 003, Table 5-23), each answered
-//! with its own [`ControlError`].
+//! The documented request rules (seed 000 Table 5-2, seed 003, Table 5-23, the v2 SDK's
+//! model descriptions), each answered with its own [`ControlError`].
 
 use crate::catalog::{self, Zone};
 use crate::error::ControlError;
-use crate::model::{CreateInstanceRequest, CreateShape, InstanceDoc, Tag};
+use crate::model::{CreateShape, EngineKind, InstanceDoc, NewInstance, Tag};
 
 /// Instance names: seed 000's Table 5-2 forbids `_`, but its error 111400010 and seed 003
 /// allow it; the SDK-era rule (with `_`) is followed.
@@ -83,7 +83,7 @@ pub fn check_tags(tags: &[Tag]) -> Result<(), ControlError> {
 #[derive(Debug)]
 pub struct ValidCreate {
     pub name: String,
-    pub engine: String,
+    pub engine: EngineKind,
     pub doc: InstanceDoc,
     /// SASL user and password when `ssl_enable`; the password is handed to the broker's
     /// SCRAM store and never kept by the control plane.
@@ -92,7 +92,7 @@ pub struct ValidCreate {
 }
 
 pub fn validate_create(
-    req: &CreateInstanceRequest,
+    req: &NewInstance,
     shape: CreateShape,
     zones: &[Zone],
 ) -> Result<ValidCreate, ControlError> {
@@ -100,10 +100,12 @@ pub fn validate_create(
     check_instance_name(name)?;
     let description = req.description.clone().unwrap_or_default();
     check_description(&description)?;
-    let engine = required(&req.engine, "engine")
-        .map_err(|_| ControlError::UnsupportedEngine(String::new()))?;
-    if engine != "kafka" {
-        return Err(ControlError::UnsupportedEngine(engine.to_string()));
+    let engine = req
+        .engine
+        .ok_or_else(|| ControlError::UnsupportedEngine(String::new()))?;
+    if engine != EngineKind::Kafka {
+        // The RabbitMQ and RocketMQ rules (seeds 002 and 001) arrive with their engines.
+        return Err(ControlError::EngineUnavailable(engine));
     }
     let engine_version = required(&req.engine_version, "engine_version")
         .map_err(|_| ControlError::UnsupportedVersion(String::new()))?;
@@ -130,7 +132,7 @@ pub fn validate_create(
     let storage_spec_code = required(&req.storage_spec_code, "storage_spec_code")
         .map_err(|_| ControlError::InvalidSpecCode(String::new()))?;
     let storage = req
-        .storage_space
+        .storage_space_gb
         .ok_or_else(|| ControlError::InvalidStorage("storage_space is required".into()))?;
 
     let mut doc = InstanceDoc {
@@ -146,11 +148,11 @@ pub fn validate_create(
             .enterprise_project_id
             .clone()
             .unwrap_or_else(|| "0".into()),
-        connector_enable: req.connector_enable.unwrap_or(false),
+        connector_enable: req.kafka.connector_enable.unwrap_or(false),
         enable_publicip: req.enable_publicip.unwrap_or(false),
         public_bandwidth: req.public_bandwidth.unwrap_or(0),
         publicip_id: req.publicip_id.clone().unwrap_or_default(),
-        enable_auto_topic: req.enable_auto_topic.unwrap_or(false),
+        enable_auto_topic: req.kafka.enable_auto_topic.unwrap_or(false),
         ..InstanceDoc::default()
     };
 
@@ -163,7 +165,7 @@ pub fn validate_create(
                 spec.specification
             )));
         }
-        match req.partition_num {
+        match req.kafka.partition_num {
             Some(p) if p != i64::from(spec.partition_num) => {
                 return Err(ControlError::InvalidParameter(format!(
                     "partition_num must be {} for specification {}",
@@ -234,10 +236,10 @@ pub fn validate_create(
 
     // Kafka Manager exists only for the bandwidth family, where its credentials are mandatory.
     if shape == CreateShape::Bandwidth {
-        let user = required(&req.kafka_manager_user, "kafka_manager_user")
+        let user = required(&req.kafka.kafka_manager_user, "kafka_manager_user")
             .map_err(|_| ControlError::InvalidUsername("kafka_manager_user"))?;
         check_username("kafka_manager_user", user)?;
-        let pw = req.kafka_manager_password.as_deref().unwrap_or("");
+        let pw = req.kafka.kafka_manager_password.as_deref().unwrap_or("");
         check_password("kafka_manager_password", pw)?;
         doc.kafka_manager_user = user.to_string();
     }
@@ -270,7 +272,7 @@ pub fn validate_create(
     };
     doc.ssl_enable = ssl;
 
-    doc.retention_policy = match req.retention_policy.as_deref() {
+    doc.retention_policy = match req.kafka.retention_policy.as_deref() {
         None | Some("") => "time_base".into(),
         Some(p @ ("time_base" | "produce_reject")) => p.to_string(),
         Some(other) => {
@@ -279,27 +281,77 @@ pub fn validate_create(
             )))
         }
     };
-    let tags = req.tags.clone().unwrap_or_default();
+    let tags = req.tags.clone();
     check_tags(&tags)?;
     Ok(ValidCreate {
         name: name.to_string(),
-        engine: engine.to_string(),
+        engine,
         doc,
         sasl_user,
         tags,
     })
 }
 
-/// Topic names (Table 5-23): 4–64 characters, a letter first, then letters, digits, `_`, `-`.
-/// Names of topics that clients auto-created may be anything Kafka allows; this rule is only
-/// for topics created through the API.
-pub fn check_topic_name(name: &str) -> Result<(), ControlError> {
-    let ok = (4..=64).contains(&name.chars().count())
-        && name.starts_with(|c: char| c.is_ascii_alphabetic())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-    ok.then_some(()).ok_or(ControlError::InvalidTopicName)
+/// The limits of topics created or changed through one generation of the Huawei API.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TopicRules {
+    pub min_name_len: usize,
+    pub max_name_len: usize,
+    /// Names may contain `.`.
+    pub dots: bool,
+    /// The rule as the document words it, for the error.
+    pub name_rule: &'static str,
+    pub max_partitions: i64,
+    pub max_retention_hours: i64,
+}
+
+impl TopicRules {
+    /// Seed 000 Table 5-23 (`/v1.0`): 4–64 characters, 1–20 partitions, 1–168 hours.
+    pub const SEED_000: TopicRules = TopicRules {
+        min_name_len: 4,
+        max_name_len: 64,
+        dots: false,
+        name_rule: "The name of a Kafka topic must be 4 to 64 characters long and start with a letter. Only letters, digits, underscores (_), and hyphens (-) are allowed.",
+        max_partitions: 20,
+        max_retention_hours: 168,
+    };
+
+    /// The v2 SDK (`CreateInstanceTopicReq` 3.1.219: "长度为3-200，以字母开头且只支持大小写字母、
+    /// 中横线、下划线、点以及数字", partitions 1-200, retention 1-720).
+    pub const V2: TopicRules = TopicRules {
+        min_name_len: 3,
+        max_name_len: 200,
+        dots: true,
+        name_rule: "The name of a Kafka topic must be 3 to 200 characters long and start with a letter. Only letters, digits, periods (.), underscores (_), and hyphens (-) are allowed.",
+        max_partitions: 200,
+        max_retention_hours: 720,
+    };
+
+    /// Names of topics created through the API. Topics that clients auto-created may have any
+    /// name Kafka allows; this rule is only for the API.
+    pub fn check_name(&self, name: &str) -> Result<(), ControlError> {
+        let ok = (self.min_name_len..=self.max_name_len).contains(&name.chars().count())
+            && name.starts_with(|c: char| c.is_ascii_alphabetic())
+            && name.chars().all(|c| {
+                c.is_ascii_alphanumeric() || c == '_' || c == '-' || (self.dots && c == '.')
+            });
+        ok.then_some(())
+            .ok_or(ControlError::InvalidTopicName(self.name_rule))
+    }
+
+    pub fn check_partitions(&self, partitions: i64) -> Result<(), ControlError> {
+        (1..=self.max_partitions)
+            .contains(&partitions)
+            .then_some(())
+            .ok_or(ControlError::TopicPartitions(self.max_partitions))
+    }
+
+    pub fn check_retention(&self, hours: i64) -> Result<(), ControlError> {
+        (1..=self.max_retention_hours)
+            .contains(&hours)
+            .then_some(())
+            .ok_or(ControlError::TopicRetention(self.max_retention_hours))
+    }
 }
 
 #[cfg(test)]
@@ -310,22 +362,25 @@ mod tests {
         catalog::zones("cn-north-4")
     }
 
-    fn base() -> CreateInstanceRequest {
-        CreateInstanceRequest {
+    fn base() -> NewInstance {
+        NewInstance {
             name: Some("kafka-test".into()),
-            engine: Some("kafka".into()),
+            engine: Some(EngineKind::Kafka),
             engine_version: Some("2.3.0".into()),
             specification: Some("100MB".into()),
-            storage_space: Some(600),
-            partition_num: Some(300),
+            storage_space_gb: Some(600),
             vpc_id: Some("vpc".into()),
             security_group_id: Some("sg".into()),
             subnet_id: Some("subnet".into()),
             available_zones: Some(vec![zones()[0].id.clone()]),
             product_id: Some("00300-30308-0--0".into()),
-            kafka_manager_user: Some("root-user".into()),
-            kafka_manager_password: Some("Secret-123".into()),
             storage_spec_code: Some(catalog::ULTRA.into()),
+            kafka: crate::model::KafkaOptions {
+                partition_num: Some(300),
+                kafka_manager_user: Some("root-user".into()),
+                kafka_manager_password: Some("Secret-123".into()),
+                ..Default::default()
+            },
             ..Default::default()
         }
     }
@@ -342,7 +397,7 @@ mod tests {
     #[test]
     fn each_rule_has_its_error() {
         let z = zones();
-        let check = |f: &dyn Fn(&mut CreateInstanceRequest), want: &str| {
+        let check = |f: &dyn Fn(&mut NewInstance), want: &str| {
             let mut r = base();
             f(&mut r);
             let err = validate_create(&r, CreateShape::Bandwidth, &z).unwrap_err();
@@ -352,8 +407,8 @@ mod tests {
             );
         };
         check(&|r| r.name = Some("abc".into()), "InvalidName");
-        check(&|r| r.partition_num = Some(900), "InvalidParameter");
-        check(&|r| r.storage_space = Some(500), "InvalidStorage");
+        check(&|r| r.kafka.partition_num = Some(900), "InvalidParameter");
+        check(&|r| r.storage_space_gb = Some(500), "InvalidStorage");
         check(
             &|r| r.storage_spec_code = Some("x".into()),
             "InvalidSpecCode",
@@ -380,7 +435,11 @@ mod tests {
             "WeakPassword",
         );
         check(&|r| r.vpc_id = None, "EmptyField");
-        check(&|r| r.engine = Some("redis".into()), "UnsupportedEngine");
+        check(&|r| r.engine = None, "UnsupportedEngine");
+        check(
+            &|r| r.engine = Some(EngineKind::Rabbitmq),
+            "EngineUnavailable",
+        );
         check(&|r| r.product_id = Some("nope".into()), "InvalidProduct");
     }
 
@@ -389,14 +448,36 @@ mod tests {
         let mut r = base();
         r.product_id = Some("c6.2u4g.cluster".into());
         r.specification = None;
-        r.partition_num = None;
+        r.kafka.partition_num = None;
         r.broker_num = Some(3);
-        r.storage_space = Some(300);
+        r.storage_space_gb = Some(300);
         r.storage_spec_code = Some(catalog::ULTRA_V2.into());
         let v = validate_create(&r, CreateShape::Flavor, &zones()).unwrap();
         assert_eq!(v.doc.partition_num, 750);
         r.broker_num = Some(2);
         assert!(validate_create(&r, CreateShape::Flavor, &zones()).is_err());
+    }
+
+    #[test]
+    fn topic_rules_differ_between_the_generations() {
+        let (v1, v2) = (TopicRules::SEED_000, TopicRules::V2);
+        assert!(v1.check_name("orders.eu").is_err());
+        assert!(v2.check_name("orders.eu").is_ok());
+        assert!(v1.check_name("abc").is_err() && v2.check_name("abc").is_ok());
+        assert!(v2.check_name("ab").is_err() && v2.check_name("1abc").is_err());
+        assert!(
+            v2.check_name(&"a".repeat(200)).is_ok() && v2.check_name(&"a".repeat(201)).is_err()
+        );
+        assert!(v1.check_partitions(21).is_err() && v2.check_partitions(200).is_ok());
+        assert!(matches!(
+            v2.check_partitions(201),
+            Err(ControlError::TopicPartitions(200))
+        ));
+        assert!(v1.check_retention(169).is_err() && v2.check_retention(720).is_ok());
+        assert!(matches!(
+            v2.check_retention(0),
+            Err(ControlError::TopicRetention(720))
+        ));
     }
 
     #[test]

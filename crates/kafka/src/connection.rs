@@ -127,7 +127,7 @@ async fn serve_connection(
             }
         };
         let outcome = if let SaslState::Started { raw: true, .. } = session.sasl {
-            raw_sasl_token(&shared, &mut session, body)
+            raw_sasl_token(&shared, &mut session, body).await
         } else {
             handle_frame(&shared, &mut session, body).await
         };
@@ -303,12 +303,25 @@ async fn handle_frame(shared: &Arc<Shared>, session: &mut Session, body: Bytes) 
 }
 
 /// SASL tokens sent without Kafka framing after a v0 handshake.
-fn raw_sasl_token(shared: &Arc<Shared>, session: &mut Session, token: Bytes) -> FrameOutcome {
-    let SaslState::Started { exchange, .. } = &mut session.sasl else {
+async fn raw_sasl_token(shared: &Arc<Shared>, session: &mut Session, token: Bytes) -> FrameOutcome {
+    let SaslState::Started {
+        mechanism,
+        raw,
+        exchange,
+    } = std::mem::replace(&mut session.sasl, SaslState::None)
+    else {
         return Err("raw sasl token without handshake".into());
     };
-    match exchange.step(&token) {
-        Ok(crate::security::SaslStep::Continue(out)) => Ok(Some((frame_raw(&out), false))),
+    let (exchange, step) = crate::handlers::security::sasl_step(exchange, token).await?;
+    match step {
+        Ok(crate::security::SaslStep::Continue(out)) => {
+            session.sasl = SaslState::Started {
+                mechanism,
+                raw,
+                exchange,
+            };
+            Ok(Some((frame_raw(&out), false)))
+        }
         Ok(crate::security::SaslStep::Done { user, response }) => {
             authenticated(shared, session, user);
             Ok(Some((frame_raw(&response), false)))

@@ -58,14 +58,18 @@ pub(crate) async fn dispatch(
         RequestKind::DeleteGroups(req) => r(groups::delete_groups(&ctx, req).into()),
         RequestKind::OffsetDelete(req) => r(groups::offset_delete(&ctx, req).into()),
         RequestKind::SaslHandshake(req) => security::sasl_handshake(shared, session, req, version),
-        RequestKind::SaslAuthenticate(req) => security::sasl_authenticate(shared, session, req),
-        RequestKind::CreateAcls(req) => r(security::create_acls(&ctx, req).into()),
+        RequestKind::SaslAuthenticate(req) => {
+            security::sasl_authenticate(shared, session, req).await
+        }
+        RequestKind::CreateAcls(req) => r(security::create_acls(&ctx, req).await.into()),
         RequestKind::DescribeAcls(req) => r(security::describe_acls(&ctx, req).into()),
-        RequestKind::DeleteAcls(req) => r(security::delete_acls(&ctx, req).into()),
+        RequestKind::DeleteAcls(req) => r(security::delete_acls(&ctx, req).await.into()),
         RequestKind::DescribeUserScramCredentials(req) => {
             r(security::describe_scram(&ctx, req).into())
         }
-        RequestKind::AlterUserScramCredentials(req) => r(security::alter_scram(&ctx, req).into()),
+        RequestKind::AlterUserScramCredentials(req) => {
+            r(security::alter_scram(&ctx, req).await.into())
+        }
         other => Reply::Close(format!(
             "no handler for {:?}",
             std::mem::discriminant(&other)

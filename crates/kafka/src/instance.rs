@@ -139,6 +139,9 @@ struct MetaState {
     producer_id_limit: i64,
 }
 
+/// Where an instance keeps its SASL users (SCRAM hashes only).
+const USERS_FILE: &str = "users.json";
+
 const PRODUCER_ID_BLOCK: i64 = 1000;
 
 pub fn now_ms() -> i64 {
@@ -422,6 +425,17 @@ pub struct PartitionOffsets {
     pub last_append_ms: i64,
 }
 
+/// Why a consumer group could not be deleted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GroupDeleteError {
+    /// No such group (GROUP_ID_NOT_FOUND).
+    NotFound,
+    /// The group has members (NON_EMPTY_GROUP).
+    NotEmpty,
+    /// Another Kafka error code.
+    Other(i16),
+}
+
 impl KafkaAdmin {
     async fn blocking<T: Send + 'static>(
         &self,
@@ -509,16 +523,21 @@ impl KafkaAdmin {
         self.shared.groups.committed_offsets(group)
     }
 
-    /// Deletes an empty group and its offsets, as DeleteGroups does. Answers the Kafka
-    /// error code (0 on success).
-    pub fn delete_group(&self, group: &str) -> i16 {
+    /// Deletes an empty group and its offsets, as DeleteGroups does.
+    pub fn delete_group(&self, group: &str) -> Result<(), GroupDeleteError> {
         use kafka_protocol::messages::{DeleteGroupsRequest, GroupId};
+        use kafka_protocol::ResponseError;
         let mut req = DeleteGroupsRequest::default();
         req.groups_names = vec![GroupId(kafka_protocol::protocol::StrBytes::from_string(
             group.to_string(),
         ))];
         let resp = self.shared.groups.delete_groups(&req, 2);
-        resp.results.first().map(|r| r.error_code).unwrap_or(0)
+        match resp.results.first().map(|r| r.error_code).unwrap_or(0) {
+            0 => Ok(()),
+            c if c == ResponseError::GroupIdNotFound.code() => Err(GroupDeleteError::NotFound),
+            c if c == ResponseError::NonEmptyGroup.code() => Err(GroupDeleteError::NotEmpty),
+            c => Err(GroupDeleteError::Other(c)),
+        }
     }
 
     pub fn used_bytes(&self) -> u64 {
@@ -686,6 +705,21 @@ impl KafkaInstance {
         Ok(KafkaInstance { shared, tasks })
     }
 
+    /// Creates or resets a SASL user of an instance that is not running, in the store the
+    /// instance opens at start (blocking: PBKDF2 and an fsync).
+    pub fn provision_user(
+        data_dir: &std::path::Path,
+        user: &str,
+        password: &str,
+    ) -> Result<(), InstanceError> {
+        std::fs::create_dir_all(data_dir).map_err(|source| InstanceError::DataDir {
+            path: data_dir.display().to_string(),
+            source,
+        })?;
+        UserStore::open(&data_dir.join(USERS_FILE))?.set_password(user, password)?;
+        Ok(())
+    }
+
     pub fn brokers(&self) -> &[BrokerAddress] {
         &self.shared.brokers
     }
@@ -761,7 +795,7 @@ fn open_shared(config: KafkaConfig, brokers: Vec<BrokerAddress>) -> Result<Share
     let meta = meta_file.load_or_create().map_err(dir_err)?;
     let store = LogStore::open(&dir.join("logs"), config.store.clone())?;
     let groups = GroupCoordinator::open(&dir.join("groups"))?;
-    let users = UserStore::open(&dir.join("users.json"))?;
+    let users = UserStore::open(&dir.join(USERS_FILE))?;
     for (name, password) in &config.users {
         users.set_password(name, password)?;
     }

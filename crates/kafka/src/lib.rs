@@ -19,5 +19,7 @@ mod versions;
 
 pub use config::KafkaConfig;
 pub use connection::{parse_request, FrameError, ParsedRequest};
-pub use instance::{BrokerAddress, InstanceError, KafkaAdmin, KafkaInstance, PartitionOffsets};
+pub use instance::{
+    BrokerAddress, GroupDeleteError, InstanceError, KafkaAdmin, KafkaInstance, PartitionOffsets,
+};
 pub use topics::{TopicError, TopicSummary};

@@ -1,6 +1,9 @@
 //! Protocol-level tests of a running instance: a minimal client speaks raw Kafka frames to
 //! it over loopback. Real client libraries are exercised in tests/integration.
 
+// A test file: a failing unwrap is a failing test (helpers outside #[test] functions too).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::net::SocketAddr;
 use std::time::Duration;
 

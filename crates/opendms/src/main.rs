@@ -194,6 +194,7 @@ pub(crate) async fn wait_for_signal() -> anyhow::Result<()> {
 /// process keeps hundreds of megabytes it no longer uses. A fixed threshold keeps large
 /// buffers in their own mappings, which are returned to the OS when freed.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)] // one of the two sites the workspace allows unsafe code
 fn return_large_buffers_to_the_os() {
     // SAFETY: mallopt only changes allocator tuning; it is called before any other thread
     // exists, with a valid parameter and value.

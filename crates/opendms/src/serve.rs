@@ -339,7 +339,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     bootstrap_identity(store.as_ref(), &boot, &cfg.region).await?;
     let token_key = token_key(store.as_ref()).await?;
 
-    let engines = engine::Engines::new();
+    let engines = engine::Engines::embedded();
     let plane = ControlPlane::new(
         store.clone(),
         engines,
@@ -416,11 +416,18 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         if generated.contains(&"password") {
             writeln!(out, "password: {}", boot.password.as_deref().unwrap_or(""))?;
         }
+        let credentials = cfg.data_dir.join("credentials.json");
         if !generated.is_empty() {
             writeln!(
                 out,
                 "generated credentials are kept in {}",
-                cfg.data_dir.join("credentials.json").display()
+                credentials.display()
+            )?;
+        } else if credentials.exists() {
+            writeln!(
+                out,
+                "credentials generated at the first start are in {}",
+                credentials.display()
             )?;
         }
         writeln!(out, "ready")?;

@@ -153,9 +153,10 @@ pub trait MetaStore: Send + Sync + 'static {
         create: &[Tag],
         delete: &[Tag],
     ) -> Result<(), StoreError>;
-    /// Every tag key used in a project with its distinct values.
+    /// Every tag key used by a project's instances of one engine, with its distinct values.
     async fn project_tags(
         &self,
         project_id: &str,
+        engine: &str,
     ) -> Result<Vec<(String, Vec<String>)>, StoreError>;
 }

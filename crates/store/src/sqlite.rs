@@ -474,12 +474,14 @@ impl MetaStore for SqliteStore {
     async fn project_tags(
         &self,
         project_id: &str,
+        engine: &str,
     ) -> Result<Vec<(String, Vec<String>)>, StoreError> {
         let rows = sqlx::query(
             "SELECT DISTINCT t.key AS key, t.value AS value FROM tags t JOIN instances i ON i.id = t.instance_id \
-             WHERE i.project_id = ? ORDER BY t.key, t.value",
+             WHERE i.project_id = ? AND i.engine = ? ORDER BY t.key, t.value",
         )
         .bind(project_id)
+        .bind(engine)
         .fetch_all(&self.pool)
         .await?;
         let mut out: Vec<(String, Vec<String>)> = Vec::new();
@@ -649,9 +651,10 @@ mod tests {
         s.update_task("t1", "SUCCESS", 5).await.unwrap();
         assert_eq!(s.task("i1", "t1").await.unwrap().unwrap().status, "SUCCESS");
         assert_eq!(
-            s.project_tags("p1").await.unwrap(),
+            s.project_tags("p1", "kafka").await.unwrap(),
             vec![("k".to_string(), vec!["v".to_string()])]
         );
+        assert!(s.project_tags("p1", "rabbitmq").await.unwrap().is_empty());
         s.delete_instance("i1").await.unwrap();
         assert!(s.instance("i1").await.unwrap().is_none());
         assert!(s.tasks("i1").await.unwrap().is_empty());

@@ -1,29 +1,17 @@
-//! Alibaba's order-then-deploy lifecycle, upgrades, consumer groups and topic remarks.
+//! Alibaba's order-then-deploy lifecycle and its upgrade orders.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use engine::Engines;
 use tracing::info;
 
-use super::{now_ms, topic_error, Caller, ControlPlane};
+use super::{now_ms, Caller, ControlPlane};
 use crate::catalog;
 use crate::error::ControlError;
 use crate::lifecycle::Transition;
 use crate::model::*;
 use crate::validation;
 
-/// A topic to create, with its remark.
-#[derive(Clone, Debug, Default)]
-pub struct TopicSpec {
-    pub name: String,
-    pub partitions: i32,
-    pub replication: i16,
-    pub configs: BTreeMap<String, String>,
-    pub remark: String,
-}
-
-/// Alibaba's order-then-deploy lifecycle, consumer groups and topic remarks.
+/// Alibaba's order-then-deploy lifecycle.
 impl ControlPlane {
     /// Records an order: an instance in `ORDERED` with no brokers yet. Answers
     /// (instance id, order id).
@@ -49,7 +37,8 @@ impl ControlPlane {
             "2{:014}",
             uuid::Uuid::new_v4().as_u128() % 100_000_000_000_000
         );
-        let partitions = req.partition_num.unwrap_or(400).clamp(1, 100_000) as u32;
+        let partitions =
+            u32::try_from(req.partition_num.unwrap_or(400).clamp(1, 100_000)).unwrap_or(400);
         let doc = InstanceDoc {
             engine_version: "2.2.0".into(),
             specification: format!(
@@ -92,7 +81,7 @@ impl ControlPlane {
         let record = InstanceRecord {
             id: id.clone(),
             project_id: caller.project_id.clone(),
-            engine: "kafka".into(),
+            engine: EngineKind::Kafka.as_str().into(),
             // Alibaba names a new instance after its id until it is renamed.
             name: id.clone(),
             status: InstanceStatus::Ordered.as_str().into(),
@@ -141,7 +130,13 @@ impl ControlPlane {
         doc.ali.zone_id = req.zone_id.clone();
         if let Some((user, password)) = &req.sasl_user {
             validation::check_username("Username", user)?;
-            Engines::prepare_user(self.instance_dir(id), user.clone(), password.clone()).await?;
+            let first_user = engine::Credentials {
+                user: user.clone(),
+                password: password.clone(),
+            };
+            self.engines
+                .provision(EngineKind::Kafka, &self.instance_dir(id), Some(first_user))
+                .await?;
             doc.ssl_enable = true;
             doc.access_user = user.clone();
             doc.acl_enabled = true;
@@ -151,11 +146,8 @@ impl ControlPlane {
             doc.allowed_ips
                 .insert("vpc".into(), vec!["0.0.0.0/0".into()]);
         }
-        let Some(listeners) = self.allocate_listeners(doc.broker_num).await? else {
-            return Err(ControlError::Internal(format!(
-                "no free broker addresses: the pool of {} addresses from {} is used up",
-                self.config.broker_ip_pool_size, self.config.broker_ip_pool
-            )));
+        let Some(listeners) = self.allocate_listeners(doc.broker_num, &[]).await? else {
+            return Err(ControlError::Internal(self.pool_exhausted()));
         };
         doc.listeners = listeners.iter().map(|a| a.to_string()).collect();
         r.status = InstanceStatus::Creating.as_str().into();
@@ -172,204 +164,6 @@ impl ControlPlane {
         self.record_task(id, caller, Transition::Create, "").await;
         self.kick(id);
         Ok(())
-    }
-
-    /// Replaces parts of an instance's document (renames go through `update_instance`).
-    pub(super) async fn edit_doc(
-        &self,
-        project_id: &str,
-        id: &str,
-        edit: impl FnOnce(&mut InstanceDoc) -> Result<(), ControlError>,
-    ) -> Result<(), ControlError> {
-        let mut r = self.record(project_id, id).await?;
-        let mut doc = InstanceDoc::of(&r)?;
-        edit(&mut doc)?;
-        doc.store_in(&mut r)?;
-        r.updated_at_ms = now_ms();
-        self.store.update_instance(&r).await?;
-        Ok(())
-    }
-
-    pub async fn set_topic_remark(
-        &self,
-        project_id: &str,
-        id: &str,
-        topic: &str,
-        remark: &str,
-    ) -> Result<(), ControlError> {
-        let (_, admin) = self.running_admin(project_id, id).await?;
-        if admin.topic(topic).is_none() {
-            return Err(ControlError::TopicRejected(format!(
-                "topic {topic:?} does not exist"
-            )));
-        }
-        let (topic, remark) = (topic.to_string(), remark.to_string());
-        self.edit_doc(project_id, id, move |d| {
-            d.topic_remarks.insert(topic, remark);
-            Ok(())
-        })
-        .await
-    }
-
-    /// Creates a topic with explicit settings (the Alibaba rules are checked by its façade).
-    pub async fn create_topic_raw(
-        &self,
-        project_id: &str,
-        id: &str,
-        spec: TopicSpec,
-    ) -> Result<(), ControlError> {
-        let (doc, admin) = self.running_admin(project_id, id).await?;
-        let quota = doc.ali.topic_quota;
-        if quota > 0 && admin.topics().len() as i64 >= quota {
-            return Err(ControlError::TopicRejected(format!(
-                "the instance allows at most {quota} topics"
-            )));
-        }
-        let replication = spec.replication.min(doc.broker_num as i16);
-        admin
-            .create_topic(
-                spec.name.clone(),
-                spec.partitions,
-                replication,
-                spec.configs,
-            )
-            .await
-            .map_err(topic_error)?;
-        if !spec.remark.is_empty() {
-            let (topic, remark) = (spec.name, spec.remark);
-            self.edit_doc(project_id, id, move |d| {
-                d.topic_remarks.insert(topic, remark);
-                Ok(())
-            })
-            .await?;
-        }
-        Ok(())
-    }
-
-    pub async fn delete_topic(
-        &self,
-        project_id: &str,
-        id: &str,
-        name: &str,
-    ) -> Result<(), ControlError> {
-        let (_, admin) = self.running_admin(project_id, id).await?;
-        admin
-            .delete_topic(name.to_string())
-            .await
-            .map_err(topic_error)?;
-        let name = name.to_string();
-        self.edit_doc(project_id, id, move |d| {
-            d.topic_remarks.remove(&name);
-            Ok(())
-        })
-        .await
-    }
-
-    pub async fn set_partitions(
-        &self,
-        project_id: &str,
-        id: &str,
-        name: &str,
-        total: i32,
-    ) -> Result<(), ControlError> {
-        let (_, admin) = self.running_admin(project_id, id).await?;
-        admin
-            .add_partitions(name.to_string(), total)
-            .await
-            .map_err(topic_error)
-    }
-
-    /// Declares a consumer group so that it is listed before any client joins it.
-    pub async fn declare_group(
-        &self,
-        project_id: &str,
-        id: &str,
-        group: &str,
-        remark: &str,
-    ) -> Result<(), ControlError> {
-        let (doc, admin) = self.running_admin(project_id, id).await?;
-        if doc.declared_groups.contains_key(group) || admin.group_ids().iter().any(|g| g == group) {
-            return Err(ControlError::TopicRejected(format!(
-                "consumer group {group:?} already exists"
-            )));
-        }
-        admin.declare_group(group);
-        let (group, remark) = (group.to_string(), remark.to_string());
-        self.edit_doc(project_id, id, move |d| {
-            d.declared_groups.insert(
-                group,
-                DeclaredGroup {
-                    remark,
-                    created_ms: now_ms(),
-                },
-            );
-            Ok(())
-        })
-        .await
-    }
-
-    /// Deletes a group in the broker (it must have no members) and forgets its declaration.
-    pub async fn delete_group(
-        &self,
-        project_id: &str,
-        id: &str,
-        group: &str,
-    ) -> Result<(), ControlError> {
-        let (doc, admin) = self.running_admin(project_id, id).await?;
-        let declared = doc.declared_groups.contains_key(group);
-        match admin.delete_group(group) {
-            0 => {}
-            // GROUP_ID_NOT_FOUND: only declared, never used.
-            69 if declared => {}
-            69 => {
-                return Err(ControlError::TopicRejected(format!(
-                    "consumer group {group:?} does not exist"
-                )))
-            }
-            68 => {
-                return Err(ControlError::TopicRejected(format!(
-                    "consumer group {group:?} has active members"
-                )))
-            }
-            code => {
-                return Err(ControlError::Internal(format!(
-                    "deleting group {group:?}: kafka error {code}"
-                )))
-            }
-        }
-        let group = group.to_string();
-        self.edit_doc(project_id, id, move |d| {
-            d.declared_groups.remove(&group);
-            Ok(())
-        })
-        .await
-    }
-
-    /// Every group of an instance: declared ones and those the broker knows. Answers
-    /// (name, remark, created ms, declared through the API).
-    pub async fn groups(
-        &self,
-        project_id: &str,
-        id: &str,
-    ) -> Result<Vec<(String, String, i64, bool)>, ControlError> {
-        let (doc, admin) = self.running_admin(project_id, id).await?;
-        let mut out: BTreeMap<String, (String, i64, bool)> = doc
-            .declared_groups
-            .iter()
-            .map(|(g, d)| (g.clone(), (d.remark.clone(), d.created_ms, true)))
-            .collect();
-        for g in admin.group_ids() {
-            out.entry(g).or_insert((String::new(), 0, false));
-        }
-        Ok(out.into_iter().map(|(g, (r, c, d))| (g, r, c, d)).collect())
-    }
-
-    pub async fn admin_for(
-        &self,
-        project_id: &str,
-        id: &str,
-    ) -> Result<(InstanceDoc, engine::KafkaAdmin), ControlError> {
-        self.running_admin(project_id, id).await
     }
 }
 
@@ -407,7 +201,11 @@ impl ControlPlane {
                 _ => Ok(()),
             }
         };
-        shrink("DiskSize", req.disk_size_gb, doc.storage_space_gb as i64)?;
+        shrink(
+            "DiskSize",
+            req.disk_size_gb,
+            i64::try_from(doc.storage_space_gb).unwrap_or(i64::MAX),
+        )?;
         shrink("IoMax", req.io_max, doc.ali.io_max)?;
         shrink("EipMax", req.eip_max, doc.ali.eip_max)?;
         shrink(
@@ -415,12 +213,19 @@ impl ControlPlane {
             req.partition_num,
             i64::from(doc.partition_num),
         )?;
+        let partition_num = match req.partition_num {
+            None => None,
+            Some(p) => Some(u32::try_from(p).map_err(|_| {
+                ControlError::InvalidParameter(format!("PartitionNum {p}: at most {}", u32::MAX))
+            })?),
+        };
         if let Some(q) = req.topic_quota {
             let topics = self
                 .engines
                 .admin(id)
-                .map(|a| a.topics().len() as i64)
-                .unwrap_or(0);
+                .ok()
+                .and_then(|a| a.topics().ok())
+                .map_or(0, |t| i64::try_from(t.len()).unwrap_or(i64::MAX));
             shrink(
                 "TopicQuota",
                 Some(q),
@@ -443,8 +248,8 @@ impl ControlPlane {
             if let Some(v) = changes.topic_quota {
                 d.ali.topic_quota = v;
             }
-            if let Some(v) = changes.partition_num {
-                d.partition_num = v as u32;
+            if let Some(v) = partition_num {
+                d.partition_num = v;
             }
             if let Some(v) = changes.spec_type {
                 d.ali.spec_type = v;
@@ -452,17 +257,18 @@ impl ControlPlane {
             Ok(())
         })
         .await?;
-        if let (Some(p), Ok(admin)) = (req.partition_num, self.engines.admin(id)) {
-            admin.set_max_partitions(Some(p as u32));
+        if let (Some(p), Ok(admin)) = (partition_num, self.engines.admin(id)) {
+            let mut limits = super::limits_of(&doc);
+            limits.max_partitions = Some(p);
+            admin.apply_limits(&limits);
         }
         if let Some(disk) = req
             .disk_size_gb
-            .filter(|d| *d > doc.storage_space_gb as i64)
+            .filter(|d| u64::try_from(*d).is_ok_and(|d| d > doc.storage_space_gb))
         {
-            let resize = ResizeRequest {
+            let resize = Resize {
                 oper_type: Some("storage".into()),
                 new_storage_space: Some(disk),
-                ..ResizeRequest::default()
             };
             self.resize_instance(caller, id, &resize).await?;
         }

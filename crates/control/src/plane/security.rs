@@ -16,7 +16,7 @@ impl ControlPlane {
     ) -> Result<Vec<(String, SaslUserMeta)>, ControlError> {
         let (doc, admin) = self.running_admin(project_id, id).await?;
         Ok(admin
-            .users()
+            .users()?
             .into_iter()
             .map(|u| {
                 let meta = doc
@@ -47,10 +47,7 @@ impl ControlPlane {
                 "Password: 1 to 64 characters".into(),
             ));
         }
-        admin
-            .set_user_password(user.to_string(), password.to_string())
-            .await
-            .map_err(|e| ControlError::Internal(e.to_string()))?;
+        admin.set_user_password(user, password).await?;
         let user = user.to_string();
         self.edit_doc(project_id, id, move |d| {
             d.sasl_users.insert(user, meta);
@@ -71,10 +68,7 @@ impl ControlPlane {
                 "the instance's own user cannot be deleted".into(),
             ));
         }
-        let existed = admin
-            .delete_user(user.to_string())
-            .await
-            .map_err(|e| ControlError::Internal(e.to_string()))?;
+        let existed = admin.delete_user(user).await?;
         if !existed {
             return Err(ControlError::InvalidParameter(format!(
                 "SASL user {user:?} does not exist"
@@ -88,20 +82,20 @@ impl ControlPlane {
         .await
     }
 
-    pub async fn acls(
+    pub async fn access_rules(
         &self,
         project_id: &str,
         id: &str,
-    ) -> Result<Vec<engine::AclBinding>, ControlError> {
+    ) -> Result<Vec<AccessRule>, ControlError> {
         let (_, admin) = self.running_admin(project_id, id).await?;
-        Ok(admin.acls())
+        Ok(admin.access_rules()?)
     }
 
-    pub async fn add_acl(
+    pub async fn add_access_rule(
         &self,
         project_id: &str,
         id: &str,
-        b: engine::AclBinding,
+        rule: AccessRule,
     ) -> Result<(), ControlError> {
         let (doc, admin) = self.running_admin(project_id, id).await?;
         if !doc.acl_enabled {
@@ -110,22 +104,23 @@ impl ControlPlane {
             ));
         }
         admin
-            .add_acl(b)
+            .add_access_rule(rule)
             .await
-            .map_err(|e| ControlError::InvalidParameter(e.to_string()))
+            .map_err(refused_as_invalid)
     }
 
-    pub async fn remove_acl(
+    /// Removes the rules equal to `rule`; answers how many there were.
+    pub async fn remove_access_rule(
         &self,
         project_id: &str,
         id: &str,
-        b: engine::AclBinding,
+        rule: AccessRule,
     ) -> Result<usize, ControlError> {
         let (_, admin) = self.running_admin(project_id, id).await?;
         admin
-            .remove_acl(b)
+            .remove_access_rule(rule)
             .await
-            .map_err(|e| ControlError::InvalidParameter(e.to_string()))
+            .map_err(refused_as_invalid)
     }
 
     pub async fn allowed_ips(
@@ -147,7 +142,7 @@ impl ControlPlane {
         add: bool,
         networks: &[String],
     ) -> Result<(), ControlError> {
-        engine::AllowList::parse(networks).map_err(ControlError::InvalidParameter)?;
+        engine::check_networks(networks).map_err(ControlError::InvalidParameter)?;
         let (list, networks) = (list.to_string(), networks.to_vec());
         let mut applied = None;
         self.edit_doc(project_id, id, |d| {
@@ -167,9 +162,17 @@ impl ControlPlane {
         .await?;
         if let (Some(networks), Ok(admin)) = (applied, self.engines.admin(id)) {
             admin
-                .set_allowed_ips(networks)
-                .map_err(ControlError::InvalidParameter)?;
+                .set_allowed_networks(networks)
+                .map_err(refused_as_invalid)?;
         }
         Ok(())
+    }
+}
+
+/// A rule the broker refused is a bad parameter of the request.
+fn refused_as_invalid(e: engine::EngineError) -> ControlError {
+    match e {
+        engine::EngineError::Refused(m) => ControlError::InvalidParameter(m),
+        other => other.into(),
     }
 }

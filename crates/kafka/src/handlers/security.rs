@@ -16,7 +16,7 @@ use tracing::warn;
 use super::{str_bytes, Ctx};
 use crate::connection::{authenticated, Reply, SaslState, Session};
 use crate::instance::Shared;
-use crate::security::{Mechanism, Operation, SaslSession, SaslStep};
+use crate::security::{Mechanism, Operation, SaslSession, SaslStep, SecurityError};
 
 fn mechanisms() -> Vec<kafka_protocol::protocol::StrBytes> {
     Mechanism::ALL_NAMES.iter().map(|m| str_bytes(m)).collect()
@@ -51,31 +51,44 @@ pub(crate) fn sasl_handshake(
     Reply::Response(resp.into())
 }
 
-pub(crate) fn sasl_authenticate(
+pub(crate) async fn sasl_authenticate(
     shared: &Arc<Shared>,
     session: &mut Session,
     req: SaslAuthenticateRequest,
 ) -> Reply {
-    let SaslState::Started {
-        mechanism,
-        raw: false,
-        exchange,
-    } = &mut session.sasl
-    else {
-        return Reply::ResponseThenClose(
-            SaslAuthenticateResponse::default()
-                .with_error_code(ResponseError::IllegalSaslState.code())
-                .with_error_message(Some(str_bytes("SaslAuthenticate without a SaslHandshake")))
-                .into(),
-        );
+    let (mechanism, exchange) = match std::mem::replace(&mut session.sasl, SaslState::None) {
+        SaslState::Started {
+            mechanism,
+            raw: false,
+            exchange,
+        } => (mechanism, exchange),
+        other => {
+            session.sasl = other;
+            return Reply::ResponseThenClose(
+                SaslAuthenticateResponse::default()
+                    .with_error_code(ResponseError::IllegalSaslState.code())
+                    .with_error_message(Some(str_bytes("SaslAuthenticate without a SaslHandshake")))
+                    .into(),
+            );
+        }
     };
-    let mechanism = *mechanism;
-    match exchange.step(&req.auth_bytes) {
-        Ok(SaslStep::Continue(out)) => Reply::Response(
-            SaslAuthenticateResponse::default()
-                .with_auth_bytes(Bytes::from(out))
-                .into(),
-        ),
+    let (exchange, step) = match sasl_step(exchange, req.auth_bytes).await {
+        Ok(done) => done,
+        Err(reason) => return Reply::Close(reason),
+    };
+    match step {
+        Ok(SaslStep::Continue(out)) => {
+            session.sasl = SaslState::Started {
+                mechanism,
+                raw: false,
+                exchange,
+            };
+            Reply::Response(
+                SaslAuthenticateResponse::default()
+                    .with_auth_bytes(Bytes::from(out))
+                    .into(),
+            )
+        }
         Ok(SaslStep::Done { user, response }) => {
             authenticated(shared, session, user);
             Reply::Response(
@@ -100,19 +113,57 @@ pub(crate) fn sasl_authenticate(
     }
 }
 
-pub(crate) fn create_acls(ctx: &Ctx<'_>, req: CreateAclsRequest) -> CreateAclsResponse {
-    if !ctx.allowed_cluster(Operation::Alter) {
-        let results = req
-            .creations
-            .iter()
-            .map(|_| {
-                kafka_protocol::messages::create_acls_response::AclCreationResult::default()
-                    .with_error_code(ResponseError::ClusterAuthorizationFailed.code())
-            })
-            .collect();
-        return CreateAclsResponse::default().with_results(results);
+/// One step of a SASL exchange, on a blocking thread: PLAIN checks the password against the
+/// stored SCRAM hash with PBKDF2, which takes milliseconds on purpose. Answers the exchange
+/// back with the step's outcome; `Err` if the task died.
+pub(crate) async fn sasl_step(
+    mut exchange: SaslSession,
+    token: Bytes,
+) -> Result<(SaslSession, Result<SaslStep, SecurityError>), String> {
+    tokio::task::spawn_blocking(move || {
+        let step = exchange.step(&token);
+        (exchange, step)
+    })
+    .await
+    .map_err(|e| format!("sasl step task failed: {e}"))
+}
+
+/// Runs `f` on a blocking thread (ACL and credential changes fsync their file); `failed`
+/// builds the answer if the task dies.
+async fn off_workers<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+    failed: impl FnOnce() -> T,
+) -> T {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(out) => out,
+        Err(e) => {
+            warn!(error = %e, "security admin task failed");
+            failed()
+        }
     }
-    ctx.shared.acls.create_acls(&req, ctx.version)
+}
+
+fn acl_creation_errors(count: usize, error: ResponseError) -> CreateAclsResponse {
+    let results = (0..count)
+        .map(|_| {
+            kafka_protocol::messages::create_acls_response::AclCreationResult::default()
+                .with_error_code(error.code())
+        })
+        .collect();
+    CreateAclsResponse::default().with_results(results)
+}
+
+pub(crate) async fn create_acls(ctx: &Ctx<'_>, req: CreateAclsRequest) -> CreateAclsResponse {
+    let count = req.creations.len();
+    if !ctx.allowed_cluster(Operation::Alter) {
+        return acl_creation_errors(count, ResponseError::ClusterAuthorizationFailed);
+    }
+    let (acls, version) = (ctx.shared.acls.clone(), ctx.version);
+    off_workers(
+        move || acls.create_acls(&req, version),
+        || acl_creation_errors(count, ResponseError::UnknownServerError),
+    )
+    .await
 }
 
 pub(crate) fn describe_acls(ctx: &Ctx<'_>, req: DescribeAclsRequest) -> DescribeAclsResponse {
@@ -123,19 +174,27 @@ pub(crate) fn describe_acls(ctx: &Ctx<'_>, req: DescribeAclsRequest) -> Describe
     ctx.shared.acls.describe_acls(&req, ctx.version)
 }
 
-pub(crate) fn delete_acls(ctx: &Ctx<'_>, req: DeleteAclsRequest) -> DeleteAclsResponse {
+fn acl_deletion_errors(count: usize, error: ResponseError) -> DeleteAclsResponse {
+    let results = (0..count)
+        .map(|_| {
+            kafka_protocol::messages::delete_acls_response::DeleteAclsFilterResult::default()
+                .with_error_code(error.code())
+        })
+        .collect();
+    DeleteAclsResponse::default().with_filter_results(results)
+}
+
+pub(crate) async fn delete_acls(ctx: &Ctx<'_>, req: DeleteAclsRequest) -> DeleteAclsResponse {
+    let count = req.filters.len();
     if !ctx.allowed_cluster(Operation::Alter) {
-        let results = req
-            .filters
-            .iter()
-            .map(|_| {
-                kafka_protocol::messages::delete_acls_response::DeleteAclsFilterResult::default()
-                    .with_error_code(ResponseError::ClusterAuthorizationFailed.code())
-            })
-            .collect();
-        return DeleteAclsResponse::default().with_filter_results(results);
+        return acl_deletion_errors(count, ResponseError::ClusterAuthorizationFailed);
     }
-    ctx.shared.acls.delete_acls(&req, ctx.version)
+    let (acls, version) = (ctx.shared.acls.clone(), ctx.version);
+    off_workers(
+        move || acls.delete_acls(&req, version),
+        || acl_deletion_errors(count, ResponseError::UnknownServerError),
+    )
+    .await
 }
 
 pub(crate) fn describe_scram(
@@ -149,22 +208,34 @@ pub(crate) fn describe_scram(
     ctx.shared.users.describe_scram(&req, ctx.version)
 }
 
-pub(crate) fn alter_scram(
+fn scram_errors(
+    names: Vec<kafka_protocol::protocol::StrBytes>,
+    error: ResponseError,
+) -> AlterUserScramCredentialsResponse {
+    let results = names
+        .into_iter()
+        .map(|user| {
+            kafka_protocol::messages::alter_user_scram_credentials_response::AlterUserScramCredentialsResult::default()
+                .with_user(user)
+                .with_error_code(error.code())
+        })
+        .collect();
+    AlterUserScramCredentialsResponse::default().with_results(results)
+}
+
+pub(crate) async fn alter_scram(
     ctx: &Ctx<'_>,
     req: AlterUserScramCredentialsRequest,
 ) -> AlterUserScramCredentialsResponse {
+    let mut names: Vec<_> = req.deletions.iter().map(|d| d.name.clone()).collect();
+    names.extend(req.upsertions.iter().map(|u| u.name.clone()));
     if !ctx.allowed_cluster(Operation::Alter) {
-        let mut names: Vec<_> = req.deletions.iter().map(|d| d.name.clone()).collect();
-        names.extend(req.upsertions.iter().map(|u| u.name.clone()));
-        let results = names
-            .into_iter()
-            .map(|user| {
-                kafka_protocol::messages::alter_user_scram_credentials_response::AlterUserScramCredentialsResult::default()
-                    .with_user(user)
-                    .with_error_code(ResponseError::ClusterAuthorizationFailed.code())
-            })
-            .collect();
-        return AlterUserScramCredentialsResponse::default().with_results(results);
+        return scram_errors(names, ResponseError::ClusterAuthorizationFailed);
     }
-    ctx.shared.users.alter_scram(&req, ctx.version)
+    let (users, version) = (ctx.shared.users.clone(), ctx.version);
+    off_workers(
+        move || users.alter_scram(&req, version),
+        || scram_errors(names, ResponseError::UnknownServerError),
+    )
+    .await
 }

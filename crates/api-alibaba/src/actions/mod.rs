@@ -1,0 +1,224 @@
+//! The alikafka actions as a table: one function per action. Each answers the action's own
+//! fields; the envelope adds `RequestId`, `Code`, `Message` and `Success`. An action of the
+//! official SDKs that OpenDMS does not implement answers 501 `UnsupportedAction` naming it.
+
+mod groups;
+mod instances;
+mod security;
+mod tags;
+mod topics;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use control::model::Tag;
+use serde_json::{Map, Value};
+
+use crate::envelope::AliError;
+use crate::monitor;
+use crate::request::Parsed;
+use crate::AliState;
+
+pub(crate) type Fields = Map<String, Value>;
+type Answer = Pin<Box<dyn Future<Output = Result<Fields, AliError>> + Send>>;
+
+/// One action and the function that answers it.
+pub(crate) struct Action {
+    pub name: &'static str,
+    handler: fn(Arc<AliState>, Parsed) -> Answer,
+}
+
+macro_rules! action {
+    ($name:literal, $handler:path) => {
+        Action {
+            name: $name,
+            handler: |state, p| Box::pin($handler(state, p)),
+        }
+    };
+}
+
+pub(crate) static ACTIONS: &[Action] = &[
+    // ---- orders and instances ----------------------------------------------------------
+    action!("CreatePostPayOrder", instances::create_order),
+    action!("CreatePrePayOrder", instances::create_order),
+    action!("StartInstance", instances::start_instance),
+    action!("GetInstanceList", instances::get_instance_list),
+    action!("GetAllInstanceIdList", instances::get_all_instance_id_list),
+    action!("ModifyInstanceName", instances::modify_instance_name),
+    action!("ReleaseInstance", instances::release_instance),
+    action!("DeleteInstance", instances::release_instance),
+    action!("UpgradePrePayOrder", instances::upgrade_order),
+    action!("UpgradePostPayOrder", instances::upgrade_order),
+    // ---- topics --------------------------------------------------------------------------
+    action!("CreateTopic", topics::create_topic),
+    action!("DeleteTopic", topics::delete_topic),
+    action!("GetTopicList", topics::get_topic_list),
+    action!("GetTopicStatus", topics::get_topic_status),
+    action!("ModifyPartitionNum", topics::modify_partition_num),
+    action!("ModifyTopicRemark", topics::modify_topic_remark),
+    // ---- consumer groups ---------------------------------------------------------------
+    action!("CreateConsumerGroup", groups::create_consumer_group),
+    action!("DeleteConsumerGroup", groups::delete_consumer_group),
+    action!("GetConsumerList", groups::get_consumer_list),
+    action!("GetConsumerProgress", groups::get_consumer_progress),
+    // ---- tags ----------------------------------------------------------------------------
+    action!("TagResources", tags::tag_resources),
+    action!("UntagResources", tags::untag_resources),
+    action!("ListTagResources", tags::list_tag_resources),
+    // ---- users, ACLs, allowed networks -------------------------------------------------
+    action!("CreateSaslUser", security::create_sasl_user),
+    action!("DeleteSaslUser", security::delete_sasl_user),
+    action!("DescribeSaslUsers", security::describe_sasl_users),
+    action!("CreateAcl", security::create_acl),
+    action!("DeleteAcl", security::delete_acl),
+    action!("DescribeAcls", security::describe_acls),
+    action!("GetAllowedIpList", security::get_allowed_ip_list),
+    action!("UpdateAllowedIp", security::update_allowed_ip),
+    // ---- CloudMonitor (seed 004 §16) ----------------------------------------------------
+    action!("DescribeProjectMeta", monitor::describe_project_meta),
+    action!("DescribeMetricMetaList", monitor::describe_metric_meta_list),
+    action!("DescribeMetricLast", monitor::describe_metric_last),
+    action!("DescribeMetricList", monitor::describe_metric_list),
+    action!("DescribeMetricData", monitor::describe_metric_list),
+    action!("DescribeMetricTop", monitor::describe_metric_top),
+];
+
+/// Every action of `alibabacloud-alikafka20190916` and of the legacy
+/// `aliyun-python-sdk-alikafka` (one per line).
+const SDK_ACTIONS: &str = include_str!("sdk_actions.txt");
+
+/// Runs the action a request names.
+pub(crate) async fn run(state: Arc<AliState>, p: Parsed) -> Result<Fields, AliError> {
+    if let Some(a) = ACTIONS.iter().find(|a| a.name == p.action) {
+        return (a.handler)(state, p).await;
+    }
+    if sdk_actions().any(|a| a == p.action) {
+        return Err(AliError::new(
+            501,
+            "UnsupportedAction",
+            format!("The action {} is not supported by OpenDMS.", p.action),
+        ));
+    }
+    Err(AliError::new(
+        404,
+        "InvalidAction.NotFound",
+        format!(
+            "Specified api is not found, please check your url and method. ({})",
+            p.action
+        ),
+    ))
+}
+
+fn sdk_actions() -> impl Iterator<Item = &'static str> {
+    SDK_ACTIONS
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+}
+
+// ---- parameters -------------------------------------------------------------------------
+
+pub(crate) fn fields(v: Value) -> Fields {
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
+fn required<'a>(p: &'a Parsed, key: &str) -> Result<&'a str, AliError> {
+    p.get(key)
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| AliError::missing(key))
+}
+
+fn int(p: &Parsed, key: &str) -> Result<Option<i64>, AliError> {
+    match p.get(key).filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(v) => v
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| AliError::invalid(key, "must be an integer")),
+    }
+}
+
+/// The SDKs send booleans as Python's `True`/`False`.
+fn boolean(p: &Parsed, key: &str) -> Result<Option<bool>, AliError> {
+    match p.get(key).filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(v) if v.eq_ignore_ascii_case("true") => Ok(Some(true)),
+        Some(v) if v.eq_ignore_ascii_case("false") => Ok(Some(false)),
+        Some(_) => Err(AliError::invalid(key, "must be true or false")),
+    }
+}
+
+/// `Tag.N.Key` / `Tag.N.Value`, in N order.
+fn tag_params(p: &Parsed) -> Vec<Tag> {
+    let mut by_n: BTreeMap<u32, Tag> = BTreeMap::new();
+    for (k, v) in &p.params {
+        let Some(rest) = k.strip_prefix("Tag.") else {
+            continue;
+        };
+        let Some((n, field)) = rest.split_once('.') else {
+            continue;
+        };
+        let Ok(n) = n.parse::<u32>() else { continue };
+        let t = by_n.entry(n).or_default();
+        match field {
+            "Key" => t.key = v.clone(),
+            "Value" => t.value = v.clone(),
+            _ => {}
+        }
+    }
+    by_n.into_values().filter(|t| !t.key.is_empty()).collect()
+}
+
+/// `Name.1`, `Name.2`, … in order.
+fn repeated(p: &Parsed, name: &str) -> Vec<String> {
+    let mut by_n: BTreeMap<u32, String> = BTreeMap::new();
+    for (k, v) in &p.params {
+        if let Some(n) = k
+            .strip_prefix(name)
+            .and_then(|r| r.strip_prefix('.'))
+            .and_then(|n| n.parse::<u32>().ok())
+        {
+            by_n.insert(n, v.clone());
+        }
+    }
+    by_n.into_values().collect()
+}
+
+/// `CurrentPage` (1-based, default 1) and `PageSize` (default and at most 10,000) of a
+/// list action, as (first index, page size).
+fn page_of(p: &Parsed) -> Result<(i64, usize, usize), AliError> {
+    let page = int(p, "CurrentPage")?.unwrap_or(1).max(1);
+    let size = int(p, "PageSize")?.unwrap_or(10_000).clamp(1, 10_000);
+    let size = usize::try_from(size).unwrap_or(10_000);
+    let first = usize::try_from(page - 1).unwrap_or(0).saturating_mul(size);
+    Ok((page, first, size))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn implemented_actions_are_sdk_actions_and_unique() {
+        let sdk: Vec<&str> = sdk_actions().collect();
+        for a in ACTIONS {
+            assert!(
+                sdk.contains(&a.name) || monitor::is_monitor_action(a.name),
+                "{} is not an action of the SDKs",
+                a.name
+            );
+            assert_eq!(
+                ACTIONS.iter().filter(|b| b.name == a.name).count(),
+                1,
+                "{} twice",
+                a.name
+            );
+        }
+    }
+}

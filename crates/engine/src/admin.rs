@@ -1,0 +1,227 @@
+//! The engine-neutral administration handle of a running instance, and the types it speaks.
+//!
+//! Every engine answers usage and traffic and takes limits; the rest (topics, consumer groups,
+//! users, access rules) is answered by the engines that have it. A method an engine does not
+//! implement answers `EngineError::Unsupported` naming what is missing, so the control plane
+//! can say so instead of guessing.
+
+use std::collections::{BTreeMap, HashMap};
+
+use async_trait::async_trait;
+
+use crate::{EngineError, EngineKind, Limits};
+
+/// A topic (Kafka topic; RocketMQ topic) as the APIs show it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TopicInfo {
+    pub name: String,
+    pub partitions: i32,
+    pub replication: i32,
+    /// Negative: kept forever.
+    pub retention_hours: i64,
+    /// Every write must reach more than one replica before it is acknowledged.
+    pub sync_replication: bool,
+    /// Every message is flushed to disk before it is acknowledged.
+    pub sync_flush: bool,
+    pub created_ms: i64,
+    /// Every setting of the topic in the broker's own names (shown as `topic_other_configs`).
+    pub configs: BTreeMap<String, String>,
+}
+
+/// A topic to create.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct NewTopic {
+    pub name: String,
+    pub partitions: i32,
+    pub replication: i16,
+    /// `None`: the instance's default.
+    pub retention_hours: Option<i64>,
+    pub sync_flush: bool,
+    pub sync_replication: bool,
+    /// Further settings in the broker's own names.
+    pub other_configs: BTreeMap<String, String>,
+}
+
+/// Changes to a topic; `None` leaves a setting as it is.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TopicChange {
+    pub retention_hours: Option<i64>,
+    pub sync_flush: Option<bool>,
+    pub sync_replication: Option<bool>,
+    pub other_configs: BTreeMap<String, String>,
+    /// The new total number of partitions (only grows).
+    pub partitions: Option<i32>,
+}
+
+/// Earliest and next offsets of one partition, and when it was last written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartitionOffsets {
+    pub partition: i32,
+    pub log_start: i64,
+    pub log_end: i64,
+    pub last_append_ms: i64,
+}
+
+/// Where a consumer group stands in one partition it has committed to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartitionLag {
+    pub partition: i32,
+    pub committed: i64,
+    /// `None` when the partition no longer exists.
+    pub log_end: Option<i64>,
+    pub last_append_ms: i64,
+}
+
+impl PartitionLag {
+    /// Messages written and not yet consumed.
+    pub fn lag(&self) -> i64 {
+        self.log_end.map_or(0, |end| (end - self.committed).max(0))
+    }
+}
+
+/// Bytes stored, produced and consumed since the instance started.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub used_bytes: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+}
+
+/// What an access rule applies to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AccessResource {
+    Topic,
+    Group,
+    Cluster,
+    TransactionalId,
+}
+
+/// How an access rule's resource name is matched.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum NamePattern {
+    Literal,
+    Prefixed,
+}
+
+/// What an access rule allows or denies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AccessOperation {
+    All,
+    Read,
+    Write,
+    Create,
+    Delete,
+    Alter,
+    Describe,
+    ClusterAction,
+    DescribeConfigs,
+    AlterConfigs,
+    IdempotentWrite,
+}
+
+/// One permission of one user.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct AccessRule {
+    pub resource: AccessResource,
+    pub resource_name: String,
+    pub pattern: NamePattern,
+    /// A user name, or `*` for every user.
+    pub user: String,
+    /// A client host, or `*`.
+    pub host: String,
+    pub operation: AccessOperation,
+    pub allow: bool,
+}
+
+/// Administration of one running instance. Changes go through the same paths as the
+/// broker's own admin requests, so clients and the APIs see one state.
+#[async_trait]
+pub trait BrokerAdmin: Send + Sync {
+    fn kind(&self) -> EngineKind;
+
+    // ---- usage, traffic and limits (every engine) ----------------------------------
+
+    fn usage(&self) -> Usage;
+    /// (bytes in, bytes out) per topic or queue since the instance started.
+    fn traffic_by_resource(&self) -> HashMap<String, (u64, u64)>;
+    /// Changes storage and partition limits without a restart.
+    fn apply_limits(&self, limits: &Limits);
+    /// Replaces the client networks allowed to connect (`None`: everyone). Open
+    /// connections stay open.
+    fn set_allowed_networks(&self, networks: Option<Vec<String>>) -> Result<(), EngineError>;
+
+    // ---- topics ----------------------------------------------------------------------
+
+    fn topics(&self) -> Result<Vec<TopicInfo>, EngineError> {
+        Err(self.unsupported("topics"))
+    }
+    fn topic(&self, _name: &str) -> Result<Option<TopicInfo>, EngineError> {
+        Err(self.unsupported("topics"))
+    }
+    async fn create_topic(&self, _topic: NewTopic) -> Result<TopicInfo, EngineError> {
+        Err(self.unsupported("topics"))
+    }
+    async fn delete_topic(&self, _name: &str) -> Result<(), EngineError> {
+        Err(self.unsupported("topics"))
+    }
+    async fn change_topic(&self, _name: &str, _change: TopicChange) -> Result<(), EngineError> {
+        Err(self.unsupported("topics"))
+    }
+    /// Offsets of every partition of a topic, in partition order; `None` if it does not exist.
+    fn partition_offsets(
+        &self,
+        _topic: &str,
+    ) -> Result<Option<Vec<PartitionOffsets>>, EngineError> {
+        Err(self.unsupported("topics"))
+    }
+
+    // ---- consumer groups ---------------------------------------------------------------
+
+    fn groups(&self) -> Result<Vec<String>, EngineError> {
+        Err(self.unsupported("consumer groups"))
+    }
+    /// Registers an empty group so it is listed before anyone joins; false if it exists.
+    fn declare_group(&self, _group: &str) -> Result<bool, EngineError> {
+        Err(self.unsupported("consumer groups"))
+    }
+    /// Deletes a group without members, with its offsets: `NotFound` or `InUse` otherwise.
+    fn delete_group(&self, _group: &str) -> Result<(), EngineError> {
+        Err(self.unsupported("consumer groups"))
+    }
+    /// The committed partitions of a group and how far behind they are, by topic.
+    fn group_lag(&self, _group: &str) -> Result<BTreeMap<String, Vec<PartitionLag>>, EngineError> {
+        Err(self.unsupported("consumer groups"))
+    }
+
+    // ---- users and permissions ---------------------------------------------------------
+
+    fn users(&self) -> Result<Vec<String>, EngineError> {
+        Err(self.unsupported("users"))
+    }
+    /// Creates a user or resets its password; the broker keeps only its own hashes.
+    async fn set_user_password(&self, _user: &str, _password: &str) -> Result<(), EngineError> {
+        Err(self.unsupported("users"))
+    }
+    /// Deletes a user; false if there was none.
+    async fn delete_user(&self, _user: &str) -> Result<bool, EngineError> {
+        Err(self.unsupported("users"))
+    }
+    fn access_rules(&self) -> Result<Vec<AccessRule>, EngineError> {
+        Err(self.unsupported("access rules"))
+    }
+    async fn add_access_rule(&self, _rule: AccessRule) -> Result<(), EngineError> {
+        Err(self.unsupported("access rules"))
+    }
+    /// Removes the rules equal to `rule`; answers how many there were.
+    async fn remove_access_rule(&self, _rule: AccessRule) -> Result<usize, EngineError> {
+        Err(self.unsupported("access rules"))
+    }
+
+    /// The error of a method this engine does not implement.
+    fn unsupported(&self, what: &'static str) -> EngineError {
+        EngineError::Unsupported {
+            kind: self.kind(),
+            what,
+        }
+    }
+}
