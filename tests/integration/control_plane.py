@@ -73,12 +73,15 @@ class Server:
         lines = queue.Queue()
         threading.Thread(target=_pump, args=(self.proc.stdout, lines), daemon=True).start()
         deadline = time.monotonic() + START_TIMEOUT
+        # What this start printed before `ready`.
+        self.stdout_lines = []
         while True:
             line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
             if line is None:
                 raise RuntimeError("opendms serve exited before ready:\n" + self.log_tail())
             if line == "ready":
                 return self
+            self.stdout_lines.append(line)
 
     def stop(self):
         if self.proc is None:

@@ -241,6 +241,10 @@ def test_legacy_sdk_every_operation_and_xml(server):
     with pytest.raises(Exception) as e:
         call("UpgradePrePayOrder", InstanceId=iid, DiskSize=600, IoMax=40, EipMax=1, TopicQuota=20)
     assert "cannot go down" in str(e.value)
+    # A partition count past 32 bits is refused, not wrapped around to a small one.
+    r = rpc_call(server, "UpgradePrePayOrder", {"InstanceId": iid, "PartitionNum": str(2**32 + 1000)})
+    assert (r.status_code, r.json()["Code"]) == (400, "InvalidParameter"), r.text
+    assert "PartitionNum" in r.json()["Message"]
 
     xml = rpc_call(server, "GetInstanceList", {}, fmt="XML")
     assert xml.status_code == 200 and xml.headers["content-type"].startswith("text/xml")

@@ -342,6 +342,26 @@ def test_restart_of_the_server_keeps_instances_topics_and_offsets(serve_factory)
     assert got == [f"v{i}" for i in range(50, 100)]
 
 
+def test_generated_credentials_and_where_they_are_kept(serve_factory):
+    unset = ("OPENDMS_ACCESS_KEY", "OPENDMS_SECRET_KEY", "OPENDMS_PROJECT_ID", "OPENDMS_DOMAIN",
+             "OPENDMS_USER", "OPENDMS_PASSWORD")
+    server = serve_factory("generated", unset=unset)
+    kept = server.data_dir / "credentials.json"
+    saved = json.loads(kept.read_text())
+    first = server.stdout_lines
+    assert f"generated credentials are kept in {kept}" in first, first
+    assert f"access key: {saved['access_key']}" in first and f"secret key: {saved['secret_key']}" in first
+    assert f"project id: {saved['project_id']}" in first and f"password: {saved['password']}" in first
+    server.stop()
+    server.start()
+    again = server.stdout_lines
+    assert f"credentials generated at the first start are in {kept}" in again, again
+    assert not any(line.startswith(("secret key:", "password:")) for line in again), again
+    # The kept credentials are the ones the server accepts.
+    server.ak, server.sk, server.project_id = saved["access_key"], saved["secret_key"], saved["project_id"]
+    assert server.client().list_instances(ListInstancesRequest()).instance_num == 0
+
+
 def test_lifecycle_controls(server):
     c = server.client()
     r = server.signed("PUT", "/opendms/admin/lifecycle", {"create": {"delay_reads": 3}})

@@ -12,7 +12,7 @@ use anyhow::{bail, Context};
 use control::lifecycle::LifecycleControls;
 use control::{ControlPlane, PlaneConfig};
 use serde::{Deserialize, Serialize};
-use store::{Credential, Domain, MetaStore, Project, SqliteStore, User};
+use store::{CachedStore, Credential, Domain, MetaStore, Project, SqliteStore, User};
 
 /// The configuration file's shape; every field has a documented default.
 #[derive(Clone, Debug, Deserialize)]
@@ -333,8 +333,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let cfg = load_config(&args)?;
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("creating {}", cfg.data_dir.display()))?;
-    let store: Arc<dyn MetaStore> =
-        Arc::new(SqliteStore::open(&cfg.data_dir.join("metadata.db")).await?);
+    // This process is the only writer of its SQLite file, so what every request reads can be
+    // kept in memory in front of it.
+    let sqlite = SqliteStore::open(&cfg.data_dir.join("metadata.db")).await?;
+    let store: Arc<dyn MetaStore> = Arc::new(CachedStore::open(sqlite).await?);
     let (boot, generated) = complete_bootstrap(&cfg.data_dir, &cfg.bootstrap)?;
     bootstrap_identity(store.as_ref(), &boot, &cfg.region).await?;
     let token_key = token_key(store.as_ref()).await?;

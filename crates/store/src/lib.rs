@@ -2,12 +2,18 @@
 //!
 //! [`MetaStore`] is the one interface the rest of OpenDMS uses, so a Postgres implementation
 //! can sit beside [`SqliteStore`] without touching callers. Every change that touches more
-//! than one row runs in one transaction.
+//! than one row runs in one transaction. [`CachedStore`] keeps what every request reads in
+//! memory, in front of a store its process is the only writer of. One test suite
+//! (`suite.rs`) runs against every backend.
 
+mod cached;
 mod sqlite;
+#[cfg(test)]
+mod suite;
 
 use serde::{Deserialize, Serialize};
 
+pub use cached::CachedStore;
 pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -159,4 +165,47 @@ pub trait MetaStore: Send + Sync + 'static {
         project_id: &str,
         engine: &str,
     ) -> Result<Vec<(String, Vec<String>)>, StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    suite::backend_suite!(sqlite, SqliteStore::open_in_memory().await.unwrap());
+    suite::backend_suite!(
+        cached_sqlite,
+        CachedStore::open(SqliteStore::open_in_memory().await.unwrap())
+            .await
+            .unwrap()
+    );
+
+    /// The cache opens with what the store already has, and what it caches is the store's.
+    #[tokio::test]
+    async fn a_cache_opens_with_the_stored_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("metadata.db");
+        let inner = SqliteStore::open(&path).await.unwrap();
+        inner
+            .insert_instance(
+                &suite::record("i1", "p1", "a"),
+                &[Tag {
+                    key: "k".into(),
+                    value: "v".into(),
+                }],
+            )
+            .await
+            .unwrap();
+        let cached = CachedStore::open(inner).await.unwrap();
+        assert_eq!(cached.instance("i1").await.unwrap().unwrap().name, "a");
+        assert_eq!(cached.tags("i1").await.unwrap().len(), 1);
+        assert!(cached
+            .set_instance_status("i1", Some("CREATING"), "RUNNING", Some("why"), 9)
+            .await
+            .unwrap());
+        let again = SqliteStore::open(&path).await.unwrap();
+        assert_eq!(
+            again.instance("i1").await.unwrap(),
+            cached.instance("i1").await.unwrap()
+        );
+    }
 }
