@@ -144,14 +144,7 @@ async fn dispatch(
             .await?,
         )
     };
-    let param = |name: &str| {
-        resolved
-            .params
-            .iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.as_str())
-    };
-    let caller = match (param("project_id"), &identity) {
+    let caller = match (resolved.param("project_id"), &identity) {
         (Some(project), Some(identity)) => {
             Some(identity::caller_for(state.store.as_ref(), identity, project).await?)
         }
@@ -188,14 +181,7 @@ async fn pick(
     body: &[u8],
 ) -> Result<(&'static Entry, Option<EngineKind>), ApiError> {
     let entries = &resolved.entries;
-    let param = |name: &str| {
-        resolved
-            .params
-            .iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.as_str())
-    };
-    let engine = if let Some(name) = param("engine") {
+    let engine = if let Some(name) = resolved.param("engine") {
         Some(call::engine_named(name)?)
     } else if entries.iter().all(|e| e.engine == entries[0].engine) {
         entries[0].engine
@@ -206,7 +192,7 @@ async fn pick(
         // One operation serves every engine: it finds the instance's engine itself if it
         // needs it.
         None
-    } else if let (Some(id), Some(caller)) = (param("instance_id"), caller) {
+    } else if let (Some(id), Some(caller)) = (resolved.param("instance_id"), caller) {
         Some(state.plane.instance_engine(&caller.project_id, id).await?)
     } else if let Ok(body) = call::parse::<serde_json::Map<String, serde_json::Value>>(body) {
         let named = body.get("engine").and_then(|e| e.as_str()).unwrap_or("");

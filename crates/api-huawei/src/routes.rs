@@ -142,6 +142,16 @@ pub(crate) struct Resolved {
     pub params: Vec<(&'static str, String)>,
 }
 
+impl Resolved {
+    /// A path parameter, if the template has it.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
 pub(crate) enum Matched {
     Family(Resolved),
     /// The path exists, but no operation of any SDK uses this method on it.

@@ -87,6 +87,9 @@ impl ControlPlane {
         }
         drop(guard);
         self.record_task(&id, caller, Transition::Create, "").await;
+        if status == InstanceStatus::CreateFailed {
+            self.finish_task(&id, Transition::Create, false).await;
+        }
         info!(instance = %id, name = %record.name, engine = %engine, status = %record.status, reason = ?reason, "instance created");
         self.kick(&id);
         Ok(id)
@@ -225,12 +228,7 @@ impl ControlPlane {
         }
         doc.store_in(&mut r)?;
         r.updated_at_ms = now_ms();
-        match self.store.update_instance(&r).await {
-            Err(store::StoreError::DuplicateName) => {
-                return Err(ControlError::DuplicateName(r.name))
-            }
-            other => other?,
-        }
+        self.save(&r).await?;
         if let (true, Ok(admin)) = (limits_changed, self.engines.admin(id)) {
             admin.apply_limits(&super::limits_of(&doc));
         }

@@ -257,6 +257,16 @@ impl ControlPlane {
         Ok((doc, admin))
     }
 
+    /// Writes a changed record; a name another instance of the project has is refused.
+    pub(crate) async fn save(&self, r: &InstanceRecord) -> Result<(), ControlError> {
+        match self.store.update_instance(r).await {
+            Err(store::StoreError::DuplicateName) => {
+                Err(ControlError::DuplicateName(r.name.clone()))
+            }
+            other => Ok(other?),
+        }
+    }
+
     /// Replaces parts of an instance's document (renames go through `update_instance`).
     pub(crate) async fn edit_doc(
         &self,
@@ -269,8 +279,7 @@ impl ControlPlane {
         edit(&mut doc)?;
         doc.store_in(&mut r)?;
         r.updated_at_ms = now_ms();
-        self.store.update_instance(&r).await?;
-        Ok(())
+        self.save(&r).await
     }
 
     /// Stops every broker; the recorded state stays as it is for the next start.

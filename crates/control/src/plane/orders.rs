@@ -154,12 +154,7 @@ impl ControlPlane {
         r.status_reason = None;
         doc.store_in(&mut r)?;
         r.updated_at_ms = now_ms();
-        match self.store.update_instance(&r).await {
-            Err(store::StoreError::DuplicateName) => {
-                return Err(ControlError::DuplicateName(r.name))
-            }
-            other => other?,
-        }
+        self.save(&r).await?;
         drop(_guard);
         self.record_task(id, caller, Transition::Create, "").await;
         self.kick(id);

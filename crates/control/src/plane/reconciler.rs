@@ -89,7 +89,7 @@ impl ControlPlane {
             InstanceStatus::Ordered => Ok(()),
             InstanceStatus::CreateFailed => {
                 self.engines.stop(id).await;
-                // A create refused before the reconciler saw it (no free address).
+                // A create task still open (one recorded just before a crash) ends here.
                 self.finish_task(id, Transition::Create, false).await;
                 Ok(())
             }
@@ -309,8 +309,9 @@ impl ControlPlane {
         Ok(())
     }
 
-    /// Ends a transition that did not succeed: records `to` with the reason (if the status is
-    /// still `from`) and marks the transition's task failed.
+    /// Ends a transition that did not succeed: marks its task failed, then records `to` with
+    /// the reason (if the status is still `from`). The task first, so that a client who sees
+    /// the new status also sees how the task ended.
     async fn end_transition(
         &self,
         id: &str,
@@ -319,16 +320,16 @@ impl ControlPlane {
         reason: &str,
         task: Option<Transition>,
     ) -> Result<(), ControlError> {
-        self.store
-            .set_instance_status(id, Some(from), to.as_str(), Some(reason), now_ms())
-            .await?;
         if let Some(t) = task {
             self.finish_task(id, t, false).await;
         }
+        self.store
+            .set_instance_status(id, Some(from), to.as_str(), Some(reason), now_ms())
+            .await?;
         Ok(())
     }
 
-    /// Waits for the transition's delay, then moves `from` → `to` and closes the task.
+    /// Waits for the transition's delay, then closes its task and moves `from` → `to`.
     async fn complete(
         &self,
         id: &str,
@@ -338,11 +339,11 @@ impl ControlPlane {
         to: InstanceStatus,
     ) -> Result<(), ControlError> {
         let done = self.wait(id, control).await;
+        self.finish_task(id, t, true).await;
         let res = self
             .store
             .set_instance_status(id, Some(from.as_str()), to.as_str(), None, now_ms())
             .await;
-        self.finish_task(id, t, true).await;
         if let Some(done) = done {
             let _ = done.send(());
         }
