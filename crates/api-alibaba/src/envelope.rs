@@ -123,7 +123,7 @@ pub fn success_response(
     let mut body = Map::new();
     body.insert("RequestId".into(), json!(request_id));
     // The tag operations answer only RequestId and their own fields.
-    if crate::monitor::is_monitor_action(action) {
+    if crate::cms::is_monitor_action(action) {
         // CloudMonitor types Code as a string.
         body.insert("Code".into(), json!("200"));
         body.insert("Message".into(), json!("success"));

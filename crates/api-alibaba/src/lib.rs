@@ -10,6 +10,7 @@
 #![warn(clippy::cast_possible_truncation)]
 
 mod actions;
+mod cms;
 mod envelope;
 mod monitor;
 mod request;

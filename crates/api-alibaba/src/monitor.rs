@@ -8,26 +8,11 @@ use std::sync::Arc;
 use control::metrics::{MetricStore, SeriesKey, METRICS};
 use serde_json::{json, Map, Value};
 
-use crate::actions::{fields, Fields};
+use crate::actions::params::{fields, Fields};
+use crate::cms::NAMESPACE;
 use crate::envelope::AliError;
 use crate::request::Parsed;
 use crate::AliState;
-
-pub const NAMESPACE: &str = "acs_kafka";
-/// CloudMonitor's own API version, accepted beside alikafka's for these actions.
-pub const CMS_VERSION: &str = "2019-01-01";
-
-pub fn is_monitor_action(action: &str) -> bool {
-    matches!(
-        action,
-        "DescribeMetricMetaList"
-            | "DescribeMetricLast"
-            | "DescribeMetricList"
-            | "DescribeMetricData"
-            | "DescribeMetricTop"
-            | "DescribeProjectMeta"
-    )
-}
 
 /// Epoch milliseconds, or `YYYY-MM-DD hh:mm:ss` (read as UTC).
 fn parse_time(key: &str, v: &str) -> Result<i64, AliError> {

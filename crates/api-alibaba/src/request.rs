@@ -86,7 +86,7 @@ pub async fn parse(
     let version = get("Version").or_else(|| header("x-acs-version"));
     match version.as_deref() {
         Some(API_VERSION) => {}
-        Some(crate::monitor::CMS_VERSION) if crate::monitor::is_monitor_action(&action) => {}
+        Some(crate::cms::CMS_VERSION) if crate::cms::is_monitor_action(&action) => {}
         None => return fail(AliError::missing("Version")),
         Some(_) => {
             return fail(AliError::new(

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use crate::call::Call;
 use crate::error::ApiError;
-use crate::routes::{op, Operation};
+use crate::operation::{op, Operation};
 use crate::{json, ApiState};
 
 pub(crate) static OPERATIONS: &[Operation] = &[

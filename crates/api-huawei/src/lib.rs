@@ -21,6 +21,7 @@ mod iam;
 mod identity;
 mod kafka;
 mod metrics;
+mod operation;
 mod rabbitmq;
 mod rocketmq;
 mod routes;
@@ -39,7 +40,8 @@ use control::{Caller, ControlPlane};
 use store::MetaStore;
 
 use crate::call::Call;
-use crate::routes::{Entry, Matched, Resolved, Target, Verb};
+use crate::operation::Verb;
+use crate::routes::{Entry, Matched, Resolved, Target};
 
 pub use error::{ApiError, ApiGeneration};
 pub use metrics::Metrics;

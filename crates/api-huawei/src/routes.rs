@@ -5,10 +5,8 @@
 //! Where several templates match a path, the most specific wins: at the first segment where
 //! they differ, a literal beats a placeholder (so `/v2/{project_id}/rocketmq/instances` is
 //! not read as `/v2/{engine}/{project_id}/instances` with the project id as the engine).
-//! The OpenAPI document is generated from the same table.
+//! The OpenAPI document is generated from the same table, and served here.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, LazyLock};
 
 use axum::response::Response;
@@ -16,77 +14,16 @@ use control::model::EngineKind;
 
 use crate::call::Call;
 use crate::error::ApiError;
-use crate::ApiState;
+use crate::operation::{op, Operation, Verb};
+use crate::{json, ApiState};
 
-pub(crate) type HandlerFuture = Pin<Box<dyn Future<Output = Result<Response, ApiError>> + Send>>;
-pub(crate) type Handler = fn(Arc<ApiState>, Call) -> HandlerFuture;
+/// The document of this table, served from it.
+static OPERATIONS: &[Operation] = &[op!(public Get "/openapi.json", "openapi",
+    "This document (no authentication)", serve_openapi)];
 
-/// The HTTP methods the APIs use.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Verb {
-    Get,
-    Post,
-    Put,
-    Delete,
+async fn serve_openapi(_: Arc<ApiState>, _: Call) -> Result<Response, ApiError> {
+    Ok(json(200, openapi()))
 }
-
-impl Verb {
-    /// `GET`, `POST`, `PUT` or `DELETE`.
-    pub fn parse(method: &str) -> Option<Verb> {
-        Some(match method {
-            "GET" => Verb::Get,
-            "POST" => Verb::Post,
-            "PUT" => Verb::Put,
-            "DELETE" => Verb::Delete,
-            _ => return None,
-        })
-    }
-
-    pub fn lower(self) -> &'static str {
-        match self {
-            Verb::Get => "get",
-            Verb::Post => "post",
-            Verb::Put => "put",
-            Verb::Delete => "delete",
-        }
-    }
-}
-
-/// One operation OpenDMS implements.
-pub(crate) struct Operation {
-    pub verb: Verb,
-    pub path: &'static str,
-    /// The SDK's operation name where the SDK has the path; `*_v1` for seed 000's paths.
-    pub name: &'static str,
-    pub summary: &'static str,
-    /// The engine whose API the operation belongs to; `None`: every engine's.
-    pub engine: Option<EngineKind>,
-    /// Answered without authentication.
-    pub public: bool,
-    pub handler: Handler,
-}
-
-/// `op!(Get "/path", "name", "summary", engine, module::handler)`: one row of a table.
-macro_rules! op {
-    (public $verb:ident $path:literal, $name:literal, $summary:literal, $handler:path) => {
-        $crate::routes::Operation {
-            public: true,
-            ..$crate::routes::op!($verb $path, $name, $summary, None, $handler)
-        }
-    };
-    ($verb:ident $path:literal, $name:literal, $summary:literal, $engine:expr, $handler:path) => {
-        $crate::routes::Operation {
-            verb: $crate::routes::Verb::$verb,
-            path: $path,
-            name: $name,
-            summary: $summary,
-            engine: $engine,
-            public: false,
-            handler: |state, call| Box::pin($handler(state, call)),
-        }
-    };
-}
-pub(crate) use op;
 
 /// What a path segment of a template is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -161,8 +98,9 @@ pub(crate) enum Matched {
 
 /// Every implemented operation.
 pub(crate) fn operations() -> impl Iterator<Item = &'static Operation> {
-    crate::service::OPERATIONS
+    OPERATIONS
         .iter()
+        .chain(crate::service::OPERATIONS)
         .chain(crate::iam::OPERATIONS)
         .chain(crate::common::OPERATIONS)
         .chain(crate::kafka::OPERATIONS)

@@ -1,5 +1,6 @@
-//! What OpenDMS serves beside the cloud APIs: health, Prometheus metrics, the OpenAPI
-//! document, and the lifecycle controls for testing wait and failure logic.
+//! What OpenDMS serves beside the cloud APIs: health, Prometheus metrics and the lifecycle
+//! controls for testing wait and failure logic. (The OpenAPI document is served by `routes`,
+//! which owns the table it is made of.)
 
 use std::sync::Arc;
 
@@ -8,13 +9,12 @@ use serde_json::json;
 
 use crate::call::Call;
 use crate::error::ApiError;
-use crate::routes::{op, Operation};
+use crate::operation::{op, Operation};
 use crate::{json, ApiState};
 
 pub(crate) static OPERATIONS: &[Operation] = &[
     op!(public Get "/healthz", "healthz", "Liveness check (no authentication)", healthz),
     op!(public Get "/metrics", "metrics", "Prometheus metrics (no authentication)", metrics),
-    op!(public Get "/openapi.json", "openapi", "This document (no authentication)", openapi),
     op!(Get "/opendms/admin/lifecycle", "show_lifecycle_controls",
         "Show the transition delays and injected failures", None, show_lifecycle_controls),
     op!(Put "/opendms/admin/lifecycle", "update_lifecycle_controls",
@@ -23,10 +23,6 @@ pub(crate) static OPERATIONS: &[Operation] = &[
 
 async fn healthz(_: Arc<ApiState>, _: Call) -> Result<Response, ApiError> {
     Ok(json(200, json!({"status": "ok"})))
-}
-
-async fn openapi(_: Arc<ApiState>, _: Call) -> Result<Response, ApiError> {
-    Ok(json(200, crate::routes::openapi()))
 }
 
 async fn metrics(state: Arc<ApiState>, _: Call) -> Result<Response, ApiError> {

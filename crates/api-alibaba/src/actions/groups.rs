@@ -5,8 +5,8 @@ use std::sync::Arc;
 use serde_json::{json, Map, Value};
 
 use super::instances::instance_of;
+use super::params::{fields, page_of, required, Fields};
 use super::topics::check_name;
-use super::{fields, page_of, required, Fields};
 use crate::envelope::AliError;
 use crate::request::Parsed;
 use crate::AliState;

@@ -8,7 +8,7 @@ use control::model::{
 use control::ListFilter;
 use serde_json::{json, Map, Value};
 
-use super::{boolean, fields, int, repeated, required, tag_params, Fields};
+use super::params::{boolean, fields, int, repeated, required, tag_params, Fields};
 use crate::envelope::AliError;
 use crate::request::Parsed;
 use crate::AliState;

@@ -6,7 +6,7 @@ use control::model::{AccessOperation, AccessResource, AccessRule, NamePattern, S
 use serde_json::{json, Map, Value};
 
 use super::instances::{deploy_type, instance_of};
-use super::{fields, required, Fields};
+use super::params::{fields, required, Fields};
 use crate::envelope::AliError;
 use crate::request::Parsed;
 use crate::AliState;

@@ -6,7 +6,7 @@ use control::model::Tag;
 use serde_json::{json, Map};
 
 use super::instances::all_instances;
-use super::{boolean, fields, repeated, required, tag_params, Fields};
+use super::params::{boolean, fields, repeated, required, tag_params, Fields};
 use crate::envelope::AliError;
 use crate::request::Parsed;
 use crate::AliState;

@@ -7,7 +7,7 @@ use control::model::NewTopic;
 use serde_json::{json, Map, Value};
 
 use super::instances::instance_of;
-use super::{boolean, fields, int, page_of, required, Fields};
+use super::params::{boolean, fields, int, page_of, required, Fields};
 use crate::envelope::AliError;
 use crate::request::Parsed;
 use crate::AliState;

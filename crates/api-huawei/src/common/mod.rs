@@ -11,7 +11,7 @@ mod tasks;
 
 use control::model::EngineKind::{Kafka, Rabbitmq, Rocketmq};
 
-use crate::routes::{op, Operation};
+use crate::operation::{op, Operation};
 
 pub(crate) static OPERATIONS: &[Operation] = &[
     // ---- where instances can live ------------------------------------------------------

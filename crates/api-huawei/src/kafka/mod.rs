@@ -8,7 +8,7 @@ mod topics;
 
 use control::model::EngineKind::Kafka;
 
-use crate::routes::{op, Operation};
+use crate::operation::{op, Operation};
 
 /// Every operation of `huaweicloudsdkkafka` 3.1.219 and 3.1.184.
 pub(crate) const SDK_OPERATIONS: &str = include_str!("sdk_operations.tsv");

@@ -5,7 +5,7 @@
 //! exchanges, queues, bindings, users, plug-ins) will live here with their request and
 //! response types.
 
-use crate::routes::Operation;
+use crate::operation::Operation;
 
 /// Every operation of `huaweicloudsdkrabbitmq` (the latest and 3.1.184).
 pub(crate) const SDK_OPERATIONS: &str = include_str!("sdk_operations.tsv");

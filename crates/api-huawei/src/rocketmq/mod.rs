@@ -5,7 +5,7 @@
 //! (topics and queues, consumer groups, messages, ACL users) will live here with their
 //! request and response types.
 
-use crate::routes::Operation;
+use crate::operation::Operation;
 
 /// Every operation of `huaweicloudsdkrocketmq`.
 pub(crate) const SDK_OPERATIONS: &str = include_str!("sdk_operations.tsv");
