@@ -231,6 +231,67 @@ pub(crate) fn strip(e: &LogError) -> String {
     }
 }
 
+/// A batch of opaque entries, for brokers that keep their own message format (AMQP, and
+/// RocketMQ next): a v2 batch header, so that the log indexes, checks and retains it like any
+/// batch, whose records section is `entries.len()` entries, each a u32 length and its bytes.
+/// The log gives entry `i` offset `base_offset + i`.
+pub fn encode_entries(entries: &[&[u8]], timestamp_ms: i64) -> Vec<u8> {
+    let body: usize = entries.iter().map(|e| 4 + e.len()).sum();
+    let mut b = Vec::with_capacity(HEADER_LEN + body);
+    let count = i32::try_from(entries.len()).unwrap_or(i32::MAX);
+    let batch_length = i32::try_from(HEADER_LEN - LOG_OVERHEAD + body).unwrap_or(i32::MAX);
+    b.extend_from_slice(&0i64.to_be_bytes());
+    b.extend_from_slice(&batch_length.to_be_bytes());
+    b.extend_from_slice(&(-1i32).to_be_bytes());
+    b.push(MAGIC as u8);
+    b.extend_from_slice(&0u32.to_be_bytes());
+    b.extend_from_slice(&0i16.to_be_bytes());
+    b.extend_from_slice(&(count - 1).to_be_bytes());
+    b.extend_from_slice(&timestamp_ms.to_be_bytes());
+    b.extend_from_slice(&timestamp_ms.to_be_bytes());
+    b.extend_from_slice(&(-1i64).to_be_bytes());
+    b.extend_from_slice(&(-1i16).to_be_bytes());
+    b.extend_from_slice(&(-1i32).to_be_bytes());
+    b.extend_from_slice(&count.to_be_bytes());
+    for e in entries {
+        b.extend_from_slice(&u32::try_from(e.len()).unwrap_or(u32::MAX).to_be_bytes());
+        b.extend_from_slice(e);
+    }
+    let crc = crc32c::crc32c(&b[CRC_START..]);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    b
+}
+
+/// The entries of consecutive batches written by [`encode_entries`] (as a read returns
+/// them), with their offsets. A batch that is not such a batch is an error.
+pub fn decode_entries(buf: &[u8]) -> Result<Vec<(i64, &[u8])>, LogError> {
+    let mut out = Vec::new();
+    let mut pos = 0usize;
+    while pos < buf.len() {
+        let rest = buf.get(pos..).unwrap_or_default();
+        let header = BatchHeader::parse(rest)?;
+        let batch = rest
+            .get(..header.total_len())
+            .ok_or_else(|| corrupt(format!("batch at byte {pos} is cut short")))?;
+        let mut at = HEADER_LEN;
+        for i in 0..header.records_count {
+            let len = batch
+                .get(at..at + 4)
+                .map(|l| u32::from_be_bytes([l[0], l[1], l[2], l[3]]) as usize)
+                .ok_or_else(|| {
+                    corrupt(format!("entry {i} of batch at byte {pos} has no length"))
+                })?;
+            let entry = batch
+                .get(at + 4..at + 4 + len)
+                .ok_or_else(|| corrupt(format!("entry {i} of batch at byte {pos} is cut short")))?;
+            out.push((header.base_offset + i64::from(i), entry));
+            at += 4 + len;
+        }
+        pos += header.total_len();
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 pub(crate) mod test_support {
     /// A valid v2 batch of `count` records (uncompressed; the records are opaque filler of
@@ -293,6 +354,29 @@ pub(crate) mod test_support {
 mod tests {
     use super::test_support::batch;
     use super::*;
+
+    #[test]
+    fn entries_round_trip_through_a_valid_batch() {
+        let a = encode_entries(&[b"one", b"", b"three"], 42);
+        let mut b = encode_entries(&[b"four"], 43);
+        b[..8].copy_from_slice(&3i64.to_be_bytes());
+        let split = split_batches(&a).unwrap();
+        assert_eq!(split[0].header.records_count, 3);
+        assert_eq!(split[0].header.offset_span(), 3);
+        let mut both = a.clone();
+        both.extend_from_slice(&b);
+        let got = decode_entries(&both).unwrap();
+        assert_eq!(
+            got,
+            vec![
+                (0, &b"one"[..]),
+                (1, &b""[..]),
+                (2, &b"three"[..]),
+                (3, &b"four"[..])
+            ]
+        );
+        assert!(decode_entries(&a[..a.len() - 1]).is_err());
+    }
 
     #[test]
     fn parses_all_fields() {

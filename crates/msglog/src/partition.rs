@@ -601,6 +601,13 @@ impl Partition {
         self.state.read().last_append_ms
     }
 
+    /// The offset where the active segment begins: everything below it sits in sealed
+    /// segments, which deleting records can drop whole without rolling a new segment.
+    pub fn active_segment_base(&self) -> i64 {
+        let s = self.state.read();
+        s.segments.last().map_or(s.log_start, |seg| seg.base)
+    }
+
     /// Number of segments (including the active one).
     pub fn segment_count(&self) -> usize {
         self.state.read().segments.len()

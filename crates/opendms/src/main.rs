@@ -1,5 +1,6 @@
 //! The `opendms` binary: command line, configuration and wiring.
 
+mod rabbitmq;
 mod serve;
 
 use std::io::Write;
@@ -30,6 +31,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Run a standalone Kafka-compatible cluster (N brokers in this process).
     Kafka(KafkaArgs),
+    /// Run a standalone RabbitMQ-compatible AMQP 0-9-1 broker.
+    Rabbitmq(rabbitmq::RabbitmqArgs),
 }
 
 #[derive(clap::Args)]
@@ -223,5 +226,6 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => runtime.block_on(serve::run(args)),
         Command::Kafka(args) => runtime.block_on(run_kafka(args)),
+        Command::Rabbitmq(args) => runtime.block_on(rabbitmq::run(args)),
     }
 }

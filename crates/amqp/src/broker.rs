@@ -1,0 +1,839 @@
+//! The broker: vhosts, users and permissions, the operations that change definitions (and
+//! make durable ones durable before answering), start-up recovery and the connection
+//! registry. The AMQP connections and the management API both act through it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use amq_protocol::types::FieldTable;
+use base64::Engine;
+use msglog::{LogIo, LogStore, StoreConfig};
+use parking_lot::{Mutex, RwLock};
+use rand::RngCore;
+use tokio::sync::{mpsc, watch};
+use tracing::{info, warn};
+
+use crate::auth::{Access, Permission, Permissions, User, HASHING_ALGORITHM};
+use crate::core::Core;
+use crate::definitions::{
+    self, BindingDef, Definitions, ExchangeDef, PermissionDef, QueueDef, UserDef, VHostDef,
+};
+use crate::error::AmqpError;
+use crate::exchange::{Binding, Destination, ExchangeKind};
+use crate::json::{json_to_table, table_to_json};
+use crate::message::{now_ms, QueuedMessage};
+use crate::queue::settings::{QueueKind, QueueSettings};
+use crate::queue::store::{LogWriter, QueueLog};
+use crate::queue::Queue;
+use crate::timers::Timers;
+use crate::vhost::VHost;
+
+/// Settings of one broker.
+#[derive(Clone, Debug)]
+pub struct AmqpConfig {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// The user created at first start (RabbitMQ's guest/guest), with full rights on "/".
+    pub default_user: Option<(String, String)>,
+    /// Users that may only connect from loopback addresses (RabbitMQ's `loopback_users`).
+    pub loopback_users: Vec<String>,
+    pub frame_max: u32,
+    pub channel_max: u16,
+    /// Heartbeat the server proposes, in seconds.
+    pub heartbeat: u16,
+    /// Largest message body accepted (RabbitMQ 3.8: 128 MiB).
+    pub max_message_size: u64,
+    /// Shown as `cluster_name` in the server properties.
+    pub cluster_name: String,
+    pub log_io: LogIo,
+    /// Storage quota of the instance's messages.
+    pub quota_bytes: Option<u64>,
+}
+
+impl AmqpConfig {
+    pub fn new(listen: SocketAddr, data_dir: PathBuf) -> AmqpConfig {
+        AmqpConfig {
+            listen,
+            data_dir,
+            default_user: Some(("guest".into(), "guest".into())),
+            loopback_users: vec!["guest".into()],
+            frame_max: 131_072,
+            channel_max: 2047,
+            heartbeat: 60,
+            max_message_size: 128 << 20,
+            cluster_name: "rabbit@opendms".into(),
+            log_io: LogIo::Direct,
+            quota_bytes: None,
+        }
+    }
+}
+
+/// What the management API shows of a connection.
+#[derive(Clone, Debug)]
+pub struct ConnectionInfo {
+    pub id: u64,
+    pub name: String,
+    pub peer: SocketAddr,
+    pub local: SocketAddr,
+    pub user: String,
+    pub vhost: String,
+    pub connected_at_ms: i64,
+    pub channels: usize,
+    pub client_properties: serde_json::Value,
+}
+
+/// A queue.declare.
+pub struct QueueDeclare<'a> {
+    pub name: &'a str,
+    pub passive: bool,
+    pub durable: bool,
+    pub exclusive: bool,
+    pub auto_delete: bool,
+    pub arguments: FieldTable,
+    /// The declaring connection (exclusive queues belong to it).
+    pub connection: Option<u64>,
+}
+
+/// An exchange.declare.
+pub struct ExchangeDeclare {
+    pub name: String,
+    pub kind: ExchangeKind,
+    pub durable: bool,
+    pub auto_delete: bool,
+    pub internal: bool,
+    pub arguments: FieldTable,
+}
+
+pub struct Broker {
+    pub config: AmqpConfig,
+    pub(crate) core: Arc<Core>,
+    vhosts: RwLock<BTreeMap<String, Arc<VHost>>>,
+    users: RwLock<BTreeMap<String, User>>,
+    permissions: RwLock<Permissions>,
+    connections: Mutex<BTreeMap<u64, ConnectionInfo>>,
+    closers: Mutex<HashMap<u64, watch::Sender<Option<String>>>>,
+    next_connection: AtomicU64,
+    save_lock: tokio::sync::Mutex<()>,
+    definitions_path: PathBuf,
+}
+
+/// 16 random bytes as RabbitMQ's generated names write them (`amq.gen-…`, `amq.ctag-…`).
+pub fn generated_name(prefix: &str) -> String {
+    let mut b = [0u8; 16];
+    rand::thread_rng().fill_bytes(&mut b);
+    format!(
+        "{prefix}{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+    )
+}
+
+fn storage_id() -> String {
+    let mut b = [0u8; 8];
+    rand::thread_rng().fill_bytes(&mut b);
+    format!(
+        "q-{}",
+        b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+    )
+}
+
+impl Broker {
+    /// Opens the data directory, recovering definitions and persistent messages. Spawns
+    /// the timer task and the definitions saver on the current runtime.
+    pub async fn open(config: AmqpConfig) -> Result<Arc<Broker>, std::io::Error> {
+        let dir = config.data_dir.clone();
+        let store_config = StoreConfig {
+            quota_bytes: config.quota_bytes,
+            io: config.log_io,
+            ..StoreConfig::default()
+        };
+        let (store, defs) = tokio::task::spawn_blocking(move || {
+            std::fs::create_dir_all(&dir)?;
+            let store = LogStore::open(&dir.join("messages"), store_config)
+                .map_err(std::io::Error::other)?;
+            let defs = definitions::load(&dir.join("definitions.json"))?;
+            Ok::<_, std::io::Error>((store, defs))
+        })
+        .await
+        .map_err(std::io::Error::other)??;
+        let (timers, _timer_task) = Timers::start();
+        let (save_tx, mut save_rx) = mpsc::unbounded_channel();
+        let core = Core::new(
+            timers,
+            Arc::new(store),
+            config.data_dir.join("acks"),
+            LogWriter::start(),
+            save_tx,
+        );
+        let broker = Arc::new(Broker {
+            definitions_path: config.data_dir.join("definitions.json"),
+            config,
+            core,
+            vhosts: RwLock::new(BTreeMap::new()),
+            users: RwLock::new(BTreeMap::new()),
+            permissions: RwLock::new(Permissions::default()),
+            connections: Mutex::new(BTreeMap::new()),
+            closers: Mutex::new(HashMap::new()),
+            next_connection: AtomicU64::new(1),
+            save_lock: tokio::sync::Mutex::new(()),
+        });
+        let first_start = defs.is_none();
+        match defs {
+            Some(d) => broker.restore(d).await?,
+            None => broker.first_start(),
+        }
+        if first_start {
+            broker.save().await?;
+        }
+        // Saves asked for by changes the broker makes on its own.
+        let weak = Arc::downgrade(&broker);
+        tokio::spawn(async move {
+            while save_rx.recv().await.is_some() {
+                while save_rx.try_recv().is_ok() {}
+                let Some(b) = weak.upgrade() else { return };
+                if let Err(e) = b.save().await {
+                    warn!(error = %e, "cannot save the definitions");
+                }
+            }
+        });
+        Ok(broker)
+    }
+
+    fn first_start(&self) {
+        self.vhosts
+            .write()
+            .insert("/".into(), VHost::new("/", self.core.clone()));
+        if let Some((user, password)) = &self.config.default_user {
+            self.users.write().insert(
+                user.clone(),
+                User::new(user, password, vec!["administrator".into()]),
+            );
+            self.permissions.write().set(Permission {
+                user: user.clone(),
+                vhost: "/".into(),
+                configure: ".*".into(),
+                write: ".*".into(),
+                read: ".*".into(),
+            });
+        }
+        info!("amqp broker initialised: vhost '/' and the default user");
+    }
+
+    /// Rebuilds the broker from its definitions and queue logs.
+    async fn restore(self: &Arc<Self>, d: Definitions) -> Result<(), std::io::Error> {
+        for v in &d.vhosts {
+            self.vhosts
+                .write()
+                .insert(v.name.clone(), VHost::new(&v.name, self.core.clone()));
+        }
+        for u in &d.users {
+            self.users.write().insert(
+                u.name.clone(),
+                User {
+                    name: u.name.clone(),
+                    password_hash: u.password_hash.clone(),
+                    tags: split_tags(&u.tags),
+                },
+            );
+        }
+        for p in &d.permissions {
+            self.permissions.write().set(Permission {
+                user: p.user.clone(),
+                vhost: p.vhost.clone(),
+                configure: p.configure.clone(),
+                write: p.write.clone(),
+                read: p.read.clone(),
+            });
+        }
+        for e in &d.exchanges {
+            let (Some(v), Some(kind)) = (self.vhost(&e.vhost), ExchangeKind::parse(&e.kind)) else {
+                continue;
+            };
+            let _ = v.declare_exchange(
+                &e.name,
+                kind,
+                e.durable,
+                e.auto_delete,
+                e.internal,
+                json_to_table(&e.arguments),
+            );
+        }
+        let mut messages = 0usize;
+        for q in &d.queues {
+            let Some(v) = self.vhost(&q.vhost) else {
+                continue;
+            };
+            let arguments = json_to_table(&q.arguments);
+            let settings = match QueueSettings::parse(&arguments, &q.name, &q.vhost) {
+                Ok(s) => s,
+                Err(e) => {
+                    warn!(queue = %q.name, error = %e, "stored queue has bad arguments; skipped");
+                    continue;
+                }
+            };
+            let (log, restored) = match &q.opendms_log {
+                Some(id) => {
+                    let (store, acks, writer, id) = (
+                        self.core.store.clone(),
+                        self.core.acks_dir.clone(),
+                        self.core.writer.clone(),
+                        id.clone(),
+                    );
+                    let opened = tokio::task::spawn_blocking(move || {
+                        QueueLog::open(&store, &acks, &id, writer)
+                    })
+                    .await
+                    .map_err(std::io::Error::other)??;
+                    (Some(opened.0), opened.1)
+                }
+                None => (None, Vec::new()),
+            };
+            let queue = Queue::new(
+                &q.name,
+                &q.vhost,
+                q.durable,
+                q.auto_delete,
+                None,
+                arguments,
+                settings,
+                v.hooks(),
+                log,
+            );
+            let now = now_ms();
+            let recovered: Vec<QueuedMessage> = restored
+                .into_iter()
+                .enumerate()
+                .map(|(i, (offset, m))| {
+                    let m = Arc::new(m);
+                    QueuedMessage {
+                        expires_at_ms: expiry(&queue.settings, &m, now),
+                        message: m,
+                        redelivered: false,
+                        deliveries: 0,
+                        seq: i as u64,
+                        offset: Some(offset),
+                    }
+                })
+                .collect();
+            messages += recovered.len();
+            queue.restore(recovered);
+            let _ = v.insert_queue(queue.clone());
+            queue.drain();
+        }
+        for b in &d.bindings {
+            let Some(v) = self.vhost(&b.vhost) else {
+                continue;
+            };
+            let destination = if b.destination_type == "exchange" {
+                Destination::Exchange(b.destination.clone())
+            } else {
+                Destination::Queue(b.destination.clone())
+            };
+            let _ = v.bind(
+                &b.source,
+                Binding {
+                    destination,
+                    routing_key: b.routing_key.clone(),
+                    arguments: json_to_table(&b.arguments),
+                },
+            );
+        }
+        info!(
+            vhosts = d.vhosts.len(),
+            queues = d.queues.len(),
+            messages,
+            "amqp definitions and messages recovered"
+        );
+        Ok(())
+    }
+
+    /// What the definitions file holds now.
+    pub fn snapshot(&self) -> Definitions {
+        let mut d = Definitions {
+            rabbit_version: definitions::RABBIT_VERSION.into(),
+            rabbitmq_version: definitions::RABBIT_VERSION.into(),
+            product_name: "RabbitMQ".into(),
+            product_version: definitions::RABBIT_VERSION.into(),
+            ..Definitions::default()
+        };
+        d.users = self
+            .users
+            .read()
+            .values()
+            .map(|u| UserDef {
+                name: u.name.clone(),
+                password_hash: u.password_hash.clone(),
+                hashing_algorithm: HASHING_ALGORITHM.into(),
+                tags: u.tags.join(","),
+                limits: serde_json::json!({}),
+            })
+            .collect();
+        d.permissions = self
+            .permissions
+            .read()
+            .all()
+            .into_iter()
+            .map(|p| PermissionDef {
+                user: p.user,
+                vhost: p.vhost,
+                configure: p.configure,
+                write: p.write,
+                read: p.read,
+            })
+            .collect();
+        for v in self.vhosts() {
+            d.vhosts.push(VHostDef {
+                name: v.name.clone(),
+            });
+            for e in v
+                .exchanges()
+                .iter()
+                .filter(|e| e.durable && !e.name.starts_with("amq."))
+            {
+                d.exchanges.push(ExchangeDef {
+                    name: e.name.clone(),
+                    vhost: v.name.clone(),
+                    kind: e.kind.as_str().into(),
+                    durable: true,
+                    auto_delete: e.auto_delete,
+                    internal: e.internal,
+                    arguments: table_to_json(&e.arguments),
+                });
+            }
+            for q in v.queues().iter().filter(|q| q.durable) {
+                d.queues.push(QueueDef {
+                    name: q.name.clone(),
+                    vhost: v.name.clone(),
+                    durable: true,
+                    auto_delete: q.auto_delete,
+                    arguments: table_to_json(&q.arguments),
+                    opendms_log: q.log().map(|l| l.id.clone()),
+                });
+            }
+            for (source, b) in v.bindings() {
+                if source.is_empty() {
+                    continue;
+                }
+                let durable_source = v.exchange(&source).is_some_and(|e| e.durable);
+                let durable_dest = match &b.destination {
+                    Destination::Queue(q) => v.queue(q).is_some_and(|q| q.durable),
+                    Destination::Exchange(e) => v.exchange(e).is_some_and(|e| e.durable),
+                };
+                if durable_source && durable_dest {
+                    d.bindings.push(BindingDef {
+                        source,
+                        vhost: v.name.clone(),
+                        destination: b.destination.name().to_string(),
+                        destination_type: b.destination.kind().into(),
+                        routing_key: b.routing_key.clone(),
+                        arguments: table_to_json(&b.arguments),
+                    });
+                }
+            }
+        }
+        d
+    }
+
+    /// Writes the definitions as they are now; answers once they are on disk.
+    pub async fn save(&self) -> Result<(), std::io::Error> {
+        let _one_at_a_time = self.save_lock.lock().await;
+        let snapshot = self.snapshot();
+        let path = self.definitions_path.clone();
+        tokio::task::spawn_blocking(move || definitions::save(&path, &snapshot))
+            .await
+            .map_err(std::io::Error::other)?
+    }
+
+    async fn save_or_internal(&self) -> Result<(), AmqpError> {
+        self.save()
+            .await
+            .map_err(|e| AmqpError::internal(format!("cannot store definitions: {e}")))
+    }
+
+    // ---- vhosts, users, permissions --------------------------------------------------
+
+    pub fn vhost(&self, name: &str) -> Option<Arc<VHost>> {
+        self.vhosts.read().get(name).cloned()
+    }
+
+    pub fn vhosts(&self) -> Vec<Arc<VHost>> {
+        self.vhosts.read().values().cloned().collect()
+    }
+
+    pub async fn add_vhost(&self, name: &str) -> Result<bool, AmqpError> {
+        let created = {
+            let mut v = self.vhosts.write();
+            if v.contains_key(name) {
+                false
+            } else {
+                v.insert(name.to_string(), VHost::new(name, self.core.clone()));
+                true
+            }
+        };
+        if created {
+            self.save_or_internal().await?;
+        }
+        Ok(created)
+    }
+
+    pub async fn delete_vhost(&self, name: &str) -> Result<bool, AmqpError> {
+        let Some(v) = self.vhosts.write().remove(name) else {
+            return Ok(false);
+        };
+        for q in v.queues() {
+            if let Some(q) = v.remove_queue(&q.name) {
+                v.forget(q);
+            }
+        }
+        self.permissions.write().remove_vhost(name);
+        self.close_connections(|c| c.vhost == name, "vhost deleted");
+        self.save_or_internal().await?;
+        Ok(true)
+    }
+
+    pub fn user(&self, name: &str) -> Option<User> {
+        self.users.read().get(name).cloned()
+    }
+
+    pub fn users(&self) -> Vec<User> {
+        self.users.read().values().cloned().collect()
+    }
+
+    pub async fn put_user(&self, user: User) -> Result<(), AmqpError> {
+        self.users.write().insert(user.name.clone(), user);
+        self.save_or_internal().await
+    }
+
+    pub async fn delete_user(&self, name: &str) -> Result<bool, AmqpError> {
+        let existed = self.users.write().remove(name).is_some();
+        if existed {
+            self.permissions.write().remove_user(name);
+            self.close_connections(|c| c.user == name, "user deleted");
+            self.save_or_internal().await?;
+        }
+        Ok(existed)
+    }
+
+    pub fn permissions(&self) -> Vec<Permission> {
+        self.permissions.read().all()
+    }
+
+    pub async fn set_permission(&self, p: Permission) -> Result<(), AmqpError> {
+        self.permissions.write().set(p);
+        self.save_or_internal().await
+    }
+
+    pub async fn clear_permission(&self, user: &str, vhost: &str) -> Result<bool, AmqpError> {
+        let removed = self.permissions.write().remove(user, vhost);
+        if removed {
+            self.save_or_internal().await?;
+        }
+        Ok(removed)
+    }
+
+    pub fn may_access_vhost(&self, user: &str, vhost: &str) -> bool {
+        self.permissions.read().has_vhost(user, vhost)
+    }
+
+    /// Checks `access` to a resource, as RabbitMQ refuses it.
+    pub fn check(
+        &self,
+        user: &str,
+        vhost: &str,
+        access: Access,
+        kind: &str,
+        name: &str,
+    ) -> Result<(), AmqpError> {
+        if self.permissions.read().allows(user, vhost, access, name) {
+            return Ok(());
+        }
+        let what = match access {
+            Access::Configure => "configure",
+            Access::Write => "write",
+            Access::Read => "read",
+        };
+        Err(AmqpError::access_refused(format!(
+            "{what} access to {kind} '{name}' in vhost '{vhost}' refused for user '{user}'"
+        )))
+    }
+
+    // ---- queues ----------------------------------------------------------------------
+
+    /// queue.declare: the queue, and whether it was created.
+    pub async fn declare_queue(
+        &self,
+        vhost: &Arc<VHost>,
+        d: QueueDeclare<'_>,
+    ) -> Result<(Arc<Queue>, bool), AmqpError> {
+        let locked = |q: &Queue| {
+            AmqpError::resource_locked(format!(
+                "cannot obtain exclusive access to locked queue '{}' in vhost '{}'. It could be originally declared on another connection or the exclusive property value does not match that of the original declaration.",
+                q.name, vhost.name
+            ))
+        };
+        if let Some(q) = vhost.queue(d.name) {
+            if q.exclusive_owner.is_some() && q.exclusive_owner != d.connection {
+                return Err(locked(&q));
+            }
+            if !d.passive {
+                let settings = QueueSettings::parse(&d.arguments, d.name, &vhost.name)?;
+                vhost.check_equivalent(&q, d.durable, d.auto_delete, &settings)?;
+                if d.exclusive != q.exclusive_owner.is_some() {
+                    return Err(locked(&q));
+                }
+            }
+            q.touch();
+            return Ok((q, false));
+        }
+        if d.passive {
+            return Err(vhost.no_queue(d.name));
+        }
+        let settings = QueueSettings::parse(&d.arguments, d.name, &vhost.name)?;
+        if settings.kind == QueueKind::Quorum {
+            let bad = |what: &str| {
+                AmqpError::precondition(format!(
+                    "invalid property '{what}' for queue '{}' in vhost '{}'",
+                    d.name, vhost.name
+                ))
+            };
+            if !d.durable {
+                return Err(bad("non-durable"));
+            }
+            if d.exclusive {
+                return Err(bad("exclusive-owner"));
+            }
+            if d.auto_delete {
+                return Err(bad("auto-delete"));
+            }
+        }
+        let log = if d.durable {
+            let (store, acks, writer, id) = (
+                self.core.store.clone(),
+                self.core.acks_dir.clone(),
+                self.core.writer.clone(),
+                storage_id(),
+            );
+            let (log, _) =
+                tokio::task::spawn_blocking(move || QueueLog::open(&store, &acks, &id, writer))
+                    .await
+                    .map_err(|e| AmqpError::internal(e.to_string()))?
+                    .map_err(|e| {
+                        AmqpError::internal(format!("cannot create the queue's storage: {e}"))
+                    })?;
+            Some(log)
+        } else {
+            None
+        };
+        let queue = Queue::new(
+            d.name,
+            &vhost.name,
+            d.durable,
+            d.auto_delete,
+            d.exclusive.then_some(d.connection).flatten(),
+            d.arguments,
+            settings,
+            vhost.hooks(),
+            log.clone(),
+        );
+        match vhost.insert_queue(queue) {
+            Ok(q) => {
+                if q.durable {
+                    self.save_or_internal().await?;
+                }
+                q.touch();
+                Ok((q, true))
+            }
+            // Another connection declared it meanwhile: theirs stands.
+            Err(existing) => {
+                if let Some(log) = log {
+                    self.core.remove_log(log);
+                }
+                Ok((existing, false))
+            }
+        }
+    }
+
+    /// queue.delete: answers how many messages the queue held.
+    pub async fn delete_queue(
+        &self,
+        vhost: &Arc<VHost>,
+        name: &str,
+        if_unused: bool,
+        if_empty: bool,
+        connection: Option<u64>,
+    ) -> Result<usize, AmqpError> {
+        let Some(q) = vhost.queue(name) else {
+            return Ok(0);
+        };
+        if q.exclusive_owner.is_some() && connection.is_some() && q.exclusive_owner != connection {
+            return Err(AmqpError::resource_locked(format!(
+                "cannot obtain exclusive access to locked queue '{name}' in vhost '{}'. It could be originally declared on another connection or the exclusive property value does not match that of the original declaration.",
+                vhost.name
+            )));
+        }
+        let (ready, _, consumers) = q.counts();
+        if if_unused && consumers > 0 {
+            return Err(AmqpError::precondition(format!(
+                "queue '{name}' in vhost '{}' in use",
+                vhost.name
+            )));
+        }
+        if if_empty && ready > 0 {
+            return Err(AmqpError::precondition(format!(
+                "queue '{name}' in vhost '{}' not empty",
+                vhost.name
+            )));
+        }
+        let Some(q) = vhost.remove_queue(name) else {
+            return Ok(0);
+        };
+        let durable = q.durable;
+        let n = vhost.forget(q);
+        if durable {
+            self.save_or_internal().await?;
+        }
+        Ok(n)
+    }
+
+    /// exchange.declare (not passive): answers whether it was created.
+    pub async fn declare_exchange(
+        &self,
+        vhost: &Arc<VHost>,
+        d: ExchangeDeclare,
+    ) -> Result<bool, AmqpError> {
+        let created = vhost.declare_exchange(
+            &d.name,
+            d.kind,
+            d.durable,
+            d.auto_delete,
+            d.internal,
+            d.arguments,
+        )?;
+        if created && d.durable {
+            self.save_or_internal().await?;
+        }
+        Ok(created)
+    }
+
+    pub async fn delete_exchange(
+        &self,
+        vhost: &Arc<VHost>,
+        name: &str,
+        if_unused: bool,
+    ) -> Result<(), AmqpError> {
+        if let Some(ex) = vhost.delete_exchange(name, if_unused)? {
+            if ex.durable {
+                self.save_or_internal().await?;
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn bind(
+        &self,
+        vhost: &Arc<VHost>,
+        source: &str,
+        b: Binding,
+    ) -> Result<(), AmqpError> {
+        vhost.bind(source, b)?;
+        self.save_or_internal().await
+    }
+
+    pub async fn unbind(
+        &self,
+        vhost: &Arc<VHost>,
+        source: &str,
+        b: &Binding,
+    ) -> Result<bool, AmqpError> {
+        let removed = vhost.unbind(source, b)?;
+        if removed {
+            self.save_or_internal().await?;
+        }
+        Ok(removed)
+    }
+
+    // ---- connections -----------------------------------------------------------------
+
+    pub(crate) fn register(&self, info: ConnectionInfo) -> watch::Receiver<Option<String>> {
+        let (tx, rx) = watch::channel(None);
+        self.closers.lock().insert(info.id, tx);
+        self.connections.lock().insert(info.id, info);
+        rx
+    }
+
+    pub(crate) fn update_connection(&self, id: u64, f: impl FnOnce(&mut ConnectionInfo)) {
+        if let Some(c) = self.connections.lock().get_mut(&id) {
+            f(c);
+        }
+    }
+
+    pub(crate) fn unregister(&self, id: u64) {
+        self.connections.lock().remove(&id);
+        self.closers.lock().remove(&id);
+    }
+
+    pub(crate) fn next_connection_id(&self) -> u64 {
+        self.next_connection.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub fn connections(&self) -> Vec<ConnectionInfo> {
+        self.connections.lock().values().cloned().collect()
+    }
+
+    /// Closes connections (connection.close 320 CONNECTION_FORCED with `reason`).
+    pub fn close_connections(
+        &self,
+        which: impl Fn(&ConnectionInfo) -> bool,
+        reason: &str,
+    ) -> usize {
+        let ids: Vec<u64> = self
+            .connections
+            .lock()
+            .values()
+            .filter(|c| which(c))
+            .map(|c| c.id)
+            .collect();
+        let closers = self.closers.lock();
+        for id in &ids {
+            if let Some(tx) = closers.get(id) {
+                let _ = tx.send(Some(reason.to_string()));
+            }
+        }
+        ids.len()
+    }
+
+    /// Bytes of persistent messages on disk.
+    pub fn used_bytes(&self) -> u64 {
+        self.core.store.used_bytes()
+    }
+
+    /// Stops writing: queued disk writes finish first.
+    pub fn stop(&self) {
+        self.close_connections(|_| true, "broker shutdown");
+        self.core.writer.stop();
+        if let Err(e) = self.core.store.flush_all() {
+            warn!(error = %e, "flushing queue logs at shutdown failed");
+        }
+    }
+}
+
+fn split_tags(tags: &str) -> Vec<String> {
+    tags.split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+fn expiry(settings: &QueueSettings, m: &crate::message::Message, _now: i64) -> Option<i64> {
+    let ttl = match (settings.message_ttl, m.expiration_ms()) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }?;
+    Some(
+        m.published_ms
+            .saturating_add(i64::try_from(ttl).unwrap_or(i64::MAX)),
+    )
+}

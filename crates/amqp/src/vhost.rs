@@ -1,0 +1,556 @@
+//! A virtual host: its exchanges, queues and bindings, routing, and what queues ask of it
+//! (dead letters, timers, removal).
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Weak};
+
+use amq_protocol::types::FieldTable;
+use parking_lot::RwLock;
+use tracing::debug;
+
+use crate::core::Core;
+use crate::error::AmqpError;
+use crate::exchange::{Binding, Destination, Exchange, ExchangeKind};
+use crate::message::{now_ms, table_int, Message};
+use crate::queue::dead_letter::{is_cycle, DeadLetter};
+use crate::queue::settings::QueueSettings;
+use crate::queue::store::QueueLog;
+use crate::queue::{Enqueued, Hooks, Queue};
+use crate::reply_to::ReplyTo;
+use crate::timers::Timer;
+
+/// The exchanges every vhost has (RabbitMQ's defaults).
+const BUILT_IN: &[(&str, ExchangeKind, bool)] = &[
+    ("amq.direct", ExchangeKind::Direct, false),
+    ("amq.fanout", ExchangeKind::Fanout, false),
+    ("amq.topic", ExchangeKind::Topic, false),
+    ("amq.headers", ExchangeKind::Headers, false),
+    ("amq.match", ExchangeKind::Headers, false),
+    ("amq.rabbitmq.trace", ExchangeKind::Topic, true),
+];
+
+/// What publishing a message to its queues did.
+#[derive(Default)]
+pub struct Published {
+    /// Some queue refused it (full, reject-publish): a confirm is a nack.
+    pub refused: bool,
+    /// Disk writes a confirm of a persistent message waits for.
+    pub writes: Vec<(Arc<QueueLog>, i64)>,
+}
+
+pub struct VHost {
+    pub name: String,
+    pub(crate) core: Arc<Core>,
+    me: Weak<VHost>,
+    exchanges: RwLock<HashMap<String, Arc<Exchange>>>,
+    queues: RwLock<HashMap<String, Arc<Queue>>>,
+    /// Requesters of direct reply-to.
+    pub(crate) reply_to: ReplyTo,
+}
+
+impl VHost {
+    pub fn new(name: &str, core: Arc<Core>) -> Arc<VHost> {
+        let v = Arc::new_cyclic(|me| VHost {
+            name: name.to_string(),
+            core,
+            me: me.clone(),
+            exchanges: RwLock::new(HashMap::new()),
+            queues: RwLock::new(HashMap::new()),
+            reply_to: ReplyTo::default(),
+        });
+        {
+            let mut ex = v.exchanges.write();
+            for (n, kind, internal) in BUILT_IN {
+                ex.insert(
+                    n.to_string(),
+                    Arc::new(Exchange::new(
+                        n,
+                        *kind,
+                        true,
+                        false,
+                        *internal,
+                        FieldTable::default(),
+                    )),
+                );
+            }
+        }
+        v
+    }
+
+    pub fn hooks(&self) -> Weak<dyn Hooks> {
+        let w: Weak<dyn Hooks> = self.me.clone();
+        w
+    }
+
+    fn no_exchange(&self, name: &str) -> AmqpError {
+        AmqpError::not_found(format!("no exchange '{name}' in vhost '{}'", self.name))
+    }
+
+    pub fn no_queue(&self, name: &str) -> AmqpError {
+        AmqpError::not_found(format!("no queue '{name}' in vhost '{}'", self.name))
+    }
+
+    pub fn exchange(&self, name: &str) -> Option<Arc<Exchange>> {
+        self.exchanges.read().get(name).cloned()
+    }
+
+    pub fn exchanges(&self) -> Vec<Arc<Exchange>> {
+        let mut all: Vec<Arc<Exchange>> = self.exchanges.read().values().cloned().collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        all
+    }
+
+    pub fn queue(&self, name: &str) -> Option<Arc<Queue>> {
+        self.queues.read().get(name).cloned()
+    }
+
+    pub fn queues(&self) -> Vec<Arc<Queue>> {
+        let mut all: Vec<Arc<Queue>> = self.queues.read().values().cloned().collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        all
+    }
+
+    // ---- exchanges -------------------------------------------------------------------
+
+    /// exchange.declare (not passive): creates it, or checks an existing one is the same.
+    /// Answers whether it was created.
+    pub fn declare_exchange(
+        &self,
+        name: &str,
+        kind: ExchangeKind,
+        durable: bool,
+        auto_delete: bool,
+        internal: bool,
+        arguments: FieldTable,
+    ) -> Result<bool, AmqpError> {
+        let mut exchanges = self.exchanges.write();
+        if let Some(existing) = exchanges.get(name) {
+            let diff = |what: &str, got: String, have: String| {
+                AmqpError::precondition(format!(
+                    "inequivalent arg '{what}' for exchange '{name}' in vhost '{}': received '{got}' but current is '{have}'",
+                    self.name
+                ))
+            };
+            if existing.kind != kind {
+                return Err(diff(
+                    "type",
+                    kind.as_str().into(),
+                    existing.kind.as_str().into(),
+                ));
+            }
+            if existing.durable != durable {
+                return Err(diff(
+                    "durable",
+                    durable.to_string(),
+                    existing.durable.to_string(),
+                ));
+            }
+            if existing.auto_delete != auto_delete {
+                return Err(diff(
+                    "auto_delete",
+                    auto_delete.to_string(),
+                    existing.auto_delete.to_string(),
+                ));
+            }
+            if existing.internal != internal {
+                return Err(diff(
+                    "internal",
+                    internal.to_string(),
+                    existing.internal.to_string(),
+                ));
+            }
+            return Ok(false);
+        }
+        if kind == ExchangeKind::Delayed && !arguments.contains_key("x-delayed-type") {
+            return Err(AmqpError::precondition(
+                "Invalid argument, 'x-delayed-type' must be an existing exchange type",
+            ));
+        }
+        exchanges.insert(
+            name.to_string(),
+            Arc::new(Exchange::new(
+                name,
+                kind,
+                durable,
+                auto_delete,
+                internal,
+                arguments,
+            )),
+        );
+        Ok(true)
+    }
+
+    /// exchange.delete: answers the deleted exchange (to forget it durably if it was).
+    pub fn delete_exchange(
+        &self,
+        name: &str,
+        if_unused: bool,
+    ) -> Result<Option<Arc<Exchange>>, AmqpError> {
+        let mut exchanges = self.exchanges.write();
+        let Some(ex) = exchanges.get(name).cloned() else {
+            return Ok(None);
+        };
+        if if_unused {
+            let has_bindings = !ex.bindings.read().is_empty()
+                || exchanges.values().any(|e| {
+                    e.bindings
+                        .read()
+                        .iter()
+                        .any(|b| b.destination == Destination::Exchange(name.to_string()))
+                });
+            if has_bindings {
+                return Err(AmqpError::precondition(format!(
+                    "exchange '{name}' in vhost '{}' in use",
+                    self.name
+                )));
+            }
+        }
+        exchanges.remove(name);
+        let me = Destination::Exchange(name.to_string());
+        for e in exchanges.values() {
+            e.unbind_destination(&me);
+        }
+        Ok(Some(ex))
+    }
+
+    // ---- queues ------------------------------------------------------------------------
+
+    /// Inserts a queue made by the caller; answers the one already there if another
+    /// connection created it first.
+    pub fn insert_queue(&self, queue: Arc<Queue>) -> Result<Arc<Queue>, Arc<Queue>> {
+        let mut queues = self.queues.write();
+        if let Some(existing) = queues.get(&queue.name) {
+            return Err(existing.clone());
+        }
+        queues.insert(queue.name.clone(), queue.clone());
+        Ok(queue)
+    }
+
+    /// Checks a redeclare against the existing queue, as RabbitMQ does.
+    pub fn check_equivalent(
+        &self,
+        q: &Queue,
+        durable: bool,
+        auto_delete: bool,
+        settings: &QueueSettings,
+    ) -> Result<(), AmqpError> {
+        let diff = |what: &str, got: String, have: String| {
+            AmqpError::precondition(format!(
+                "inequivalent arg '{what}' for queue '{}' in vhost '{}': received '{got}' but current is '{have}'",
+                q.name, self.name
+            ))
+        };
+        if q.durable != durable {
+            return Err(diff("durable", durable.to_string(), q.durable.to_string()));
+        }
+        if q.auto_delete != auto_delete {
+            return Err(diff(
+                "auto_delete",
+                auto_delete.to_string(),
+                q.auto_delete.to_string(),
+            ));
+        }
+        let s = &q.settings;
+        let num = |v: Option<u64>| v.map_or("none".to_string(), |v| v.to_string());
+        if s.message_ttl != settings.message_ttl {
+            return Err(diff(
+                "x-message-ttl",
+                num(settings.message_ttl),
+                num(s.message_ttl),
+            ));
+        }
+        if s.max_length != settings.max_length {
+            return Err(diff(
+                "x-max-length",
+                num(settings.max_length),
+                num(s.max_length),
+            ));
+        }
+        if s.max_priority != settings.max_priority {
+            return Err(diff(
+                "x-max-priority",
+                num(settings.max_priority.map(u64::from)),
+                num(s.max_priority.map(u64::from)),
+            ));
+        }
+        if s.kind != settings.kind {
+            return Err(diff(
+                "x-queue-type",
+                settings.kind.as_str().into(),
+                s.kind.as_str().into(),
+            ));
+        }
+        if s.dead_letter_exchange != settings.dead_letter_exchange {
+            return Err(diff(
+                "x-dead-letter-exchange",
+                settings.dead_letter_exchange.clone().unwrap_or_default(),
+                s.dead_letter_exchange.clone().unwrap_or_default(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Removes a queue and its bindings; answers it (its consumers are told by the caller).
+    pub fn remove_queue(&self, name: &str) -> Option<Arc<Queue>> {
+        let q = self.queues.write().remove(name)?;
+        let dest = Destination::Queue(name.to_string());
+        let mut emptied = Vec::new();
+        for e in self.exchanges.read().values() {
+            if e.unbind_destination(&dest) > 0 && e.auto_delete && e.bindings.read().is_empty() {
+                emptied.push(e.name.clone());
+            }
+        }
+        for e in emptied {
+            let _ = self.delete_exchange(&e, false);
+        }
+        Some(q)
+    }
+
+    /// After a queue left the vhost: tells its consumers (basic.cancel to clients that asked
+    /// for it) and deletes its stored messages. Answers how many messages it held.
+    pub fn forget(&self, q: Arc<Queue>) -> usize {
+        let (consumers, ready) = q.delete();
+        for c in consumers {
+            c.channel.cancelled_by_server(&c.tag);
+        }
+        if let Some(log) = q.log() {
+            self.core.remove_log(log.clone());
+        }
+        ready
+    }
+
+    /// Queues owned by a connection that closed.
+    pub fn exclusive_queues_of(&self, connection: u64) -> Vec<Arc<Queue>> {
+        self.queues
+            .read()
+            .values()
+            .filter(|q| q.exclusive_owner == Some(connection))
+            .cloned()
+            .collect()
+    }
+
+    // ---- bindings ----------------------------------------------------------------------
+
+    pub fn bind(&self, source: &str, b: Binding) -> Result<(), AmqpError> {
+        if source.is_empty() {
+            return Err(AmqpError::access_refused(
+                "operation not permitted on the default exchange",
+            ));
+        }
+        let ex = self
+            .exchange(source)
+            .ok_or_else(|| self.no_exchange(source))?;
+        match &b.destination {
+            Destination::Queue(q) if self.queue(q).is_none() => return Err(self.no_queue(q)),
+            Destination::Exchange(e) if self.exchange(e).is_none() => {
+                return Err(self.no_exchange(e))
+            }
+            _ => {}
+        }
+        ex.bind(b);
+        Ok(())
+    }
+
+    /// Removes a binding; answers whether it existed. An auto-delete exchange left without
+    /// bindings is deleted.
+    pub fn unbind(&self, source: &str, b: &Binding) -> Result<bool, AmqpError> {
+        if source.is_empty() {
+            return Err(AmqpError::access_refused(
+                "operation not permitted on the default exchange",
+            ));
+        }
+        let ex = self
+            .exchange(source)
+            .ok_or_else(|| self.no_exchange(source))?;
+        match &b.destination {
+            Destination::Queue(q) if self.queue(q).is_none() => return Err(self.no_queue(q)),
+            Destination::Exchange(e) if self.exchange(e).is_none() => {
+                return Err(self.no_exchange(e))
+            }
+            _ => {}
+        }
+        let removed = ex.unbind(b);
+        if removed && ex.auto_delete && ex.bindings.read().is_empty() {
+            let _ = self.delete_exchange(source, false);
+        }
+        Ok(removed)
+    }
+
+    /// Every binding, as (source, binding), sorted (the default exchange's implicit ones
+    /// first, as the management API lists them).
+    pub fn bindings(&self) -> Vec<(String, Binding)> {
+        let mut out: Vec<(String, Binding)> = self
+            .queues()
+            .iter()
+            .map(|q| {
+                (
+                    String::new(),
+                    Binding {
+                        destination: Destination::Queue(q.name.clone()),
+                        routing_key: q.name.clone(),
+                        arguments: FieldTable::default(),
+                    },
+                )
+            })
+            .collect();
+        for e in self.exchanges() {
+            for b in e.bindings.read().iter() {
+                out.push((e.name.clone(), b.clone()));
+            }
+        }
+        out
+    }
+
+    // ---- routing and publishing ------------------------------------------------------
+
+    /// The queues a message published to `exchange` goes to, following exchange-to-exchange
+    /// bindings and alternate exchanges.
+    pub fn route(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        headers: Option<&FieldTable>,
+    ) -> Result<Vec<Arc<Queue>>, AmqpError> {
+        if exchange.is_empty() {
+            return Ok(self.queue(routing_key).into_iter().collect());
+        }
+        let ex = self
+            .exchange(exchange)
+            .ok_or_else(|| self.no_exchange(exchange))?;
+        let mut queues = BTreeSet::new();
+        let mut visited = BTreeSet::new();
+        self.route_from(&ex, routing_key, headers, &mut visited, &mut queues);
+        Ok(queues.into_iter().filter_map(|q| self.queue(&q)).collect())
+    }
+
+    fn route_from(
+        &self,
+        ex: &Arc<Exchange>,
+        routing_key: &str,
+        headers: Option<&FieldTable>,
+        visited: &mut BTreeSet<String>,
+        queues: &mut BTreeSet<String>,
+    ) {
+        if !visited.insert(ex.name.clone()) {
+            return;
+        }
+        let before = queues.len();
+        for d in ex.route(routing_key, headers) {
+            match d {
+                Destination::Queue(q) => {
+                    queues.insert(q);
+                }
+                Destination::Exchange(e) => {
+                    if let Some(next) = self.exchange(&e) {
+                        self.route_from(&next, routing_key, headers, visited, queues);
+                    }
+                }
+            }
+        }
+        if queues.len() == before {
+            if let Some(ae) = ex.alternate().and_then(|a| self.exchange(a)) {
+                self.route_from(&ae, routing_key, headers, visited, queues);
+            }
+        }
+    }
+
+    /// Puts a routed message into its queues.
+    pub fn enqueue(&self, queues: &[Arc<Queue>], message: &Arc<Message>) -> Published {
+        let mut out = Published::default();
+        for q in queues {
+            match q.enqueue(message.clone()) {
+                Enqueued::Refused => out.refused = true,
+                Enqueued::Accepted { offset: Some(o) } => {
+                    if let Some(log) = q.log() {
+                        out.writes.push((log.clone(), o));
+                    }
+                }
+                Enqueued::Accepted { offset: None } => {}
+            }
+        }
+        out
+    }
+
+    /// A message for a delayed-message exchange: held until its `x-delay` passes. Answers
+    /// false when it has no delay (route it now).
+    pub fn delay(&self, ex: &Exchange, message: &Arc<Message>) -> bool {
+        if ex.kind != ExchangeKind::Delayed {
+            return false;
+        }
+        let delay = message
+            .headers()
+            .and_then(|h| table_int(h, "x-delay"))
+            .unwrap_or(0);
+        if delay <= 0 {
+            return false;
+        }
+        self.core.timers.at(
+            now_ms().saturating_add(delay),
+            Timer::Delayed {
+                vhost: self.me.clone(),
+                exchange: ex.name.clone(),
+                message: message.clone(),
+            },
+        );
+        true
+    }
+
+    /// A delayed message whose time came: routed as the exchange's `x-delayed-type`.
+    pub fn deliver_delayed(&self, exchange: &str, message: Arc<Message>) {
+        let headers = message.headers().cloned();
+        if let Ok(queues) = self.route(exchange, &message.routing_key, headers.as_ref()) {
+            self.enqueue(&queues, &message);
+        }
+    }
+}
+
+impl Hooks for VHost {
+    fn dead_letter(&self, letters: Vec<DeadLetter>) {
+        for l in letters {
+            let headers = l.message.headers().cloned();
+            let Ok(queues) = self.route(&l.exchange, &l.routing_key, headers.as_ref()) else {
+                debug!(exchange = %l.exchange, "dead-letter exchange missing; message dropped");
+                continue;
+            };
+            let queues: Vec<Arc<Queue>> = queues
+                .into_iter()
+                .filter(|q| !is_cycle(&l.message, &q.name))
+                .collect();
+            self.enqueue(&queues, &l.message);
+        }
+    }
+
+    fn wake_at(&self, at_ms: i64, queue: Weak<Queue>) {
+        self.core.timers.at(at_ms, Timer::Queue(queue));
+    }
+
+    fn remove_queue(&self, queue: &Arc<Queue>) {
+        let Some(q) = self.queues.read().get(&queue.name).cloned() else {
+            return;
+        };
+        if !Arc::ptr_eq(&q, queue) {
+            return;
+        }
+        if let Some(q) = self.remove_queue(&queue.name) {
+            debug!(queue = %q.name, vhost = %self.name, "queue removed (auto-delete or expiry)");
+            let durable = q.durable;
+            self.forget(q);
+            if durable {
+                self.core.request_save();
+            }
+        }
+    }
+}
+
+/// The `x-priority` of a consume on `queue`.
+pub fn consumer_priority(args: &FieldTable, queue: &str, vhost: &str) -> Result<i64, AmqpError> {
+    match args.inner().get("x-priority") {
+        None => Ok(0),
+        Some(v) => crate::message::value_int(v).ok_or_else(|| {
+            AmqpError::precondition(format!(
+                "invalid arg 'x-priority' for queue '{queue}' in vhost '{vhost}': \"expected integer, got {}\"",
+                crate::queue::settings::type_name(v)
+            ))
+        }),
+    }
+}

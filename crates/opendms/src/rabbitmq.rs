@@ -1,0 +1,56 @@
+//! `opendms rabbitmq`: one standalone AMQP 0-9-1 broker.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use amqp::{AmqpConfig, AmqpServer};
+use anyhow::Context;
+use msglog::LogIo;
+
+#[derive(clap::Args)]
+pub struct RabbitmqArgs {
+    /// AMQP listen address.
+    #[arg(long, default_value = "127.0.0.1:5672")]
+    listen: SocketAddr,
+    /// Where definitions and persistent messages are kept.
+    #[arg(long, default_value = "opendms-data/rabbitmq")]
+    data_dir: PathBuf,
+    /// Heartbeat the broker proposes, in seconds (0: none).
+    #[arg(long, default_value_t = 60)]
+    heartbeat: u16,
+    /// Largest frame the broker accepts, in bytes.
+    #[arg(long, default_value_t = 131_072)]
+    frame_max: u32,
+    /// Storage quota of persistent messages, in bytes.
+    #[arg(long)]
+    quota_bytes: Option<u64>,
+    /// How queue logs reach the disk: direct (O_DIRECT) or buffered.
+    #[arg(long, default_value = "direct")]
+    log_io: String,
+}
+
+pub async fn run(args: RabbitmqArgs) -> anyhow::Result<()> {
+    let mut config = AmqpConfig::new(args.listen, args.data_dir);
+    config.heartbeat = args.heartbeat;
+    config.frame_max = args.frame_max.max(amqp::frame::FRAME_MIN_SIZE);
+    config.quota_bytes = args.quota_bytes;
+    config.log_io = match args.log_io.as_str() {
+        "direct" => LogIo::Direct,
+        "buffered" => LogIo::Buffered,
+        _ => anyhow::bail!("--log-io must be direct or buffered"),
+    };
+    let server = AmqpServer::start(config)
+        .await
+        .with_context(|| format!("cannot start the amqp broker on {}", args.listen))?;
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "amqp listening on {}", server.local_addr())?;
+        writeln!(out, "ready")?;
+        out.flush()?;
+    }
+    crate::wait_for_signal().await?;
+    tracing::info!("shutting down");
+    server.stop().await;
+    Ok(())
+}
