@@ -24,12 +24,15 @@ use crate::definitions::{
 use crate::error::AmqpError;
 use crate::exchange::{Binding, Destination, ExchangeKind};
 use crate::json::{json_to_table, table_to_json};
-use crate::message::{now_ms, QueuedMessage};
 use crate::queue::settings::{QueueKind, QueueSettings};
-use crate::queue::store::{LogWriter, QueueLog};
-use crate::queue::Queue;
+use crate::queue::store::{LogWriter, QueueLog, Recovered};
+use crate::queue::{ChannelSink, Queue};
 use crate::timers::Timers;
 use crate::vhost::VHost;
+
+/// Message bodies a recovered queue reads into memory at start-up; the rest stay paged
+/// out (the queue window).
+const RECOVER_IN_MEMORY_BYTES: u64 = 4 << 20;
 
 /// Settings of one broker.
 #[derive(Clone, Debug)]
@@ -49,8 +52,12 @@ pub struct AmqpConfig {
     /// Shown as `cluster_name` in the server properties.
     pub cluster_name: String,
     pub log_io: LogIo,
-    /// Storage quota of the instance's messages.
+    /// Storage quota of the instance's messages: at it, publishers are blocked
+    /// (connection.blocked "low on disk") until consumers make room.
     pub quota_bytes: Option<u64>,
+    /// Memory the broker's queued messages may take (bodies in memory plus per-message
+    /// bookkeeping): at it, publishers are blocked ("low on memory").
+    pub memory_limit_bytes: Option<u64>,
 }
 
 impl AmqpConfig {
@@ -67,21 +74,28 @@ impl AmqpConfig {
             cluster_name: "rabbit@opendms".into(),
             log_io: LogIo::Direct,
             quota_bytes: None,
+            memory_limit_bytes: None,
         }
     }
 }
 
 /// What the management API shows of a connection.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ConnectionInfo {
     pub id: u64,
+    /// `PEER -> LOCAL`, as RabbitMQ names connections.
     pub name: String,
     pub peer: SocketAddr,
     pub local: SocketAddr,
     pub user: String,
     pub vhost: String,
+    pub auth_mechanism: String,
     pub connected_at_ms: i64,
-    pub channels: usize,
+    pub frame_max: u32,
+    pub channel_max: u16,
+    pub heartbeat: u16,
+    /// Its open channels.
+    pub channels: Vec<Arc<ChannelSink>>,
     pub client_properties: serde_json::Value,
 }
 
@@ -115,6 +129,8 @@ pub struct Broker {
     permissions: RwLock<Permissions>,
     connections: Mutex<BTreeMap<u64, ConnectionInfo>>,
     closers: Mutex<HashMap<u64, watch::Sender<Option<String>>>>,
+    /// A resource alarm and its reason (`low on disk`, `low on memory`): publishers wait.
+    alarm: watch::Sender<Option<&'static str>>,
     next_connection: AtomicU64,
     save_lock: tokio::sync::Mutex<()>,
     definitions_path: PathBuf,
@@ -130,11 +146,49 @@ pub fn generated_name(prefix: &str) -> String {
     )
 }
 
-fn storage_id() -> String {
+/// What a queued message costs in memory besides its body (its place in a queue's
+/// ready list or unacknowledged map), for the memory alarm.
+const PER_MESSAGE_BYTES: u64 = 96;
+
+/// Checks disk and memory against their limits four times a second and raises or clears
+/// the alarm (RabbitMQ's resource alarms).
+async fn watch_resources(broker: std::sync::Weak<Broker>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
+    loop {
+        tick.tick().await;
+        let Some(b) = broker.upgrade() else { return };
+        let disk = b.config.quota_bytes.is_some_and(|q| b.used_bytes() >= q);
+        let memory = b
+            .config
+            .memory_limit_bytes
+            .is_some_and(|m| b.queued_memory_bytes() >= m);
+        let reason = if disk {
+            Some("low on disk")
+        } else if memory {
+            Some("low on memory")
+        } else {
+            None
+        };
+        b.alarm.send_if_modified(|current| {
+            if *current == reason {
+                return false;
+            }
+            match reason {
+                Some(r) => warn!(reason = r, "resource alarm: publishers are blocked"),
+                None => info!("resource alarm cleared: publishers may go on"),
+            }
+            *current = reason;
+            true
+        });
+    }
+}
+
+/// A fresh storage id for a queue's log: `prefix` and 16 hex digits.
+pub(crate) fn generated_storage_id(prefix: &str) -> String {
     let mut b = [0u8; 8];
     rand::thread_rng().fill_bytes(&mut b);
     format!(
-        "q-{}",
+        "{prefix}{}",
         b.iter().map(|x| format!("{x:02x}")).collect::<String>()
     )
 }
@@ -145,7 +199,9 @@ impl Broker {
     pub async fn open(config: AmqpConfig) -> Result<Arc<Broker>, std::io::Error> {
         let dir = config.data_dir.clone();
         let store_config = StoreConfig {
-            quota_bytes: config.quota_bytes,
+            // The quota is the broker's to enforce (publishers blocked, nothing deleted):
+            // msglog's own quota would delete queued messages.
+            quota_bytes: None,
             io: config.log_io,
             ..StoreConfig::default()
         };
@@ -153,6 +209,13 @@ impl Broker {
             std::fs::create_dir_all(&dir)?;
             let store = LogStore::open(&dir.join("messages"), store_config)
                 .map_err(std::io::Error::other)?;
+            // Logs non-durable queues paged out to belong to the run that wrote them.
+            for (topic, _) in store.partitions_on_disk().map_err(std::io::Error::other)? {
+                if topic.starts_with("spill-") {
+                    store.remove_topic(&topic).map_err(std::io::Error::other)?;
+                    let _ = std::fs::remove_file(dir.join("acks").join(&topic));
+                }
+            }
             let defs = definitions::load(&dir.join("definitions.json"))?;
             Ok::<_, std::io::Error>((store, defs))
         })
@@ -176,17 +239,19 @@ impl Broker {
             permissions: RwLock::new(Permissions::default()),
             connections: Mutex::new(BTreeMap::new()),
             closers: Mutex::new(HashMap::new()),
+            alarm: watch::Sender::new(None),
             next_connection: AtomicU64::new(1),
             save_lock: tokio::sync::Mutex::new(()),
         });
         let first_start = defs.is_none();
         match defs {
             Some(d) => broker.restore(d).await?,
-            None => broker.first_start(),
+            None => broker.first_start().await?,
         }
         if first_start {
             broker.save().await?;
         }
+        tokio::spawn(watch_resources(Arc::downgrade(&broker)));
         // Saves asked for by changes the broker makes on its own.
         let weak = Arc::downgrade(&broker);
         tokio::spawn(async move {
@@ -201,10 +266,9 @@ impl Broker {
         Ok(broker)
     }
 
-    fn first_start(&self) {
-        self.vhosts
-            .write()
-            .insert("/".into(), VHost::new("/", self.core.clone()));
+    async fn first_start(&self) -> Result<(), std::io::Error> {
+        let (root, _) = self.open_vhost("/").await?;
+        self.vhosts.write().insert("/".into(), root);
         if let Some((user, password)) = &self.config.default_user {
             self.users.write().insert(
                 user.clone(),
@@ -219,14 +283,33 @@ impl Broker {
             });
         }
         info!("amqp broker initialised: vhost '/' and the default user");
+        Ok(())
+    }
+
+    /// A vhost with its delayed-message log opened; answers the delayed messages the log
+    /// still holds (re-armed once the vhost's exchanges and bindings are back).
+    async fn open_vhost(&self, name: &str) -> Result<(Arc<VHost>, Recovered), std::io::Error> {
+        let (store, acks, writer) = (
+            self.core.store.clone(),
+            self.core.acks_dir.clone(),
+            self.core.writer.clone(),
+        );
+        let id = delayed_log_id(name);
+        let (log, recovered) = tokio::task::spawn_blocking(move || {
+            QueueLog::open(&store, &acks, &id, writer, u64::MAX)
+        })
+        .await
+        .map_err(std::io::Error::other)??;
+        Ok((VHost::new(name, self.core.clone(), Some(log)), recovered))
     }
 
     /// Rebuilds the broker from its definitions and queue logs.
     async fn restore(self: &Arc<Self>, d: Definitions) -> Result<(), std::io::Error> {
+        let mut delayed = Vec::new();
         for v in &d.vhosts {
-            self.vhosts
-                .write()
-                .insert(v.name.clone(), VHost::new(&v.name, self.core.clone()));
+            let (vhost, recovered) = self.open_vhost(&v.name).await?;
+            self.vhosts.write().insert(v.name.clone(), vhost.clone());
+            delayed.push((vhost, recovered));
         }
         for u in &d.users {
             self.users.write().insert(
@@ -282,7 +365,7 @@ impl Broker {
                         id.clone(),
                     );
                     let opened = tokio::task::spawn_blocking(move || {
-                        QueueLog::open(&store, &acks, &id, writer)
+                        QueueLog::open(&store, &acks, &id, writer, RECOVER_IN_MEMORY_BYTES)
                     })
                     .await
                     .map_err(std::io::Error::other)??;
@@ -301,24 +384,8 @@ impl Broker {
                 v.hooks(),
                 log,
             );
-            let now = now_ms();
-            let recovered: Vec<QueuedMessage> = restored
-                .into_iter()
-                .enumerate()
-                .map(|(i, (offset, m))| {
-                    let m = Arc::new(m);
-                    QueuedMessage {
-                        expires_at_ms: expiry(&queue.settings, &m, now),
-                        message: m,
-                        redelivered: false,
-                        deliveries: 0,
-                        seq: i as u64,
-                        offset: Some(offset),
-                    }
-                })
-                .collect();
-            messages += recovered.len();
-            queue.restore(recovered);
+            messages += restored.len();
+            queue.restore(restored);
             let _ = v.insert_queue(queue.clone());
             queue.drain();
         }
@@ -340,10 +407,16 @@ impl Broker {
                 },
             );
         }
+        let mut delayed_messages = 0;
+        for (vhost, recovered) in delayed {
+            delayed_messages += recovered.len();
+            vhost.restore_delayed(recovered);
+        }
         info!(
             vhosts = d.vhosts.len(),
             queues = d.queues.len(),
             messages,
+            delayed_messages,
             "amqp definitions and messages recovered"
         );
         Ok(())
@@ -463,17 +536,26 @@ impl Broker {
     }
 
     pub async fn add_vhost(&self, name: &str) -> Result<bool, AmqpError> {
+        if self.vhosts.read().contains_key(name) {
+            return Ok(false);
+        }
+        let (vhost, _) = self
+            .open_vhost(name)
+            .await
+            .map_err(|e| AmqpError::internal(format!("cannot create the vhost's storage: {e}")))?;
         let created = {
             let mut v = self.vhosts.write();
             if v.contains_key(name) {
                 false
             } else {
-                v.insert(name.to_string(), VHost::new(name, self.core.clone()));
+                v.insert(name.to_string(), vhost.clone());
                 true
             }
         };
         if created {
             self.save_or_internal().await?;
+        } else {
+            vhost.remove_delayed_log();
         }
         Ok(created)
     }
@@ -487,6 +569,7 @@ impl Broker {
                 v.forget(q);
             }
         }
+        v.remove_delayed_log();
         self.permissions.write().remove_vhost(name);
         self.close_connections(|c| c.vhost == name, "vhost deleted");
         self.save_or_internal().await?;
@@ -613,10 +696,10 @@ impl Broker {
                 self.core.store.clone(),
                 self.core.acks_dir.clone(),
                 self.core.writer.clone(),
-                storage_id(),
+                generated_storage_id("q-"),
             );
             let (log, _) =
-                tokio::task::spawn_blocking(move || QueueLog::open(&store, &acks, &id, writer))
+                tokio::task::spawn_blocking(move || QueueLog::open(&store, &acks, &id, writer, 0))
                     .await
                     .map_err(|e| AmqpError::internal(e.to_string()))?
                     .map_err(|e| {
@@ -754,6 +837,89 @@ impl Broker {
         Ok(removed)
     }
 
+    // ---- definitions ------------------------------------------------------------------
+
+    /// Imports definitions (the management API's POST /api/definitions): what they name
+    /// is created or updated; nothing is deleted. Users keep the password hash given.
+    pub async fn import(&self, d: Definitions) -> Result<(), AmqpError> {
+        for v in &d.vhosts {
+            self.add_vhost(&v.name).await?;
+        }
+        for u in &d.users {
+            self.users.write().insert(
+                u.name.clone(),
+                User {
+                    name: u.name.clone(),
+                    password_hash: u.password_hash.clone(),
+                    tags: split_tags(&u.tags),
+                },
+            );
+        }
+        for p in &d.permissions {
+            self.permissions.write().set(Permission {
+                user: p.user.clone(),
+                vhost: p.vhost.clone(),
+                configure: p.configure.clone(),
+                write: p.write.clone(),
+                read: p.read.clone(),
+            });
+        }
+        let vhost = |name: &str| {
+            self.vhost(name)
+                .ok_or_else(|| AmqpError::not_found(format!("no vhost '{name}'")))
+        };
+        for e in &d.exchanges {
+            let kind = ExchangeKind::parse(&e.kind).ok_or_else(|| {
+                AmqpError::command_invalid(format!("unknown exchange type '{}'", e.kind))
+            })?;
+            self.declare_exchange(
+                &vhost(&e.vhost)?,
+                ExchangeDeclare {
+                    name: e.name.clone(),
+                    kind,
+                    durable: e.durable,
+                    auto_delete: e.auto_delete,
+                    internal: e.internal,
+                    arguments: json_to_table(&e.arguments),
+                },
+            )
+            .await?;
+        }
+        for q in &d.queues {
+            self.declare_queue(
+                &vhost(&q.vhost)?,
+                QueueDeclare {
+                    name: &q.name,
+                    passive: false,
+                    durable: q.durable,
+                    exclusive: false,
+                    auto_delete: q.auto_delete,
+                    arguments: json_to_table(&q.arguments),
+                    connection: None,
+                },
+            )
+            .await?;
+        }
+        for b in &d.bindings {
+            let destination = if b.destination_type == "exchange" {
+                Destination::Exchange(b.destination.clone())
+            } else {
+                Destination::Queue(b.destination.clone())
+            };
+            self.bind(
+                &vhost(&b.vhost)?,
+                &b.source,
+                Binding {
+                    destination,
+                    routing_key: b.routing_key.clone(),
+                    arguments: json_to_table(&b.arguments),
+                },
+            )
+            .await?;
+        }
+        self.save_or_internal().await
+    }
+
     // ---- connections -----------------------------------------------------------------
 
     pub(crate) fn register(&self, info: ConnectionInfo) -> watch::Receiver<Option<String>> {
@@ -804,6 +970,30 @@ impl Broker {
         ids.len()
     }
 
+    /// The resource alarm connections watch (publishing waits while it is set).
+    pub(crate) fn alarm(&self) -> watch::Receiver<Option<&'static str>> {
+        self.alarm.subscribe()
+    }
+
+    /// The alarm now: `Some(reason)` while publishers are blocked.
+    pub fn alarm_reason(&self) -> Option<&'static str> {
+        *self.alarm.borrow()
+    }
+
+    /// Memory taken by queued messages: bodies in memory plus bookkeeping per message.
+    pub fn queued_memory_bytes(&self) -> u64 {
+        let messages: u64 = self
+            .vhosts()
+            .iter()
+            .flat_map(|v| v.queues())
+            .map(|q| {
+                let (ready, unacked, _) = q.counts();
+                (ready + unacked) as u64
+            })
+            .sum();
+        self.core.memory.load(std::sync::atomic::Ordering::Relaxed) + messages * PER_MESSAGE_BYTES
+    }
+
     /// Bytes of persistent messages on disk.
     pub fn used_bytes(&self) -> u64 {
         self.core.store.used_bytes()
@@ -819,21 +1009,24 @@ impl Broker {
     }
 }
 
+/// The storage id of a vhost's delayed-message log (vhost names may hold any character).
+fn delayed_log_id(vhost: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(vhost.as_bytes());
+    format!(
+        "delayed-{}",
+        digest
+            .iter()
+            .take(8)
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    )
+}
+
 fn split_tags(tags: &str) -> Vec<String> {
     tags.split(',')
         .map(str::trim)
         .filter(|t| !t.is_empty())
         .map(str::to_string)
         .collect()
-}
-
-fn expiry(settings: &QueueSettings, m: &crate::message::Message, _now: i64) -> Option<i64> {
-    let ttl = match (settings.message_ttl, m.expiration_ms()) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }?;
-    Some(
-        m.published_ms
-            .saturating_add(i64::try_from(ttl).unwrap_or(i64::MAX)),
-    )
 }

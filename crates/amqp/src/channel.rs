@@ -17,7 +17,7 @@ use crate::exchange::{Binding, Destination, ExchangeKind};
 use crate::frame::{self, Frame, BASIC_CLASS};
 use crate::message::{now_ms, parse_expiration, short, Message, QueuedMessage};
 use crate::queue::store::QueueLog;
-use crate::queue::{ChannelSink, Consumer, Queue, Unacked};
+use crate::queue::{ChannelMode, ChannelSink, Consumer, Queue, Unacked};
 use crate::reply_to;
 use crate::vhost::{consumer_priority, VHost};
 
@@ -277,7 +277,7 @@ impl Channel {
         let delayed = ctx
             .vhost
             .exchange(&message.exchange)
-            .is_some_and(|ex| ctx.vhost.delay(&ex, &message));
+            .and_then(|ex| ctx.vhost.delay(&ex, &message));
         let direct_reply =
             message.exchange.is_empty() && message.routing_key.starts_with(reply_to::PREFIX);
         let published = if direct_reply {
@@ -285,8 +285,8 @@ impl Channel {
                 self.send_return(&message)?;
             }
             Default::default()
-        } else if delayed {
-            Default::default()
+        } else if let Some(held) = delayed {
+            held
         } else {
             let queues =
                 ctx.vhost
@@ -364,6 +364,7 @@ impl Channel {
                     let (tx, rx) = mpsc::unbounded_channel();
                     tokio::spawn(send_confirms(self.sink.clone(), rx));
                     self.confirms = Some((1, tx));
+                    self.sink.set_mode(ChannelMode::Confirm);
                 }
                 if !s.nowait {
                     self.send(AMQPClass::Confirm(confirm::AMQPMethod::SelectOk(
@@ -679,6 +680,7 @@ impl Channel {
                     self.sink.set_global_prefetch(q.prefetch_count);
                 } else {
                     self.consumer_prefetch = q.prefetch_count;
+                    self.sink.set_consumer_prefetch(q.prefetch_count);
                 }
                 self.send(AMQPClass::Basic(basic::AMQPMethod::QosOk(basic::QosOk {})))?;
                 self.drain_consumed();
@@ -854,6 +856,7 @@ impl Channel {
                 }
                 if self.tx.is_none() {
                     self.tx = Some((Vec::new(), Vec::new()));
+                    self.sink.set_mode(ChannelMode::Transactional);
                 }
                 self.send(AMQPClass::Tx(tx::AMQPMethod::SelectOk(tx::SelectOk {})))
             }

@@ -27,7 +27,7 @@ use crate::error::{AmqpError, ReplyCode};
 use crate::frame::{self, Frame, FRAME_MIN_SIZE, PROTOCOL_HEADER};
 use crate::json::table_to_json;
 use crate::message::{now_ms, short};
-use crate::queue::{ChannelSink, ConnectionSink};
+use crate::queue::{ChannelSink, ConnectionSink, Flow};
 use crate::vhost::VHost;
 
 /// RabbitMQ's `handshake_timeout`: the whole negotiation must finish within it.
@@ -85,9 +85,10 @@ pub(crate) async fn serve(
     let _ = stream.set_nodelay(true);
     let (read, write) = stream.into_split();
     let (tx, rx) = mpsc::unbounded_channel();
-    let writer = tokio::spawn(write_frames(write, rx));
+    let flow = Arc::new(Flow::default());
+    let writer = tokio::spawn(write_frames(write, rx, flow.clone()));
     let id = broker.next_connection_id();
-    let sink = ConnectionSink::new(id, tx);
+    let sink = ConnectionSink::new(id, tx, flow);
     let mut reader = Reader {
         socket: read,
         buf: BytesMut::with_capacity(64 * 1024),
@@ -118,6 +119,8 @@ pub(crate) async fn serve(
 /// What negotiation settled.
 struct Negotiated {
     user: String,
+    mechanism: String,
+    blocked_notify: bool,
     vhost: Arc<VHost>,
     channel_max: u16,
     heartbeat: u16,
@@ -244,6 +247,8 @@ async fn negotiate(
     );
     Ok(Some(Negotiated {
         user,
+        mechanism,
+        blocked_notify: capability("connection.blocked"),
         vhost,
         channel_max,
         heartbeat: tune_ok.heartbeat,
@@ -367,6 +372,10 @@ struct Connection {
     peer: SocketAddr,
     channels: HashMap<u16, Slot>,
     closer: watch::Receiver<Option<String>>,
+    /// The broker's resource alarm: a publish waits while it is set.
+    alarm: watch::Receiver<Option<&'static str>>,
+    /// The client understands connection.blocked/unblocked.
+    blocked_notify: bool,
 }
 
 impl Connection {
@@ -385,11 +394,16 @@ impl Connection {
             local,
             user: n.user.clone(),
             vhost: n.vhost.name.clone(),
+            auth_mechanism: n.mechanism.clone(),
             connected_at_ms: now_ms(),
-            channels: 0,
+            frame_max: sink.frame_max(),
+            channel_max: n.channel_max,
+            heartbeat: n.heartbeat,
+            channels: Vec::new(),
             client_properties: table_to_json(&n.client_properties),
         });
         info!(connection = id, %peer, user = %n.user, vhost = %n.vhost.name, "amqp connection opened");
+        let alarm = broker.alarm();
         Connection {
             broker,
             sink,
@@ -401,6 +415,8 @@ impl Connection {
             peer,
             channels: HashMap::new(),
             closer,
+            alarm,
+            blocked_notify: n.blocked_notify,
         }
     }
 
@@ -430,11 +446,17 @@ impl Connection {
             tokio::select! {
                 next = reader.next() => {
                     last_read = Instant::now();
-                    let frame = match next {
+                                        let frame = match next {
                         Ok(Some(f)) => f,
                         Ok(None) => return End::Gone,
                         Err(e) => return End::Error(e),
                     };
+                    if is_publish(&frame) && self.alarm.borrow().is_some() {
+                        if let Some(end) = self.wait_while_blocked(&mut ticker).await {
+                            return end;
+                        }
+                        last_read = Instant::now();
+                    }
                     match self.dispatch(frame).await {
                         Ok(None) => {}
                         Ok(Some(end)) => return end,
@@ -461,6 +483,53 @@ impl Connection {
                 }
             }
         }
+    }
+
+    /// A publish arrived during a resource alarm: stop reading this connection (TCP pushes
+    /// back on the publisher) until the alarm clears, telling clients that understand
+    /// connection.blocked, as RabbitMQ does. Heartbeats and forced closes go on.
+    async fn wait_while_blocked(&mut self, ticker: &mut tokio::time::Interval) -> Option<End> {
+        let reason = (*self.alarm.borrow()).unwrap_or("low on resources");
+        info!(connection = self.id, peer = %self.peer, reason, "publisher blocked by a resource alarm");
+        if self.blocked_notify {
+            send_method(
+                &self.sink,
+                0,
+                AMQPClass::Connection(connection::AMQPMethod::Blocked(connection::Blocked {
+                    reason: short(reason),
+                })),
+            );
+        }
+        loop {
+            tokio::select! {
+                changed = self.alarm.changed() => {
+                    if changed.is_err() || self.alarm.borrow().is_none() {
+                        break;
+                    }
+                }
+                _ = ticker.tick(), if self.heartbeat > 0 => {
+                    let mut out = BytesMut::new();
+                    frame::encode_heartbeat(&mut out);
+                    self.sink.send(out.freeze());
+                }
+                changed = self.closer.changed() => {
+                    let reason = match changed {
+                        Ok(()) => self.closer.borrow().clone().unwrap_or_default(),
+                        Err(_) => "broker shutdown".to_string(),
+                    };
+                    return Some(End::Error(AmqpError::new(ReplyCode::ConnectionForced, reason)));
+                }
+            }
+        }
+        if self.blocked_notify {
+            send_method(
+                &self.sink,
+                0,
+                AMQPClass::Connection(connection::AMQPMethod::Unblocked(connection::Unblocked {})),
+            );
+        }
+        info!(connection = self.id, peer = %self.peer, "publisher unblocked");
+        None
     }
 
     /// Handles one frame. `Ok(Some(_))` ends the connection.
@@ -641,8 +710,15 @@ impl Connection {
     }
 
     fn count_channels(&self) {
-        let n = self.channels.len();
-        self.broker.update_connection(self.id, |c| c.channels = n);
+        let mut open: Vec<Arc<ChannelSink>> = self
+            .channels
+            .values()
+            .filter(|s| !s.closing)
+            .map(|s| s.channel.sink.clone())
+            .collect();
+        open.sort_by_key(|s| s.id);
+        self.broker
+            .update_connection(self.id, |c| c.channels = open);
     }
 
     /// The connection is gone: channels close (their deliveries go back), exclusive
@@ -665,6 +741,17 @@ impl Connection {
             }
         }
     }
+}
+
+fn is_publish(frame: &Frame) -> bool {
+    matches!(
+        frame,
+        Frame::Method {
+            class_id: 60,
+            method_id: 40,
+            ..
+        }
+    )
 }
 
 fn channel_not_open(class_id: u16, method_id: u16) -> AmqpError {
@@ -719,7 +806,11 @@ async fn wait_close_ok(reader: &mut Reader) {
 
 /// Writes what the connection's sink queues, several frames per write. An empty buffer is
 /// the signal to flush and close.
-async fn write_frames(mut socket: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<Bytes>) {
+async fn write_frames(
+    mut socket: OwnedWriteHalf,
+    mut rx: mpsc::UnboundedReceiver<Bytes>,
+    flow: Arc<Flow>,
+) {
     let mut batch = BytesMut::with_capacity(64 * 1024);
     let mut closing = false;
     while !closing {
@@ -741,6 +832,7 @@ async fn write_frames(mut socket: OwnedWriteHalf, mut rx: mpsc::UnboundedReceive
         if socket.write_all(&batch).await.is_err() {
             return;
         }
+        flow.written(batch.len() as u64);
         batch.clear();
     }
     let _ = socket.shutdown().await;

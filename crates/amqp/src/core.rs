@@ -2,6 +2,7 @@
 //! thread, and the request to save definitions.
 
 use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use msglog::LogStore;
@@ -17,6 +18,8 @@ pub struct Core {
     pub store: Arc<LogStore>,
     pub acks_dir: PathBuf,
     pub writer: Arc<LogWriter>,
+    /// Ready message bodies held in memory by every queue.
+    pub memory: Arc<AtomicU64>,
     save: mpsc::UnboundedSender<()>,
 }
 
@@ -33,6 +36,7 @@ impl Core {
             store,
             acks_dir,
             writer,
+            memory: Arc::new(AtomicU64::new(0)),
             save,
         })
     }

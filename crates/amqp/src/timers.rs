@@ -19,6 +19,8 @@ pub enum Timer {
         vhost: Weak<VHost>,
         exchange: String,
         message: Arc<Message>,
+        /// Its entry in the vhost's delayed log, when it is kept on disk.
+        offset: Option<i64>,
     },
 }
 
@@ -107,9 +109,10 @@ fn fire_due(heap: &mut BinaryHeap<Reverse<Entry>>) {
                 vhost,
                 exchange,
                 message,
+                offset,
             } => {
                 if let Some(v) = vhost.upgrade() {
-                    v.deliver_delayed(&exchange, message);
+                    v.deliver_delayed(&exchange, message, offset);
                 }
             }
         }

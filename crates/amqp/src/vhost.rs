@@ -14,7 +14,7 @@ use crate::exchange::{Binding, Destination, Exchange, ExchangeKind};
 use crate::message::{now_ms, table_int, Message};
 use crate::queue::dead_letter::{is_cycle, DeadLetter};
 use crate::queue::settings::QueueSettings;
-use crate::queue::store::QueueLog;
+use crate::queue::store::{QueueLog, Recovered, Stored};
 use crate::queue::{Enqueued, Hooks, Queue};
 use crate::reply_to::ReplyTo;
 use crate::timers::Timer;
@@ -46,10 +46,13 @@ pub struct VHost {
     queues: RwLock<HashMap<String, Arc<Queue>>>,
     /// Requesters of direct reply-to.
     pub(crate) reply_to: ReplyTo,
+    /// Messages of durable delayed-message exchanges waiting for their time, so that
+    /// delays survive a restart (entry = the message; due = publish time + `x-delay`).
+    delayed_log: Option<Arc<QueueLog>>,
 }
 
 impl VHost {
-    pub fn new(name: &str, core: Arc<Core>) -> Arc<VHost> {
+    pub fn new(name: &str, core: Arc<Core>, delayed_log: Option<Arc<QueueLog>>) -> Arc<VHost> {
         let v = Arc::new_cyclic(|me| VHost {
             name: name.to_string(),
             core,
@@ -57,6 +60,7 @@ impl VHost {
             exchanges: RwLock::new(HashMap::new()),
             queues: RwLock::new(HashMap::new()),
             reply_to: ReplyTo::default(),
+            delayed_log,
         });
         {
             let mut ex = v.exchanges.write();
@@ -313,7 +317,7 @@ impl VHost {
         for c in consumers {
             c.channel.cancelled_by_server(&c.tag);
         }
-        if let Some(log) = q.log() {
+        for log in q.log().into_iter().chain(q.spill_log()) {
             self.core.remove_log(log.clone());
         }
         ready
@@ -454,6 +458,22 @@ impl VHost {
         }
     }
 
+    /// Publishes a message as basic.publish would (delayed, direct reply-to, routed);
+    /// answers whether it reached a queue or a requester (the management API's `routed`).
+    pub fn publish(&self, message: Arc<Message>) -> Result<bool, AmqpError> {
+        if message.exchange.is_empty() && message.routing_key.starts_with(crate::reply_to::PREFIX) {
+            return Ok(self.reply_to.deliver(&message.routing_key, &message));
+        }
+        if let Some(ex) = self.exchange(&message.exchange) {
+            if self.delay(&ex, &message).is_some() {
+                return Ok(true);
+            }
+        }
+        let queues = self.route(&message.exchange, &message.routing_key, message.headers())?;
+        self.enqueue(&queues, &message);
+        Ok(!queues.is_empty())
+    }
+
     /// Puts a routed message into its queues.
     pub fn enqueue(&self, queues: &[Arc<Queue>], message: &Arc<Message>) -> Published {
         let mut out = Published::default();
@@ -472,34 +492,69 @@ impl VHost {
     }
 
     /// A message for a delayed-message exchange: held until its `x-delay` passes. Answers
-    /// false when it has no delay (route it now).
-    pub fn delay(&self, ex: &Exchange, message: &Arc<Message>) -> bool {
+    /// `None` when it has no delay (route it now), else the disk write a confirm waits for
+    /// (durable exchanges keep their delayed messages in the vhost's delayed log).
+    pub fn delay(&self, ex: &Exchange, message: &Arc<Message>) -> Option<Published> {
         if ex.kind != ExchangeKind::Delayed {
-            return false;
+            return None;
         }
-        let delay = message
-            .headers()
-            .and_then(|h| table_int(h, "x-delay"))
-            .unwrap_or(0);
-        if delay <= 0 {
-            return false;
+        let due = delayed_due(message)?;
+        let mut published = Published::default();
+        let offset = match (&self.delayed_log, ex.durable) {
+            (Some(log), true) => log.append(message),
+            _ => None,
+        };
+        if let (Some(log), Some(o)) = (&self.delayed_log, offset) {
+            published.writes.push((log.clone(), o));
         }
         self.core.timers.at(
-            now_ms().saturating_add(delay),
+            due,
             Timer::Delayed {
                 vhost: self.me.clone(),
                 exchange: ex.name.clone(),
                 message: message.clone(),
+                offset,
             },
         );
-        true
+        Some(published)
+    }
+
+    /// Re-arms the delayed messages found in the delayed log at start-up (it is opened with
+    /// no memory budget: every message comes back whole).
+    pub(crate) fn restore_delayed(&self, recovered: Recovered) {
+        for (offset, stored) in recovered {
+            let Stored::Message(message) = stored else {
+                continue;
+            };
+            let message = Arc::new(message);
+            let due = delayed_due(&message).unwrap_or_else(now_ms);
+            self.core.timers.at(
+                due,
+                Timer::Delayed {
+                    vhost: self.me.clone(),
+                    exchange: message.exchange.clone(),
+                    message,
+                    offset: Some(offset),
+                },
+            );
+        }
     }
 
     /// A delayed message whose time came: routed as the exchange's `x-delayed-type`.
-    pub fn deliver_delayed(&self, exchange: &str, message: Arc<Message>) {
+    pub fn deliver_delayed(&self, exchange: &str, message: Arc<Message>, offset: Option<i64>) {
         let headers = message.headers().cloned();
         if let Ok(queues) = self.route(exchange, &message.routing_key, headers.as_ref()) {
             self.enqueue(&queues, &message);
+        }
+        if let (Some(log), Some(o)) = (&self.delayed_log, offset) {
+            log.ack(o);
+        }
+    }
+
+    /// The vhost is deleted: its delayed log goes too.
+    pub(crate) fn remove_delayed_log(&self) {
+        if let Some(log) = &self.delayed_log {
+            self.core.remove_log(log.clone());
         }
     }
 }
@@ -518,6 +573,34 @@ impl Hooks for VHost {
                 .collect();
             self.enqueue(&queues, &l.message);
         }
+    }
+
+    fn memory(&self) -> Arc<std::sync::atomic::AtomicU64> {
+        self.core.memory.clone()
+    }
+
+    fn open_spill(&self, queue: Weak<Queue>) {
+        let core = self.core.clone();
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        runtime.spawn(async move {
+            let (store, acks, writer) = (core.store.clone(), core.acks_dir.clone(), core.writer.clone());
+            let id = crate::broker::generated_storage_id("spill-");
+            let opened = tokio::task::spawn_blocking(move || QueueLog::open(&store, &acks, &id, writer, 0)).await;
+            match opened {
+                Ok(Ok((log, _))) => match queue.upgrade() {
+                    Some(q) if !q.is_deleted() => {
+                        if let Err(log) = q.set_spill(log) {
+                            core.remove_log(log);
+                        }
+                    }
+                    _ => core.remove_log(log),
+                },
+                Ok(Err(e)) => tracing::warn!(error = %e, "cannot open a log to page a queue out to; it stays in memory"),
+                Err(e) => tracing::warn!(error = %e, "opening a spill log failed"),
+            }
+        });
     }
 
     fn wake_at(&self, at_ms: i64, queue: Weak<Queue>) {
@@ -540,6 +623,16 @@ impl Hooks for VHost {
             }
         }
     }
+}
+
+/// When a message for a delayed-message exchange is due: its publish time plus its
+/// `x-delay` header, or `None` when it has no positive delay.
+fn delayed_due(message: &Message) -> Option<i64> {
+    let delay = message
+        .headers()
+        .and_then(|h| table_int(h, "x-delay"))
+        .unwrap_or(0);
+    (delay > 0).then(|| message.published_ms.saturating_add(delay))
 }
 
 /// The `x-priority` of a consume on `queue`.

@@ -2,8 +2,8 @@
 //! (prefetch) and the deliveries they have not settled yet.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Weak};
 
 use amq_protocol::protocol::{basic, AMQPClass};
 use amq_protocol::types::{AMQPValue, FieldTable};
@@ -15,10 +15,44 @@ use super::Queue;
 use crate::frame;
 use crate::message::{short, QueuedMessage};
 
+/// Bytes queued for a connection's socket above which its consumers get nothing more
+/// (whatever their prefetch) until the writer is back under [`ROOM_BYTES`].
+const CONGESTED_BYTES: u64 = 4 << 20;
+const ROOM_BYTES: u64 = 1 << 20;
+
+/// Bytes handed to a connection's writer and not yet written, and the queues waiting for
+/// room: shared by the connection's sink and its writer task.
+#[derive(Default)]
+pub struct Flow {
+    pending: AtomicU64,
+    waiting: Mutex<Vec<Weak<Queue>>>,
+}
+
+impl Flow {
+    /// The writer wrote `n` bytes; queues that waited for room deliver again.
+    pub fn written(&self, n: u64) {
+        let left = self
+            .pending
+            .fetch_sub(n, Ordering::Relaxed)
+            .saturating_sub(n);
+        if left < ROOM_BYTES {
+            let waiting = std::mem::take(&mut *self.waiting.lock());
+            for q in waiting.iter().filter_map(Weak::upgrade) {
+                q.drain();
+            }
+        }
+    }
+
+    fn congested(&self) -> bool {
+        self.pending.load(Ordering::Relaxed) > CONGESTED_BYTES
+    }
+}
+
 /// The writing side of a client connection, shared with the queues that deliver to it.
 pub struct ConnectionSink {
     pub id: u64,
     tx: mpsc::UnboundedSender<Bytes>,
+    flow: Arc<Flow>,
     frame_max: AtomicU32,
     /// The client announced `consumer_cancel_notify`: tell it when a queue cancels its
     /// consumer.
@@ -26,10 +60,11 @@ pub struct ConnectionSink {
 }
 
 impl ConnectionSink {
-    pub fn new(id: u64, tx: mpsc::UnboundedSender<Bytes>) -> Arc<ConnectionSink> {
+    pub fn new(id: u64, tx: mpsc::UnboundedSender<Bytes>, flow: Arc<Flow>) -> Arc<ConnectionSink> {
         Arc::new(ConnectionSink {
             id,
             tx,
+            flow,
             frame_max: AtomicU32::new(131_072),
             cancel_notify: AtomicBool::new(false),
         })
@@ -37,7 +72,26 @@ impl ConnectionSink {
 
     /// Hands frames to the connection's writer; false once the connection is gone.
     pub fn send(&self, frames: Bytes) -> bool {
+        self.flow
+            .pending
+            .fetch_add(frames.len() as u64, Ordering::Relaxed);
         self.tx.send(frames).is_ok()
+    }
+
+    /// The socket is behind: deliveries wait.
+    pub fn congested(&self) -> bool {
+        self.flow.congested()
+    }
+
+    /// `queue` has messages for this connection once its writer catches up.
+    pub fn wait_for_room(&self, queue: &Arc<Queue>) {
+        let mut waiting = self.flow.waiting.lock();
+        if !waiting
+            .iter()
+            .any(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(queue)))
+        {
+            waiting.push(Arc::downgrade(queue));
+        }
     }
 
     /// Asks the writer to flush what is queued and close the socket.
@@ -84,6 +138,18 @@ pub struct ChannelSink {
     closed: AtomicBool,
     /// The channel's consumers by tag, with their queues.
     consumers: Mutex<ConsumersByTag>,
+    /// basic.qos with global=false (for consumers started after it).
+    consumer_prefetch: AtomicU32,
+    /// confirm.select or tx.select seen.
+    mode: AtomicU8,
+}
+
+/// What a channel has been switched to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChannelMode {
+    Normal = 0,
+    Confirm = 1,
+    Transactional = 2,
 }
 
 impl ChannelSink {
@@ -98,6 +164,8 @@ impl ChannelSink {
             active: AtomicBool::new(true),
             closed: AtomicBool::new(false),
             consumers: Mutex::new(std::collections::HashMap::new()),
+            consumer_prefetch: AtomicU32::new(0),
+            mode: AtomicU8::new(ChannelMode::Normal as u8),
         })
     }
 
@@ -147,6 +215,36 @@ impl ChannelSink {
         if frame::encode_method(&mut out, self.id, &method).is_ok() {
             self.conn.send(out.freeze());
         }
+    }
+
+    pub fn global_prefetch(&self) -> u32 {
+        self.global_prefetch.load(Ordering::Relaxed)
+    }
+
+    pub fn set_consumer_prefetch(&self, n: u16) {
+        self.consumer_prefetch
+            .store(u32::from(n), Ordering::Relaxed);
+    }
+
+    pub fn consumer_prefetch(&self) -> u32 {
+        self.consumer_prefetch.load(Ordering::Relaxed)
+    }
+
+    pub fn set_mode(&self, mode: ChannelMode) {
+        self.mode.store(mode as u8, Ordering::Relaxed);
+    }
+
+    pub fn mode(&self) -> ChannelMode {
+        match self.mode.load(Ordering::Relaxed) {
+            1 => ChannelMode::Confirm,
+            2 => ChannelMode::Transactional,
+            _ => ChannelMode::Normal,
+        }
+    }
+
+    /// How many consumers the channel has.
+    pub fn consumer_count(&self) -> usize {
+        self.consumers.lock().len()
     }
 
     pub fn set_global_prefetch(&self, n: u16) {
@@ -328,7 +426,10 @@ impl Consumer {
     /// Whether a delivery may go to this consumer now.
     pub fn has_credit(&self) -> bool {
         let ch = &self.channel;
-        if ch.closed.load(Ordering::Relaxed) || !ch.active.load(Ordering::Relaxed) {
+        if ch.closed.load(Ordering::Relaxed)
+            || !ch.active.load(Ordering::Relaxed)
+            || ch.conn.congested()
+        {
             return false;
         }
         if self.no_ack {

@@ -8,21 +8,35 @@
 
 mod consumer;
 pub mod dead_letter;
+mod ready;
 pub mod settings;
 pub mod store;
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Weak};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
 
 use amq_protocol::types::{AMQPValue, FieldTable};
 use parking_lot::Mutex;
+use tracing::warn;
 
-pub use consumer::{ChannelSink, ConnectionSink, Consumer, Unacked};
+pub use consumer::{ChannelMode, ChannelSink, ConnectionSink, Consumer, Flow, Unacked};
 use dead_letter::{dead_letter, DeadLetter, DeathReason};
+use ready::{Entry, Paged, Ready};
 use settings::{Overflow, QueueKind, QueueSettings};
-use store::QueueLog;
+use store::{QueueLog, Recovered, Stored};
 
 use crate::message::{now_ms, Message, QueuedMessage};
+
+/// Ready message bodies a queue keeps in memory; beyond them new messages are paged out
+/// (written to the queue's log and kept as ~48 bytes of metadata) and paged back in, this
+/// much at a time, as consumers drain the head.
+const WINDOW_BYTES: u64 = 4 << 20;
+const WINDOW_MESSAGES: usize = 16_384;
+const PAGE_IN_BYTES: u64 = 2 << 20;
+/// Ready message bodies every queue of a broker together keeps in memory before all of
+/// them page out new messages.
+const GLOBAL_WINDOW_BYTES: u64 = 256 << 20;
 
 /// What a queue asks of the vhost it lives in.
 pub trait Hooks: Send + Sync {
@@ -32,6 +46,11 @@ pub trait Hooks: Send + Sync {
     fn wake_at(&self, at_ms: i64, queue: Weak<Queue>);
     /// The queue expired (`x-expires`) or its last consumer left (auto-delete): remove it.
     fn remove_queue(&self, queue: &Arc<Queue>);
+    /// Ready body bytes held in memory by every queue of the broker.
+    fn memory(&self) -> Arc<AtomicU64>;
+    /// A non-durable queue needs a log to page out to: open one and hand it to
+    /// [`Queue::set_spill`].
+    fn open_spill(&self, queue: Weak<Queue>);
 }
 
 /// Counters for the management API.
@@ -41,72 +60,6 @@ pub struct QueueStats {
     pub delivered: u64,
     pub acked: u64,
     pub redelivered: u64,
-}
-
-/// Ready messages, in order within each priority.
-struct Ready {
-    /// One bucket per priority (one in all when the queue has no priorities).
-    buckets: Vec<VecDeque<QueuedMessage>>,
-    len: usize,
-    bytes: u64,
-}
-
-impl Ready {
-    fn new(max_priority: Option<u8>) -> Ready {
-        let n = max_priority.map_or(1, |p| usize::from(p) + 1);
-        Ready {
-            buckets: (0..n).map(|_| VecDeque::new()).collect(),
-            len: 0,
-            bytes: 0,
-        }
-    }
-
-    fn bucket(&self, m: &QueuedMessage) -> usize {
-        usize::from(m.message.priority()).min(self.buckets.len() - 1)
-    }
-
-    fn push_back(&mut self, m: QueuedMessage) {
-        let b = self.bucket(&m);
-        self.len += 1;
-        self.bytes += m.message.size();
-        self.buckets[b].push_back(m);
-    }
-
-    /// Puts a message back where its sequence number says it was.
-    fn insert_in_order(&mut self, m: QueuedMessage) {
-        let b = self.bucket(&m);
-        self.len += 1;
-        self.bytes += m.message.size();
-        let bucket = &mut self.buckets[b];
-        let at = bucket.partition_point(|x| x.seq < m.seq);
-        bucket.insert(at, m);
-    }
-
-    /// The next message to deliver: highest priority first.
-    fn front(&self) -> Option<&QueuedMessage> {
-        self.buckets.iter().rev().find_map(|b| b.front())
-    }
-
-    fn pop_front(&mut self) -> Option<QueuedMessage> {
-        let m = self.buckets.iter_mut().rev().find_map(|b| b.pop_front())?;
-        self.len -= 1;
-        self.bytes -= m.message.size();
-        Some(m)
-    }
-
-    /// The oldest message of the lowest priority (dropped first when the queue is full).
-    fn pop_oldest_lowest(&mut self) -> Option<QueuedMessage> {
-        let m = self.buckets.iter_mut().find_map(|b| b.pop_front())?;
-        self.len -= 1;
-        self.bytes -= m.message.size();
-        Some(m)
-    }
-
-    fn clear(&mut self) -> Vec<QueuedMessage> {
-        self.len = 0;
-        self.bytes = 0;
-        self.buckets.iter_mut().flat_map(|b| b.drain(..)).collect()
-    }
 }
 
 struct QueueState {
@@ -124,13 +77,16 @@ struct QueueState {
     last_used_ms: i64,
     /// The earliest time a timer is set for.
     timer_at: Option<i64>,
+    /// A page-in is under way.
+    paging_in: bool,
     stats: QueueStats,
 }
 
 /// What happened to a published message at one queue.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Enqueued {
-    /// Queued; `offset` is its place in the queue's log when it is written to disk.
+    /// Queued; `offset` is its place in the queue's log when it is persistent (a confirm
+    /// waits for that write).
     Accepted { offset: Option<i64> },
     /// The queue is full and refuses new messages (reject-publish).
     Refused,
@@ -146,8 +102,13 @@ pub struct Queue {
     pub arguments: FieldTable,
     pub settings: QueueSettings,
     hooks: Weak<dyn Hooks>,
-    /// Where persistent messages of a durable queue are kept.
+    /// A durable queue's log: its persistent messages, and the transient ones it paged out.
     log: Option<Arc<QueueLog>>,
+    /// A non-durable queue's log, opened the first time it needs to page out.
+    spill: OnceLock<Arc<QueueLog>>,
+    spill_requested: AtomicBool,
+    /// Ready body bytes in memory over the whole broker.
+    memory: Arc<AtomicU64>,
     state: Mutex<QueueState>,
 }
 
@@ -164,6 +125,7 @@ impl Queue {
         hooks: Weak<dyn Hooks>,
         log: Option<Arc<QueueLog>>,
     ) -> Arc<Queue> {
+        let memory = hooks.upgrade().map(|h| h.memory()).unwrap_or_default();
         Arc::new(Queue {
             name: name.to_string(),
             vhost: vhost.to_string(),
@@ -172,7 +134,7 @@ impl Queue {
             exclusive_owner,
             arguments,
             state: Mutex::new(QueueState {
-                ready: Ready::new(settings.max_priority),
+                ready: Ready::new(settings.max_priority, memory.clone()),
                 unacked: 0,
                 consumers: Vec::new(),
                 next_consumer: 0,
@@ -181,11 +143,15 @@ impl Queue {
                 had_consumer: false,
                 last_used_ms: now_ms(),
                 timer_at: None,
+                paging_in: false,
                 stats: QueueStats::default(),
             }),
             settings,
             hooks,
             log,
+            spill: OnceLock::new(),
+            spill_requested: AtomicBool::new(false),
+            memory,
         })
     }
 
@@ -193,8 +159,36 @@ impl Queue {
         self.exclusive_owner.is_some()
     }
 
+    /// The durable queue's log.
     pub fn log(&self) -> Option<&Arc<QueueLog>> {
         self.log.as_ref()
+    }
+
+    /// The log a non-durable queue pages out to, if it has needed one.
+    pub fn spill_log(&self) -> Option<&Arc<QueueLog>> {
+        self.spill.get()
+    }
+
+    /// The log every offset this queue holds refers to.
+    fn page_log(&self) -> Option<&Arc<QueueLog>> {
+        self.log.as_ref().or_else(|| self.spill.get())
+    }
+
+    /// Hands a non-durable queue the log it asked for with [`Hooks::open_spill`].
+    pub fn set_spill(&self, log: Arc<QueueLog>) -> Result<(), Arc<QueueLog>> {
+        self.spill.set(log)
+    }
+
+    fn request_spill(self: &Arc<Self>) {
+        if self.log.is_some()
+            || self.spill.get().is_some()
+            || self.spill_requested.swap(true, Ordering::Relaxed)
+        {
+            return;
+        }
+        if let Some(hooks) = self.hooks.upgrade() {
+            hooks.open_spill(Arc::downgrade(self));
+        }
     }
 
     /// (ready, unacked, consumers).
@@ -205,6 +199,11 @@ impl Queue {
 
     pub fn ready_bytes(&self) -> u64 {
         self.state.lock().ready.bytes
+    }
+
+    /// Ready messages paged out (their bodies only in the queue's log).
+    pub fn paged_count(&self) -> usize {
+        self.state.lock().ready.paged
     }
 
     pub fn stats(&self) -> QueueStats {
@@ -226,15 +225,15 @@ impl Queue {
         self.arm_timer(&mut s);
     }
 
-    fn expiry_of(&self, message: &Message, now: i64) -> Option<i64> {
-        let per_message = message.expiration_ms();
-        let ttl = match (self.settings.message_ttl, per_message) {
+    /// When a message expires in this queue: the lower of the queue's TTL and the
+    /// message's `expiration`, counted from when it was published.
+    fn expiry(&self, published_ms: i64, expiration_ms: Option<u64>, now: i64) -> Option<i64> {
+        let ttl = match (self.settings.message_ttl, expiration_ms) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }?;
         Some(
-            message
-                .published_ms
+            published_ms
                 .max(0)
                 .min(now)
                 .saturating_add(i64::try_from(ttl).unwrap_or(i64::MAX)),
@@ -263,6 +262,15 @@ impl Queue {
                 .is_some_and(|max| s.ready.bytes > max)
     }
 
+    /// Whether a new message of `size` bytes goes to the log instead of memory: once
+    /// paging started (order), past the queue's window, or past the broker's.
+    fn should_page(&self, s: &QueueState, size: u64) -> bool {
+        s.ready.paged > 0
+            || s.ready.loaded_bytes + size > WINDOW_BYTES
+            || s.ready.loaded >= WINDOW_MESSAGES
+            || self.memory.load(Ordering::Relaxed) + size > GLOBAL_WINDOW_BYTES
+    }
+
     /// Queues a published message and delivers what it can.
     pub fn enqueue(self: &Arc<Self>, message: Arc<Message>) -> Enqueued {
         let now = now_ms();
@@ -285,30 +293,61 @@ impl Queue {
                 let seq = s.next_seq;
                 s.next_seq += 1;
                 s.stats.published += 1;
-                let offset = match (&self.log, message.persistent()) {
+                let persistent_offset = match (&self.log, message.persistent()) {
                     (Some(log), true) => log.append(&message),
                     _ => None,
                 };
-                let m = QueuedMessage {
-                    expires_at_ms: self.expiry_of(&message, now),
-                    message,
-                    redelivered: false,
-                    deliveries: 0,
-                    seq,
-                    offset,
+                let expires_at_ms = self.expiry(message.published_ms, message.expiration_ms(), now);
+                let size = message.size();
+                let paged_offset = if self.should_page(&s, size) {
+                    match persistent_offset {
+                        Some(o) => Some(o),
+                        None => match self.page_log() {
+                            Some(log) => log.append(&message),
+                            None => {
+                                self.request_spill();
+                                None
+                            }
+                        },
+                    }
+                } else {
+                    if s.ready.loaded_bytes + size > WINDOW_BYTES / 2 {
+                        self.request_spill();
+                    }
+                    None
                 };
-                s.ready.push_back(m);
+                match paged_offset {
+                    Some(offset) => s.ready.push_back(Entry::Paged(Paged {
+                        seq,
+                        offset,
+                        priority: message.priority(),
+                        size,
+                        expires_at_ms,
+                        redelivered: false,
+                        deliveries: 0,
+                    })),
+                    None => s.ready.push_back(Entry::Loaded(QueuedMessage {
+                        expires_at_ms,
+                        message,
+                        redelivered: false,
+                        deliveries: 0,
+                        seq,
+                        offset: persistent_offset,
+                    })),
+                }
                 // A message that cannot wait (TTL 0) still goes to a consumer ready now.
                 self.deliver(&mut s, &mut dead, now);
                 while self.over_limits(&s) {
                     match s.ready.pop_oldest_lowest() {
-                        Some(old) => self.discard(&mut dead, old, DeathReason::MaxLen, now),
+                        Some(old) => self.discard_entry(&mut dead, old, DeathReason::MaxLen, now),
                         None => break,
                     }
                 }
                 self.expire(&mut s, &mut dead, now);
                 self.arm_timer(&mut s);
-                Enqueued::Accepted { offset }
+                Enqueued::Accepted {
+                    offset: persistent_offset,
+                }
             }
         };
         self.finish(dead);
@@ -364,10 +403,14 @@ impl Queue {
 
     fn deliver(self: &Arc<Self>, s: &mut QueueState, dead: &mut Vec<DeadLetter>, now: i64) {
         while s.ready.len > 0 {
+            if matches!(s.ready.front(), Some(Entry::Paged(_))) {
+                self.start_page_in(s);
+                break;
+            }
             let Some(consumer) = self.pick_consumer(s) else {
                 break;
             };
-            let Some(mut m) = s.ready.pop_front() else {
+            let Some(Entry::Loaded(mut m)) = s.ready.pop_front() else {
                 break;
             };
             if m.expires_at_ms.is_some_and(|t| t <= now) && !self.deliverable_now(&m, now) {
@@ -382,7 +425,7 @@ impl Queue {
                 s.stats.redelivered += 1;
             }
             if consumer.no_ack {
-                self.settled(s, &m);
+                self.settled(&m);
             } else {
                 s.unacked += 1;
                 consumer.count_delivery();
@@ -396,12 +439,116 @@ impl Queue {
                 );
             }
         }
+        // Consumers whose sockets are behind get the rest when their writers catch up.
+        if s.ready.len > 0 {
+            for c in &s.consumers {
+                if c.channel.conn.congested() {
+                    c.channel.conn.wait_for_room(self);
+                }
+            }
+        }
+        // Read the next pages before the loaded head runs out.
+        if s.ready.paged > 0 && s.ready.loaded_bytes < WINDOW_BYTES / 2 {
+            self.start_page_in(s);
+        }
     }
 
     /// A message whose TTL is 0 may still go to a consumer that is ready right now.
     fn deliverable_now(&self, m: &QueuedMessage, now: i64) -> bool {
         m.expires_at_ms == Some(m.message.published_ms.min(now))
             && m.message.published_ms >= now.saturating_sub(1)
+    }
+
+    /// Reads the next paged-out messages back in, off the async workers, then delivers.
+    fn start_page_in(self: &Arc<Self>, s: &mut QueueState) {
+        if s.paging_in {
+            return;
+        }
+        let Some(log) = self.page_log().cloned() else {
+            return;
+        };
+        let offsets = s.ready.paged_front(PAGE_IN_BYTES);
+        let Some(&last) = offsets.last() else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            // Outside a runtime (unit tests): read in place.
+            self.load_front_now(s);
+            return;
+        };
+        s.paging_in = true;
+        let queue = self.clone();
+        runtime.spawn(async move {
+            let bodies = if log.written(last).await {
+                let reader = log.clone();
+                let wanted = offsets.clone();
+                tokio::task::spawn_blocking(move || reader.read_messages(&wanted))
+                    .await
+                    .map_err(std::io::Error::other)
+                    .and_then(|r| r)
+            } else {
+                Err(std::io::Error::other("the queue log failed"))
+            };
+            queue.finish_page_in(&offsets, bodies);
+        });
+    }
+
+    fn finish_page_in(
+        self: &Arc<Self>,
+        offsets: &[i64],
+        bodies: Result<HashMap<i64, Arc<Message>>, std::io::Error>,
+    ) {
+        {
+            let mut s = self.state.lock();
+            s.paging_in = false;
+            self.put_back(&mut s, offsets, bodies);
+        }
+        self.drain();
+    }
+
+    /// Puts bodies read back into their messages; what could not be read is lost (logged).
+    fn put_back(
+        &self,
+        s: &mut QueueState,
+        offsets: &[i64],
+        bodies: Result<HashMap<i64, Arc<Message>>, std::io::Error>,
+    ) {
+        let bodies = match bodies {
+            Ok(b) => b,
+            Err(e) => {
+                warn!(queue = %self.name, vhost = %self.vhost, error = %e, "cannot read paged-out messages back");
+                HashMap::new()
+            }
+        };
+        s.ready.load(&bodies);
+        let missing: Vec<i64> = offsets
+            .iter()
+            .copied()
+            .filter(|o| !bodies.contains_key(o))
+            .collect();
+        if !missing.is_empty() {
+            let lost = s.ready.drop_paged(&missing);
+            if !lost.is_empty() {
+                warn!(queue = %self.name, vhost = %self.vhost, lost = lost.len(), "paged-out messages missing from the queue log were dropped");
+                for p in lost {
+                    self.settle_offset(Some(p.offset));
+                }
+            }
+        }
+    }
+
+    /// Pages the head in right now, blocking (basic.get, the management API's get, and
+    /// dead-lettering a paged-out message need its body at once).
+    fn load_front_now(&self, s: &mut QueueState) {
+        let Some(log) = self.page_log().cloned() else {
+            return;
+        };
+        let offsets = s.ready.paged_front(PAGE_IN_BYTES);
+        if offsets.is_empty() {
+            return;
+        }
+        let bodies = read_blocking(&log, &offsets);
+        self.put_back(s, &offsets, bodies);
     }
 
     /// basic.get: the next message for `channel`, and how many remain.
@@ -412,15 +559,17 @@ impl Queue {
             let mut s = self.state.lock();
             s.last_used_ms = now;
             self.expire(&mut s, &mut dead, now);
+            if matches!(s.ready.front(), Some(Entry::Paged(_))) {
+                self.load_front_now(&mut s);
+            }
             match s.ready.pop_front() {
-                None => None,
-                Some(mut m) => {
+                Some(Entry::Loaded(mut m)) => {
                     let remaining = u32::try_from(s.ready.len).unwrap_or(u32::MAX);
                     let tag = channel.send_get_ok(&m, remaining, self.delivery_header(&m));
                     m.deliveries += 1;
                     s.stats.delivered += 1;
                     if no_ack {
-                        self.settled(&mut s, &m);
+                        self.settled(&m);
                     } else {
                         s.unacked += 1;
                         channel.record(
@@ -434,10 +583,51 @@ impl Queue {
                     }
                     Some(tag)
                 }
+                Some(paged @ Entry::Paged(_)) => {
+                    // Could not be read back: put_back logged it; answer empty this time.
+                    s.ready.push_back(paged);
+                    None
+                }
+                None => None,
             }
         };
         self.finish(dead);
         tag
+    }
+
+    /// Takes up to `n` ready messages for the management API's get: they count as
+    /// unacknowledged until the caller settles them (`ack_many`, `requeue` or `reject`).
+    /// Answers them with how many stay ready.
+    pub fn fetch(self: &Arc<Self>, n: usize) -> (Vec<QueuedMessage>, usize) {
+        let now = now_ms();
+        let mut dead = Vec::new();
+        let out = {
+            let mut s = self.state.lock();
+            s.last_used_ms = now;
+            self.expire(&mut s, &mut dead, now);
+            let mut taken = Vec::new();
+            while taken.len() < n {
+                if matches!(s.ready.front(), Some(Entry::Paged(_))) {
+                    self.load_front_now(&mut s);
+                }
+                match s.ready.pop_front() {
+                    Some(Entry::Loaded(mut m)) => {
+                        m.deliveries += 1;
+                        s.unacked += 1;
+                        s.stats.delivered += 1;
+                        taken.push(m);
+                    }
+                    Some(paged @ Entry::Paged(_)) => {
+                        s.ready.push_back(paged);
+                        break;
+                    }
+                    None => break,
+                }
+            }
+            (taken, s.ready.len)
+        };
+        self.finish(dead);
+        out
     }
 
     /// A delivery was acknowledged.
@@ -446,7 +636,7 @@ impl Queue {
             let mut s = self.state.lock();
             s.unacked = s.unacked.saturating_sub(1);
             s.stats.acked += 1;
-            self.settled(&mut s, m);
+            self.settled(m);
         }
         self.drain();
     }
@@ -458,7 +648,7 @@ impl Queue {
             for m in messages {
                 s.unacked = s.unacked.saturating_sub(1);
                 s.stats.acked += 1;
-                self.settled(&mut s, m);
+                self.settled(m);
             }
         }
         self.drain();
@@ -511,19 +701,42 @@ impl Queue {
         self.finish(dead);
     }
 
-    /// The message leaves the queue for good: its log entry is acknowledged.
-    fn settled(&self, _s: &mut QueueState, m: &QueuedMessage) {
-        if let (Some(log), Some(offset)) = (&self.log, m.offset) {
+    /// The message leaves the queue for good: its log entry is settled.
+    fn settled(&self, m: &QueuedMessage) {
+        self.settle_offset(m.offset);
+    }
+
+    fn settle_offset(&self, offset: Option<i64>) {
+        if let (Some(log), Some(offset)) = (self.page_log(), offset) {
             log.ack(offset);
         }
     }
 
     /// Removes a message for `reason`, dead-lettering it when the queue has a DLX.
     fn discard(&self, dead: &mut Vec<DeadLetter>, m: QueuedMessage, reason: DeathReason, now: i64) {
-        if let (Some(log), Some(offset)) = (&self.log, m.offset) {
-            log.ack(offset);
-        }
+        self.settle_offset(m.offset);
         self.dead_letter_into(dead, &m.message, reason, now);
+    }
+
+    /// Removes a ready message for `reason`; a paged-out one is read back first when it
+    /// is to be dead-lettered.
+    fn discard_entry(&self, dead: &mut Vec<DeadLetter>, e: Entry, reason: DeathReason, now: i64) {
+        match e {
+            Entry::Loaded(m) => self.discard(dead, m, reason, now),
+            Entry::Paged(p) => {
+                if self.settings.dead_letter_exchange.is_some() {
+                    if let Some(log) = self.page_log() {
+                        match read_blocking(log, &[p.offset]).map(|mut b| b.remove(&p.offset)) {
+                            Ok(Some(message)) => self.dead_letter_into(dead, &message, reason, now),
+                            Ok(None) | Err(_) => {
+                                warn!(queue = %self.name, offset = p.offset, "paged-out message to dead-letter could not be read; dropped")
+                            }
+                        }
+                    }
+                }
+                self.settle_offset(Some(p.offset));
+            }
+        }
     }
 
     fn dead_letter_into(
@@ -548,18 +761,18 @@ impl Queue {
     /// Drops expired messages from the head (RabbitMQ expires at the head only).
     fn expire(&self, s: &mut QueueState, dead: &mut Vec<DeadLetter>, now: i64) {
         while let Some(front) = s.ready.front() {
-            if front.expires_at_ms.is_none_or(|t| t > now) {
+            if front.expires_at_ms().is_none_or(|t| t > now) {
                 break;
             }
-            if let Some(m) = s.ready.pop_front() {
-                self.discard(dead, m, DeathReason::Expired, now);
+            if let Some(e) = s.ready.pop_front() {
+                self.discard_entry(dead, e, DeathReason::Expired, now);
             }
         }
     }
 
     /// Asks for a wake-up at the head message's expiry or at the queue's own expiry.
     fn arm_timer(self: &Arc<Self>, s: &mut QueueState) {
-        let head = s.ready.front().and_then(|m| m.expires_at_ms);
+        let head = s.ready.front().and_then(Entry::expires_at_ms);
         let idle = self
             .settings
             .expires
@@ -662,12 +875,9 @@ impl Queue {
 
     /// Removes every ready message; answers how many.
     pub fn purge(&self) -> usize {
-        let mut s = self.state.lock();
-        let gone = s.ready.clear();
-        for m in &gone {
-            if let (Some(log), Some(offset)) = (&self.log, m.offset) {
-                log.ack(offset);
-            }
+        let gone = self.state.lock().ready.clear();
+        for e in &gone {
+            self.settle_offset(e.offset());
         }
         gone.len()
     }
@@ -681,12 +891,48 @@ impl Queue {
         (std::mem::take(&mut s.consumers), n)
     }
 
-    /// Puts messages recovered from the log back (at start-up).
-    pub fn restore(&self, messages: Vec<QueuedMessage>) {
+    /// Puts the messages recovered from the log back (at start-up), in their order.
+    pub fn restore(&self, recovered: Recovered) {
+        let now = now_ms();
         let mut s = self.state.lock();
-        for m in messages {
-            s.next_seq = s.next_seq.max(m.seq + 1);
-            s.ready.push_back(m);
+        for (offset, stored) in recovered {
+            let seq = s.next_seq;
+            s.next_seq += 1;
+            let entry = match stored {
+                Stored::Message(m) => Entry::Loaded(QueuedMessage {
+                    expires_at_ms: self.expiry(m.published_ms, m.expiration_ms(), now),
+                    message: Arc::new(m),
+                    redelivered: false,
+                    deliveries: 0,
+                    seq,
+                    offset: Some(offset),
+                }),
+                Stored::Paged(meta) => Entry::Paged(Paged {
+                    seq,
+                    offset,
+                    priority: meta.priority,
+                    size: meta.size,
+                    expires_at_ms: self.expiry(meta.published_ms, meta.expiration_ms, now),
+                    redelivered: false,
+                    deliveries: 0,
+                }),
+            };
+            s.ready.push_back(entry);
         }
+    }
+}
+
+/// Reads messages from a log where the caller must wait for them: on a multi-threaded
+/// runtime the worker hands its other tasks off first (`block_in_place`).
+fn read_blocking(
+    log: &QueueLog,
+    offsets: &[i64],
+) -> Result<HashMap<i64, Arc<Message>>, std::io::Error> {
+    let multi_thread = tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    if multi_thread {
+        tokio::task::block_in_place(|| log.read_messages(offsets))
+    } else {
+        log.read_messages(offsets)
     }
 }

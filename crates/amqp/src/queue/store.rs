@@ -11,7 +11,7 @@
 //! batch per queue, and a publisher waiting for a confirm waits for the queue's `written`
 //! watermark, never for the disk on an async worker.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -27,12 +27,21 @@ use tracing::{debug, warn};
 
 use crate::message::{now_ms, Message};
 
+/// A fully settled active segment at least this big is replaced by a new one (so that
+/// consuming frees space under a storage quota without waiting for 16 MiB segments).
+const ROLL_SETTLED_BYTES: u64 = 4 << 20;
+
+/// How much of a log one read for paging in takes.
+const READ_CHUNK: usize = 1 << 20;
+
 /// Rewrite the acknowledgement file once it holds this many more entries than needed.
 const COMPACT_AFTER: usize = 4096;
 
 /// Settled offsets at or above the log start, and how many the file holds.
 struct Acks {
     set: BTreeSet<i64>,
+    /// Every offset below it is settled.
+    low: i64,
     file_entries: usize,
 }
 
@@ -184,7 +193,21 @@ fn write_loop(rx: mpsc::Receiver<Op>) {
 }
 
 /// Unsettled messages found in a log at start-up, with their offsets, oldest first.
-pub type Recovered = Vec<(i64, Message)>;
+pub type Recovered = Vec<(i64, Stored)>;
+
+/// A message found in a log at start-up: whole, or (past the memory budget the caller
+/// gave) only what a queue needs to keep it paged out.
+pub enum Stored {
+    Message(Message),
+    Paged(StoredMeta),
+}
+
+pub struct StoredMeta {
+    pub priority: u8,
+    pub size: u64,
+    pub expiration_ms: Option<u64>,
+    pub published_ms: i64,
+}
 
 /// The log of one durable queue.
 pub struct QueueLog {
@@ -209,7 +232,9 @@ impl QueueLog {
         acks_dir: &Path,
         id: &str,
         writer: Arc<LogWriter>,
+        keep_bytes: u64,
     ) -> Result<(Arc<QueueLog>, Recovered), std::io::Error> {
+        let mut kept = 0u64;
         let partition = store
             .open_partition(id, 0, queue_log_config())
             .map_err(std::io::Error::other)?;
@@ -248,7 +273,28 @@ impl QueueLog {
                     continue;
                 }
                 match decode_message(entry) {
-                    Some(m) => messages.push((offset, m)),
+                    Some(m) if m.persistent() => {
+                        let size = m.size();
+                        if kept + size <= keep_bytes {
+                            kept += size;
+                            messages.push((offset, Stored::Message(m)));
+                        } else {
+                            messages.push((
+                                offset,
+                                Stored::Paged(StoredMeta {
+                                    priority: m.priority(),
+                                    size,
+                                    expiration_ms: m.expiration_ms(),
+                                    published_ms: m.published_ms,
+                                }),
+                            ));
+                        }
+                    }
+                    // A transient message paged out to keep memory bounded: gone with the
+                    // restart, as RabbitMQ's transient messages are.
+                    Some(_) => {
+                        acked.insert(offset);
+                    }
                     None => warn!(
                         queue_log = id,
                         offset, "unreadable message in queue log skipped"
@@ -274,6 +320,7 @@ impl QueueLog {
                 written,
                 acks: Mutex::new(Acks {
                     set: acked,
+                    low: start,
                     file_entries,
                 }),
                 writer,
@@ -339,20 +386,27 @@ impl QueueLog {
         }
         let mut acks = self.acks.lock();
         acks.set.extend(offsets.iter().copied());
-        // Whole sealed segments whose messages are all settled go; the active segment
-        // stays (moving the start into it would roll a new segment per ack batch).
+        // Everything below `low` is settled (kept between batches: it only grows).
         let start = self.partition.log_start_offset();
-        let limit = self.partition.active_segment_base();
-        let mut low = start;
-        for o in acks.set.iter() {
-            if *o != low || low >= limit {
-                break;
-            }
+        let mut low = acks.low.max(start);
+        while acks.set.contains(&low) {
             low += 1;
         }
-        // Only once every sealed segment is settled: one log-start write per segment.
-        if low > start && low == limit {
-            match self.partition.delete_records_before(low) {
+        acks.low = low;
+        // Whole sealed segments whose messages are all settled go. The active segment
+        // goes only once everything in it is settled and it is worth a new file (moving
+        // the start into it for every ack batch would roll a segment per batch).
+        let sealed_end = self.partition.active_segment_base();
+        let end = self.partition.high_watermark();
+        let target = if low == end && self.partition.size_bytes() >= ROLL_SETTLED_BYTES {
+            end
+        } else if low >= sealed_end {
+            sealed_end
+        } else {
+            start
+        };
+        if target > start {
+            match self.partition.delete_records_before(target) {
                 Ok(new_start) => {
                     while acks.set.first().is_some_and(|o| *o < new_start) {
                         acks.set.pop_first();
@@ -396,6 +450,44 @@ impl QueueLog {
         let tmp = self.ack_path.with_extension("tmp");
         fs::write(&tmp, &buf)?;
         fs::rename(&tmp, &self.ack_path)
+    }
+
+    /// Reads back the messages at `offsets` (sorted), for paging them in (blocking: call it
+    /// off the async workers). Offsets it cannot find are missing from the answer.
+    pub fn read_messages(
+        &self,
+        offsets: &[i64],
+    ) -> Result<HashMap<i64, Arc<Message>>, std::io::Error> {
+        let mut out = HashMap::with_capacity(offsets.len());
+        let (Some(&first), Some(&last)) = (offsets.first(), offsets.last()) else {
+            return Ok(out);
+        };
+        let mut at = first.max(self.partition.log_start_offset());
+        while at <= last {
+            let data = self
+                .partition
+                .read(at, READ_CHUNK)
+                .map_err(std::io::Error::other)?;
+            if data.records.is_empty() {
+                break;
+            }
+            let entries =
+                msglog::batch::decode_entries(&data.records).map_err(std::io::Error::other)?;
+            let mut next = at;
+            for (offset, entry) in entries {
+                next = next.max(offset + 1);
+                if offset >= at && offsets.binary_search(&offset).is_ok() {
+                    if let Some(m) = decode_message(entry) {
+                        out.insert(offset, Arc::new(m));
+                    }
+                }
+            }
+            if next == at {
+                break;
+            }
+            at = next;
+        }
+        Ok(out)
     }
 
     /// Bytes the log takes on disk.
@@ -443,7 +535,7 @@ mod tests {
             LogStore::open(&dir.path().join("messages"), msglog::StoreConfig::default()).unwrap();
         let acks = dir.path().join("acks");
         let writer = LogWriter::start();
-        let (log, old) = QueueLog::open(&store, &acks, "q-1", writer.clone()).unwrap();
+        let (log, old) = QueueLog::open(&store, &acks, "q-1", writer.clone(), u64::MAX).unwrap();
         assert!(old.is_empty());
         let offsets: Vec<i64> = (0..5)
             .map(|i| log.append(&message(&format!("m{i}"))).unwrap())
@@ -460,10 +552,13 @@ mod tests {
         let store =
             LogStore::open(&dir.path().join("messages"), msglog::StoreConfig::default()).unwrap();
         let writer = LogWriter::start();
-        let (log, left) = QueueLog::open(&store, &acks, "q-1", writer.clone()).unwrap();
+        let (log, left) = QueueLog::open(&store, &acks, "q-1", writer.clone(), u64::MAX).unwrap();
         let bodies: Vec<(i64, String)> = left
             .iter()
-            .map(|(o, m)| (*o, String::from_utf8(m.body.to_vec()).unwrap()))
+            .map(|(o, m)| match m {
+                Stored::Message(m) => (*o, String::from_utf8(m.body.to_vec()).unwrap()),
+                Stored::Paged(_) => panic!("the budget keeps every message"),
+            })
             .collect();
         assert_eq!(bodies, vec![(2, "m2".to_string()), (4, "m4".to_string())]);
         assert_eq!(log.append(&message("m5")), Some(5));

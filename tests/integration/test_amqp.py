@@ -1,0 +1,293 @@
+"""`opendms rabbitmq` on its own: what survives a restart and a kill -9, delayed messages,
+storage reclaimed as messages are acknowledged, and malformed input where RabbitMQ 3.10 gives
+no answer to compare with (the conformance suite covers the rest)."""
+
+import socket
+import struct
+import subprocess
+import sys
+import time
+
+import pika
+import pika.spec
+import pytest
+
+from amqp_peers import OpenDmsRabbit
+from amqp_scenarios import Raw, _frame, _method
+from conftest import CLIENTS
+
+
+@pytest.fixture
+def rabbit(tmp_path, request):
+    broker = OpenDmsRabbit(tmp_path).start()
+    request.node.opendms_brokers = [broker]
+    yield broker
+    broker.stop()
+
+
+def connect(b):
+    return pika.BlockingConnection(pika.ConnectionParameters(b.host, b.port, heartbeat=0))
+
+
+def get_all(ch, queue):
+    out = []
+    while True:
+        m, props, body = ch.basic_get(queue)
+        if m is None:
+            return out
+        out.append((body.decode(), m.redelivered, props.delivery_mode))
+        ch.basic_ack(m.delivery_tag)
+
+
+def test_durable_definitions_and_persistent_messages_survive_restart(rabbit):
+    with connect(rabbit) as c:
+        ch = c.channel()
+        ch.exchange_declare("orders", "topic", durable=True)
+        ch.exchange_declare("audit", "fanout", durable=True)
+        ch.exchange_declare("scratch", "direct", durable=False)
+        ch.exchange_bind("audit", "orders", "#")
+        ch.queue_declare("orders.eu", durable=True, arguments={"x-max-length": 1000})
+        ch.queue_declare("audit.all", durable=True)
+        ch.queue_declare("transient", durable=False)
+        ch.queue_bind("orders.eu", "orders", "eu.*")
+        ch.queue_bind("audit.all", "audit")
+        ch.confirm_delivery()
+        for i in range(100):
+            ch.basic_publish("orders", "eu.paris", f"order-{i}".encode(), pika.BasicProperties(delivery_mode=2))
+        ch.basic_publish("orders", "eu.rome", b"not-persistent", pika.BasicProperties(delivery_mode=1))
+        # Three consumed and acknowledged, two delivered and not acknowledged.
+        for _ in range(3):
+            m, _, _ = ch.basic_get("orders.eu")
+            ch.basic_ack(m.delivery_tag)
+        ch.basic_get("orders.eu")
+        ch.basic_get("orders.eu")
+
+    rabbit.restart()
+
+    with connect(rabbit) as c:
+        ch = c.channel()
+        for name in ["orders", "audit"]:
+            ch.exchange_declare(name, passive=True)
+        for name, want in [("orders.eu", 97), ("audit.all", 100)]:
+            assert ch.queue_declare(name, passive=True).method.message_count == want, name
+        with pytest.raises(pika.exceptions.ChannelClosedByBroker) as e:
+            c.channel().queue_declare("transient", passive=True)
+        assert e.value.reply_code == 404
+        with pytest.raises(pika.exceptions.ChannelClosedByBroker) as e:
+            c.channel().exchange_declare("scratch", passive=True)
+        assert e.value.reply_code == 404
+        ch = c.channel()
+        got = get_all(ch, "orders.eu")
+        assert [b for b, _, _ in got] == [f"order-{i}" for i in range(3, 100)], "order kept, acked ones gone"
+        # Bindings (queue and exchange-to-exchange) still route.
+        ch.basic_publish("orders", "eu.berlin", b"after-restart")
+        time.sleep(0.2)
+        assert [b for b, _, _ in get_all(ch, "orders.eu")] == ["after-restart"]
+        assert get_all(ch, "audit.all")[-1][0] == "after-restart"
+        # Arguments survive too: x-max-length still applies.
+        assert ch.queue_declare("orders.eu", durable=True, arguments={"x-max-length": 1000}).method.queue
+
+
+def test_confirmed_persistent_messages_survive_kill9(rabbit):
+    with connect(rabbit) as c:
+        c.channel().queue_declare("crash", durable=True)
+    confirmed_file = rabbit.data_dir.parent / "confirmed.txt"
+    publisher = subprocess.Popen([sys.executable, str(CLIENTS / "amqp_confirming_publisher.py"),
+                                  rabbit.host, str(rabbit.port), "crash", "100000", str(confirmed_file)],
+                                 stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if confirmed_file.exists() and sum(1 for _ in open(confirmed_file)) >= 2000:
+            break
+        time.sleep(0.05)
+    rabbit.kill9()
+    publisher.communicate(timeout=60)
+    confirmed = [int(line) for line in open(confirmed_file) if line.strip()]
+    assert len(confirmed) >= 2000, "the publisher got confirms before the kill"
+    rabbit.start()
+    with connect(rabbit) as c:
+        bodies = [int(b) for b, _, _ in get_all(c.channel(), "crash")]
+    missing = set(confirmed) - set(bodies)
+    assert not missing, f"{len(missing)} confirmed messages lost, e.g. {sorted(missing)[:5]}"
+    assert bodies == sorted(bodies), "queue order kept"
+    assert len(bodies) == len(set(bodies)), "no message stored twice"
+
+
+def test_delayed_messages_wait_their_delay_and_survive_restart(rabbit):
+    with connect(rabbit) as c:
+        ch = c.channel()
+        ch.exchange_declare("later", "x-delayed-message", durable=True, arguments={"x-delayed-type": "direct"})
+        ch.queue_declare("due", durable=True)
+        ch.queue_bind("due", "later", "k")
+        ch.confirm_delivery()
+        for name, delay in [("third", 900), ("first", 300), ("second", 600)]:
+            ch.basic_publish("later", "k", name.encode(),
+                             pika.BasicProperties(delivery_mode=2, headers={"x-delay": delay}))
+        ch.basic_publish("later", "k", b"restart", pika.BasicProperties(delivery_mode=2, headers={"x-delay": 2500}))
+        assert ch.queue_declare("due", passive=True).method.message_count == 0, "nothing before its delay"
+        deadline = time.monotonic() + 10
+        while ch.queue_declare("due", passive=True).method.message_count < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [b for b, _, _ in get_all(ch, "due")] == ["first", "second", "third"], "delivered in delay order"
+    rabbit.restart()
+    with connect(rabbit) as c:
+        ch = c.channel()
+        deadline = time.monotonic() + 10
+        while ch.queue_declare("due", passive=True).method.message_count < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [b for b, _, _ in get_all(ch, "due")] == ["restart"], "a pending delay outlives the restart"
+
+
+def test_space_comes_back_as_messages_are_acknowledged(rabbit):
+    def stored_bytes():
+        return sum(f.stat().st_size for f in (rabbit.data_dir / "messages").rglob("*") if f.is_file())
+
+    body = b"x" * 64 * 1024
+    with connect(rabbit) as c:
+        ch = c.channel()
+        ch.queue_declare("bulk", durable=True)
+        ch.confirm_delivery()
+        for _ in range(800):  # 50 MiB: several 16 MiB segments
+            ch.basic_publish("", "bulk", body, pika.BasicProperties(delivery_mode=2))
+        full = stored_bytes()
+        assert full >= 50 * 1024 * 1024
+        assert len(get_all(ch, "bulk")) == 800
+        deadline = time.monotonic() + 10
+        while stored_bytes() > full // 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert stored_bytes() <= 20 * 1024 * 1024, "whole acknowledged segments were deleted"
+
+
+def test_malformed_input_rabbitmq_leaves_unanswered(rabbit):
+    """RabbitMQ 3.10 resets the socket on an unknown class or method and waits forever on
+    a body longer than announced or a channel above channel_max; OpenDMS answers each with
+    the AMQP exception the spec names, and keeps serving other connections."""
+    cases = {
+        "unknown class": (True, _frame(1, 1, b"\x00\x63\x00\x0a"), [503, "COMMAND_INVALID - unknown method 99.10"]),
+        "unknown method": (True, _frame(1, 1, b"\x00\x3c\x00\x63"), [503, "COMMAND_INVALID - unknown method 60.99"]),
+        "body longer than announced": (
+            True,
+            _method(1, pika.spec.Basic.Publish(exchange="", routing_key="x"))
+            + pika.frame.Header(1, 3, pika.spec.BasicProperties()).marshal() + _frame(3, 1, b"abcdef"),
+            [501, "FRAME_ERROR - content body of 6 bytes is longer than the 3 bytes the content header announced"]),
+        "channel above channel_max": (False, _method(65535, pika.spec.Channel.Open()),
+                                      [530, "NOT_ALLOWED - channel number 65535 exceeds the negotiated channel_max 2047"]),
+    }
+    bystander = connect(rabbit)
+    for name, (open_channel, data, want) in cases.items():
+        r = Raw(rabbit)
+        try:
+            if open_channel:
+                r.open_channel()
+            r.sock.sendall(data)
+            kind, code, text, *_ = r.close_reason()
+            assert [kind, code, text] == ["connection", *want], name
+        finally:
+            r.close()
+    assert bystander.channel().queue_declare("", exclusive=True).method.queue.startswith("amq.gen-")
+    bystander.close()
+
+
+def test_garbage_instead_of_a_protocol_header(rabbit):
+    """Anything but `AMQP 0 0 9 1` is answered with the header OpenDMS speaks, then closed."""
+    with socket.create_connection((rabbit.host, rabbit.port), timeout=5) as s:
+        s.sendall(b"GET / HTTP/1.1\r\n\r\n")
+        assert s.recv(8) == b"AMQP\x00\x00\x09\x01"
+        assert s.recv(8) == b""
+
+
+def _rss_bytes(pid):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+@pytest.mark.parametrize("durable", [False, True], ids=["transient-queue", "durable-persistent"])
+def test_long_queues_page_out_and_come_back_in_order(rabbit, durable):
+    """A queue far longer than its in-memory window keeps only metadata for most messages
+    (bodies wait in its log) and hands every message back intact, in order, also after a
+    restart."""
+    count, size = 40_000, 2048  # 80 MiB of bodies: twenty times a queue's window
+    props = pika.BasicProperties(delivery_mode=2 if durable else 1)
+    with connect(rabbit) as c:
+        ch = c.channel()
+        ch.queue_declare("long", durable=durable)
+        for i in range(count):
+            body = f"{i:08d}".encode() + bytes([i % 251]) * (size - 8)
+            ch.basic_publish("", "long", body, props)
+        assert ch.queue_declare("long", passive=True).method.message_count == count
+        rss = _rss_bytes(rabbit.proc.pid)
+        assert rss < count * size / 2, f"broker holds {rss >> 20} MiB for {count * size >> 20} MiB queued"
+        # Half now (through a consumer with prefetch), half after a restart (durable) or now.
+        got = []
+        ch.basic_qos(prefetch_count=500)
+
+        def on_message(channel, method, _props, body):
+            got.append(body)
+            channel.basic_ack(method.delivery_tag)
+            if len(got) == count // 2:
+                channel.stop_consuming()
+
+        ch.basic_consume("long", on_message)
+        ch.start_consuming()
+    if durable:
+        rabbit.restart()
+    with connect(rabbit) as c:
+        ch = c.channel()
+        while True:
+            m, _, body = ch.basic_get("long", auto_ack=True)
+            if m is None:
+                break
+            got.append(body)
+    assert len(got) == count
+    for i, body in enumerate(got):
+        assert body[:8] == f"{i:08d}".encode(), f"message {i} out of order: {body[:8]!r}"
+        assert body[8:] == bytes([i % 251]) * (size - 8), f"message {i} body damaged"
+
+
+def test_storage_quota_blocks_publishers_until_consumers_make_room(tmp_path, request):
+    """At the instance's storage quota publishers get connection.blocked ("low on disk")
+    and wait; consuming frees whole settled segments, the alarm clears, they get
+    connection.unblocked and their publishes go through. Nothing queued is deleted."""
+    rabbit = OpenDmsRabbit(tmp_path, extra_args=["--quota-bytes", str(8 << 20)]).start()
+    request.node.opendms_brokers = [rabbit]
+    try:
+        events = []
+        publisher = connect(rabbit)
+        publisher.add_on_connection_blocked_callback(lambda _c, frame: events.append(("blocked", frame.method.reason)))
+        publisher.add_on_connection_unblocked_callback(lambda _c, _f: events.append(("unblocked",)))
+        pch = publisher.channel()
+        pch.queue_declare("full", durable=True)
+        body = b"q" * 65536
+        persistent = pika.BasicProperties(delivery_mode=2)
+        sent = 0
+        # Publish (without confirms: a blocked publisher's writes just stop being read)
+        # until the broker says it is blocked.
+        while not events and sent < 1000:
+            pch.basic_publish("", "full", body, persistent)
+            sent += 1
+            publisher.process_data_events(time_limit=0.01)
+        assert events and events[0] == ("blocked", "low on disk"), events
+        assert sent < 1000, "the quota stopped the publisher"
+        # Publishes sent after the block wait in the socket; what the broker took is kept.
+        consumer = connect(rabbit)
+        cch = consumer.channel()
+        drained = len(get_all(cch, "full"))
+        assert drained > 0
+        deadline = time.monotonic() + 10
+        while ("unblocked",) not in events and time.monotonic() < deadline:
+            publisher.process_data_events(time_limit=0.1)
+        assert ("unblocked",) in events, events
+        # Once unblocked the waiting publishes go through: none was lost.
+        deadline = time.monotonic() + 10
+        while drained < sent and time.monotonic() < deadline:
+            drained += len(get_all(cch, "full"))
+            time.sleep(0.05)
+        assert drained == sent
+        consumer.close()
+        pch.confirm_delivery()
+        pch.basic_publish("", "full", b"after", persistent)
+        publisher.close()
+    finally:
+        rabbit.stop()
