@@ -121,6 +121,9 @@ pub struct ExchangeDeclare {
     pub arguments: FieldTable,
 }
 
+/// Decides whether a client address may connect.
+pub type ConnectionFilter = Arc<dyn Fn(std::net::IpAddr) -> bool + Send + Sync>;
+
 pub struct Broker {
     pub config: AmqpConfig,
     pub(crate) core: Arc<Core>,
@@ -131,6 +134,13 @@ pub struct Broker {
     closers: Mutex<HashMap<u64, watch::Sender<Option<String>>>>,
     /// A resource alarm and its reason (`low on disk`, `low on memory`): publishers wait.
     alarm: watch::Sender<Option<&'static str>>,
+    /// The storage quota now (it starts as `config.quota_bytes`; 0 = none).
+    quota_bytes: AtomicU64,
+    /// Which client addresses may connect (`None`: every one).
+    connection_filter: RwLock<Option<ConnectionFilter>>,
+    /// Bytes read from and written to clients since the broker started.
+    pub(crate) bytes_in: AtomicU64,
+    pub(crate) bytes_out: AtomicU64,
     next_connection: AtomicU64,
     save_lock: tokio::sync::Mutex<()>,
     definitions_path: PathBuf,
@@ -157,7 +167,7 @@ async fn watch_resources(broker: std::sync::Weak<Broker>) {
     loop {
         tick.tick().await;
         let Some(b) = broker.upgrade() else { return };
-        let disk = b.config.quota_bytes.is_some_and(|q| b.used_bytes() >= q);
+        let disk = b.quota_bytes().is_some_and(|q| b.used_bytes() >= q);
         let memory = b
             .config
             .memory_limit_bytes
@@ -230,6 +240,7 @@ impl Broker {
             LogWriter::start(),
             save_tx,
         );
+        let config_quota = config.quota_bytes.unwrap_or(0);
         let broker = Arc::new(Broker {
             definitions_path: config.data_dir.join("definitions.json"),
             config,
@@ -240,6 +251,10 @@ impl Broker {
             connections: Mutex::new(BTreeMap::new()),
             closers: Mutex::new(HashMap::new()),
             alarm: watch::Sender::new(None),
+            quota_bytes: AtomicU64::new(config_quota),
+            connection_filter: RwLock::new(None),
+            bytes_in: AtomicU64::new(0),
+            bytes_out: AtomicU64::new(0),
             next_connection: AtomicU64::new(1),
             save_lock: tokio::sync::Mutex::new(()),
         });
@@ -968,6 +983,82 @@ impl Broker {
             }
         }
         ids.len()
+    }
+
+    /// The storage quota now.
+    pub fn quota_bytes(&self) -> Option<u64> {
+        match self.quota_bytes.load(Ordering::Relaxed) {
+            0 => None,
+            q => Some(q),
+        }
+    }
+
+    /// Changes the storage quota of a running broker (`None`: no quota).
+    pub fn set_quota_bytes(&self, quota: Option<u64>) {
+        self.quota_bytes
+            .store(quota.unwrap_or(0), Ordering::Relaxed);
+    }
+
+    /// Decides which client addresses may connect (`None`: every one). Open connections
+    /// stay open.
+    pub fn set_connection_filter(&self, filter: Option<ConnectionFilter>) {
+        *self.connection_filter.write() = filter;
+    }
+
+    /// Whether a client at `ip` may connect.
+    pub fn admits(&self, ip: std::net::IpAddr) -> bool {
+        self.connection_filter.read().as_ref().is_none_or(|f| f(ip))
+    }
+
+    /// (bytes read from clients, bytes written to them) since the broker started.
+    pub fn traffic(&self) -> (u64, u64) {
+        (
+            self.bytes_in.load(Ordering::Relaxed),
+            self.bytes_out.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Prepares the data directory of a broker that has never run with `user` as its
+    /// administrator (full rights on vhost "/") instead of guest/guest; on a directory that
+    /// has definitions, creates or resets that user. Blocking (hashing, fsync).
+    pub fn provision_user(
+        data_dir: &std::path::Path,
+        user: &str,
+        password: &str,
+    ) -> std::io::Result<()> {
+        std::fs::create_dir_all(data_dir)?;
+        let path = data_dir.join("definitions.json");
+        let mut defs = definitions::load(&path)?.unwrap_or_else(|| Definitions {
+            rabbit_version: definitions::RABBIT_VERSION.into(),
+            rabbitmq_version: definitions::RABBIT_VERSION.into(),
+            product_name: "RabbitMQ".into(),
+            product_version: definitions::RABBIT_VERSION.into(),
+            vhosts: vec![VHostDef { name: "/".into() }],
+            ..Definitions::default()
+        });
+        let hashed = User::new(user, password, vec!["administrator".into()]);
+        defs.users.retain(|u| u.name != user);
+        defs.users.push(UserDef {
+            name: user.to_string(),
+            password_hash: hashed.password_hash,
+            hashing_algorithm: HASHING_ALGORITHM.into(),
+            tags: "administrator".into(),
+            limits: serde_json::json!({}),
+        });
+        if !defs
+            .permissions
+            .iter()
+            .any(|p| p.user == user && p.vhost == "/")
+        {
+            defs.permissions.push(PermissionDef {
+                user: user.to_string(),
+                vhost: "/".into(),
+                configure: ".*".into(),
+                write: ".*".into(),
+                read: ".*".into(),
+            });
+        }
+        definitions::save(&path, &defs)
     }
 
     /// The resource alarm connections watch (publishing waits while it is set).

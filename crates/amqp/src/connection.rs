@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -58,6 +59,8 @@ struct Reader {
     socket: OwnedReadHalf,
     buf: BytesMut,
     frame_max: u32,
+    /// Counts what is read into the broker's traffic.
+    broker: Arc<Broker>,
 }
 
 impl Reader {
@@ -69,7 +72,9 @@ impl Reader {
             }
             match self.socket.read_buf(&mut self.buf).await {
                 Ok(0) | Err(_) => return Ok(None),
-                Ok(_) => {}
+                Ok(n) => {
+                    self.broker.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
+                }
             }
         }
     }
@@ -86,13 +91,14 @@ pub(crate) async fn serve(
     let (read, write) = stream.into_split();
     let (tx, rx) = mpsc::unbounded_channel();
     let flow = Arc::new(Flow::default());
-    let writer = tokio::spawn(write_frames(write, rx, flow.clone()));
+    let writer = tokio::spawn(write_frames(write, rx, flow.clone(), broker.clone()));
     let id = broker.next_connection_id();
     let sink = ConnectionSink::new(id, tx, flow);
     let mut reader = Reader {
         socket: read,
         buf: BytesMut::with_capacity(64 * 1024),
         frame_max: broker.config.frame_max,
+        broker: broker.clone(),
     };
     let negotiated = tokio::time::timeout(
         HANDSHAKE_TIMEOUT,
@@ -810,6 +816,7 @@ async fn write_frames(
     mut socket: OwnedWriteHalf,
     mut rx: mpsc::UnboundedReceiver<Bytes>,
     flow: Arc<Flow>,
+    broker: Arc<Broker>,
 ) {
     let mut batch = BytesMut::with_capacity(64 * 1024);
     let mut closing = false;
@@ -832,6 +839,9 @@ async fn write_frames(
         if socket.write_all(&batch).await.is_err() {
             return;
         }
+        broker
+            .bytes_out
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
         flow.written(batch.len() as u64);
         batch.clear();
     }

@@ -27,7 +27,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tracing::{debug, info};
 
-pub use broker::{AmqpConfig, Broker};
+pub use broker::{AmqpConfig, Broker, ConnectionFilter};
 pub use error::{AmqpError, ReplyCode};
 
 /// A running broker and its listener.
@@ -73,6 +73,11 @@ async fn accept_loop(listener: TcpListener, broker: Arc<Broker>) {
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
+                if !broker.admits(peer.ip()) {
+                    info!(%peer, "connection refused: the address is not in the instance's allowed networks");
+                    drop(stream);
+                    continue;
+                }
                 let local = stream.local_addr().unwrap_or(peer);
                 tokio::spawn(connection::serve(broker.clone(), stream, peer, local));
             }

@@ -1,7 +1,7 @@
 //! The boundary between the control plane and the brokers.
 //!
 //! The control plane decides what should run; an [`Engine`] runs it. Each broker of OpenDMS
-//! (Kafka today; AMQP 0-9-1 and RocketMQ next) is one implementation: it turns an
+//! (Kafka and AMQP 0-9-1 today; RocketMQ next) is one implementation: it turns an
 //! [`InstancePlan`] into running brokers and answers an engine-neutral [`BrokerAdmin`] for
 //! them. Everything broker-specific (Kafka config keys, error codes, principals, where SASL
 //! users are stored) stays in that engine's module; nothing above this crate names a type of
@@ -14,6 +14,7 @@ mod error;
 pub mod kafka;
 mod kind;
 mod plan;
+pub mod rabbitmq;
 mod registry;
 
 use std::path::Path;
@@ -66,8 +67,7 @@ pub trait Broker: Send + Sync {
 
 /// Checks a list of client networks (`a.b.c.d`, `a.b.c.d/n` and the IPv6 forms) as every
 /// engine reads it for [`BrokerAdmin::set_allowed_networks`]. The syntax is the Kafka
-/// broker's allow list, the one implementation there is; the AMQP and RocketMQ brokers will
-/// share it.
+/// broker's allow list; the AMQP broker checks clients with the same list, and RocketMQ will.
 pub fn check_networks(networks: &[String]) -> Result<(), String> {
     ::kafka::security::AllowList::parse(networks).map(|_| ())
 }

@@ -28,7 +28,9 @@ impl Engines {
         })
     }
 
-    /// The brokers built into this binary.
+    /// The brokers the control plane creates instances of. The RabbitMQ engine
+    /// ([`crate::rabbitmq::RabbitmqEngine`]) joins this list with the RabbitMQ API that
+    /// creates its instances; until then a RabbitMQ instance answers "not supported".
     pub fn embedded() -> Arc<Engines> {
         Engines::new(vec![Arc::new(crate::kafka::KafkaEngine)])
     }

@@ -60,6 +60,9 @@ pub struct QueueStats {
     pub delivered: u64,
     pub acked: u64,
     pub redelivered: u64,
+    /// Body bytes published into the queue and delivered from it.
+    pub published_bytes: u64,
+    pub delivered_bytes: u64,
 }
 
 struct QueueState {
@@ -293,6 +296,7 @@ impl Queue {
                 let seq = s.next_seq;
                 s.next_seq += 1;
                 s.stats.published += 1;
+                s.stats.published_bytes += message.size();
                 let persistent_offset = match (&self.log, message.persistent()) {
                     (Some(log), true) => log.append(&message),
                     _ => None,
@@ -421,6 +425,7 @@ impl Queue {
             let tag = consumer.channel.send_deliver(&consumer.tag, &m, header);
             m.deliveries += 1;
             s.stats.delivered += 1;
+            s.stats.delivered_bytes += m.message.size();
             if m.redelivered {
                 s.stats.redelivered += 1;
             }
@@ -568,6 +573,7 @@ impl Queue {
                     let tag = channel.send_get_ok(&m, remaining, self.delivery_header(&m));
                     m.deliveries += 1;
                     s.stats.delivered += 1;
+                    s.stats.delivered_bytes += m.message.size();
                     if no_ack {
                         self.settled(&m);
                     } else {

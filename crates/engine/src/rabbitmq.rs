@@ -1,0 +1,285 @@
+//! The RabbitMQ engine: the embedded AMQP 0-9-1 broker of the `amqp` crate behind [`Engine`].
+//!
+//! An instance is one broker on the plan's first listen address. Its first user (the
+//! instance's access user) is written into the broker's definitions before the first start,
+//! as an administrator of vhost "/", instead of RabbitMQ's guest/guest. The storage quota
+//! blocks publishers (RabbitMQ's disk alarm) whatever the plan's disk-full policy: queued
+//! messages are never deleted to make room.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use amqp::auth::User;
+use amqp::{AmqpConfig, AmqpServer};
+use async_trait::async_trait;
+
+use crate::{
+    Broker, BrokerAdmin, Credentials, Engine, EngineError, EngineKind, InstancePlan, Limits, Usage,
+};
+
+#[derive(Default)]
+pub struct RabbitmqEngine;
+
+#[async_trait]
+impl Engine for RabbitmqEngine {
+    fn kind(&self) -> EngineKind {
+        EngineKind::Rabbitmq
+    }
+
+    async fn provision(
+        &self,
+        data_dir: &Path,
+        first_user: Option<Credentials>,
+    ) -> Result<(), EngineError> {
+        let Some(c) = first_user else {
+            return Ok(());
+        };
+        let data_dir = data_dir.to_path_buf();
+        // Hashing and an fsync: off the async workers.
+        tokio::task::spawn_blocking(move || {
+            amqp::Broker::provision_user(&data_dir, &c.user, &c.password)
+        })
+        .await
+        .map_err(EngineError::task)?
+        .map_err(|e| EngineError::Storage(e.to_string()))
+    }
+
+    async fn start(&self, plan: &InstancePlan) -> Result<Box<dyn Broker>, EngineError> {
+        let listen = *plan
+            .listeners
+            .first()
+            .ok_or_else(|| EngineError::Start("the plan has no listen address".into()))?;
+        let mut config = AmqpConfig::new(listen, plan.data_dir.clone());
+        // The provisioned access user replaces guest/guest; without one (an instance made
+        // without a user) guest stays, restricted to loopback as RabbitMQ restricts it.
+        let provisioned = tokio::fs::try_exists(plan.data_dir.join("definitions.json"))
+            .await
+            .unwrap_or(false);
+        if provisioned {
+            config.default_user = None;
+            config.loopback_users.clear();
+        }
+        config.quota_bytes = plan.limits.storage_bytes;
+        config.cluster_name = format!("rabbit@{}", plan.instance_id);
+        let server = AmqpServer::start(config).await.map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AddrInUse {
+                EngineError::AddressInUse(listen)
+            } else {
+                EngineError::Start(e.to_string())
+            }
+        })?;
+        let admin = Arc::new(RabbitmqAdmin {
+            broker: server.broker().clone(),
+        });
+        admin.set_allowed_networks(plan.allowed_networks.clone())?;
+        tracing::debug!(instance = %plan.instance_id, %listen, "amqp broker listening");
+        Ok(Box::new(RabbitmqBroker { server, admin }))
+    }
+}
+
+struct RabbitmqBroker {
+    server: AmqpServer,
+    admin: Arc<RabbitmqAdmin>,
+}
+
+#[async_trait]
+impl Broker for RabbitmqBroker {
+    fn admin(&self) -> Arc<dyn BrokerAdmin> {
+        self.admin.clone()
+    }
+
+    async fn stop(self: Box<Self>) {
+        self.server.stop().await;
+    }
+}
+
+struct RabbitmqAdmin {
+    broker: Arc<amqp::Broker>,
+}
+
+#[async_trait]
+impl BrokerAdmin for RabbitmqAdmin {
+    fn kind(&self) -> EngineKind {
+        EngineKind::Rabbitmq
+    }
+
+    fn usage(&self) -> Usage {
+        let (bytes_in, bytes_out) = self.broker.traffic();
+        Usage {
+            used_bytes: self.broker.used_bytes(),
+            bytes_in,
+            bytes_out,
+        }
+    }
+
+    /// Body bytes published into and delivered from each queue: queues of vhost "/" by
+    /// name, others as `vhost/queue`.
+    fn traffic_by_resource(&self) -> HashMap<String, (u64, u64)> {
+        let mut out = HashMap::new();
+        for v in self.broker.vhosts() {
+            for q in v.queues() {
+                let s = q.stats();
+                let name = if v.name == "/" {
+                    q.name.clone()
+                } else {
+                    format!("{}/{}", v.name, q.name)
+                };
+                out.insert(name, (s.published_bytes, s.delivered_bytes));
+            }
+        }
+        out
+    }
+
+    fn apply_limits(&self, limits: &Limits) {
+        self.broker.set_quota_bytes(limits.storage_bytes);
+    }
+
+    fn set_allowed_networks(&self, networks: Option<Vec<String>>) -> Result<(), EngineError> {
+        let filter: Option<amqp::ConnectionFilter> = match networks {
+            None => None,
+            Some(list) => {
+                let allow =
+                    ::kafka::security::AllowList::parse(&list).map_err(EngineError::Refused)?;
+                Some(Arc::new(move |ip| allow.allows(ip)))
+            }
+        };
+        self.broker.set_connection_filter(filter);
+        Ok(())
+    }
+
+    fn users(&self) -> Result<Vec<String>, EngineError> {
+        Ok(self.broker.users().into_iter().map(|u| u.name).collect())
+    }
+
+    async fn set_user_password(&self, user: &str, password: &str) -> Result<(), EngineError> {
+        let tags = self.broker.user(user).map(|u| u.tags).unwrap_or_default();
+        let (name, password) = (user.to_string(), password.to_string());
+        let updated = tokio::task::spawn_blocking(move || User::new(&name, &password, tags))
+            .await
+            .map_err(EngineError::task)?;
+        self.broker
+            .put_user(updated)
+            .await
+            .map_err(|e| EngineError::Storage(e.to_string()))
+    }
+
+    async fn delete_user(&self, user: &str) -> Result<bool, EngineError> {
+        self.broker
+            .delete_user(user)
+            .await
+            .map_err(|e| EngineError::Storage(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+
+    use super::*;
+    use crate::{DiskFullPolicy, Limits};
+
+    fn plan(dir: &Path, port: u16) -> InstancePlan {
+        InstancePlan {
+            instance_id: "i-1".into(),
+            engine: EngineKind::Rabbitmq,
+            data_dir: dir.to_path_buf(),
+            listeners: vec![std::net::SocketAddr::from(([127, 0, 0, 1], port))],
+            advertised_host: None,
+            limits: Limits {
+                storage_bytes: Some(1 << 30),
+                when_full: DiskFullPolicy::RejectWrites,
+                max_partitions: None,
+            },
+            auto_create_topics: false,
+            require_auth: true,
+            enforce_access_rules: false,
+            admin_users: Vec::new(),
+            allowed_networks: None,
+            declared_groups: Vec::new(),
+            retention_hours: 72,
+        }
+    }
+
+    fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap()
+    }
+
+    /// Reads what a broker answers to the AMQP protocol header: connection.start.
+    fn greets(port: u16) -> bool {
+        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+            return false;
+        };
+        s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        s.write_all(b"AMQP\x00\x00\x09\x01").unwrap();
+        let mut head = [0u8; 11];
+        s.read_exact(&mut head).is_ok() && head[0] == 1 && head[7..11] == [0, 10, 0, 10]
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn provisioned_instance_runs_with_its_own_user_and_answers_admin() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = RabbitmqEngine;
+        engine
+            .provision(
+                dir.path(),
+                Some(Credentials {
+                    user: "dms".into(),
+                    password: "s3cret-pw".into(),
+                }),
+            )
+            .await
+            .unwrap();
+        let port = free_port();
+        let broker = engine.start(&plan(dir.path(), port)).await.unwrap();
+        let admin = broker.admin();
+        assert_eq!(admin.kind(), EngineKind::Rabbitmq);
+        assert_eq!(admin.users().unwrap(), vec!["dms".to_string()], "no guest");
+        assert!(tokio::task::spawn_blocking(move || greets(port))
+            .await
+            .unwrap());
+
+        admin.set_user_password("app", "pw").await.unwrap();
+        assert_eq!(
+            admin.users().unwrap(),
+            vec!["app".to_string(), "dms".to_string()]
+        );
+        assert!(admin.delete_user("app").await.unwrap());
+        assert!(!admin.delete_user("app").await.unwrap());
+        assert!(matches!(
+            admin.topics(),
+            Err(EngineError::Unsupported {
+                kind: EngineKind::Rabbitmq,
+                ..
+            })
+        ));
+        assert!(matches!(
+            admin.set_allowed_networks(Some(vec!["not-a-network".into()])),
+            Err(EngineError::Refused(_))
+        ));
+        // A network list without loopback turns local clients away.
+        admin
+            .set_allowed_networks(Some(vec!["10.0.0.0/8".into()]))
+            .unwrap();
+        assert!(!tokio::task::spawn_blocking(move || greets(port))
+            .await
+            .unwrap());
+        admin.set_allowed_networks(None).unwrap();
+        assert!(tokio::task::spawn_blocking(move || greets(port))
+            .await
+            .unwrap());
+        broker.stop().await;
+
+        // A second start on the same address answers AddressInUse while it is taken.
+        let holder = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+        assert!(matches!(
+            engine.start(&plan(dir.path(), port)).await,
+            Err(EngineError::AddressInUse(_))
+        ));
+        drop(holder);
+    }
+}
