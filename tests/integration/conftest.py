@@ -208,6 +208,21 @@ def server(serve_factory):
     return serve_factory()
 
 
+@pytest.fixture(scope="session")
+def reference_rabbitmq(tmp_path_factory):
+    """Debian's RabbitMQ 3.10 on loopback, one node for the whole session: the reference the
+    AMQP conformance suite and the AMQP client matrix compare `opendms rabbitmq` against."""
+    from amqp_peers import DebianRabbit, rabbitmq_installed  # amqp_peers imports this module
+
+    if not rabbitmq_installed():
+        if os.environ.get("CI"):
+            pytest.fail("rabbitmq-server is not installed (scripts/setup-test-env installs it)")
+        pytest.skip("rabbitmq-server is not installed; run scripts/setup-test-env")
+    peer = DebianRabbit(tmp_path_factory.mktemp("rabbitmq-reference")).start()
+    yield peer
+    peer.stop()
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield

@@ -2,23 +2,14 @@
 RabbitMQ 3.10 and against `opendms rabbitmq`; both must observe the same outcome."""
 
 import json
-import os
 
 import pytest
 
 import amqp_scenarios
-from amqp_peers import DebianRabbit, OpenDmsRabbit, rabbitmq_installed
+from amqp_peers import OpenDmsRabbit
 
-
-@pytest.fixture(scope="session")
-def reference_rabbitmq(tmp_path_factory):
-    if not rabbitmq_installed():
-        if os.environ.get("CI"):
-            pytest.fail("rabbitmq-server is not installed (scripts/setup-test-env installs it)")
-        pytest.skip("rabbitmq-server is not installed; run scripts/setup-test-env")
-    peer = DebianRabbit(tmp_path_factory.mktemp("rabbitmq-reference")).start()
-    yield peer
-    peer.stop()
+# `reference_rabbitmq` (Debian's RabbitMQ, one node per session) is in conftest.py: the
+# client matrix (test_amqp_clients.py) compares against the same node.
 
 
 @pytest.fixture(scope="session")
