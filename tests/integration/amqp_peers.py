@@ -44,6 +44,7 @@ class OpenDmsRabbit:
         self.data_dir = workdir / name
         self.log_path = workdir / f"{name}.stderr.log"
         self.port = free_port(("127.0.0.1",))
+        self.management_port = free_port(("127.0.0.1",))
         self.extra_args = list(extra_args)
         self.proc = None
 
@@ -51,6 +52,7 @@ class OpenDmsRabbit:
 
     def command(self):
         return [BIN, "rabbitmq", "--listen", f"127.0.0.1:{self.port}",
+                "--management-listen", f"127.0.0.1:{self.management_port}",
                 "--data-dir", str(self.data_dir), *self.extra_args]
 
     def start(self, timeout=30):
@@ -120,7 +122,9 @@ class DebianRabbit:
     kind = "rabbitmq"
     host = "127.0.0.1"
 
-    def __init__(self, workdir: Path, name="rabbitmq-peer"):
+    def __init__(self, workdir: Path, name="rabbitmq-peer",
+                 plugins=("rabbitmq_management", "rabbitmq_consistent_hash_exchange")):
+        self.plugins = list(plugins)
         self.dir = workdir / name
         self.port = free_port(("127.0.0.1",))
         self.management_port = free_port(("127.0.0.1",))
@@ -156,12 +160,13 @@ class DebianRabbit:
             f"listeners.tcp.default = 127.0.0.1:{self.port}\n"
             f"management.tcp.ip = 127.0.0.1\nmanagement.tcp.port = {self.management_port}\n"
             "log.console = true\nlog.file = false\n")
-        (self.dir / "enabled_plugins").write_text("[rabbitmq_management,rabbitmq_consistent_hash_exchange].\n")
+        (self.dir / "enabled_plugins").write_text(f"[{','.join(self.plugins)}].\n")
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen([RABBITMQ_SERVER], env=self.env(), stdout=log, stderr=log,
                                          stdin=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + START_TIMEOUT
-        while not (_port_open(self.port) and _port_open(self.management_port)):
+        management = "rabbitmq_management" in self.plugins
+        while not (_port_open(self.port) and (not management or _port_open(self.management_port))):
             if self.proc.poll() is not None:
                 raise RuntimeError(f"rabbitmq-server exited with {self.proc.returncode}\n{self.log_tail()}")
             if time.monotonic() > deadline:

@@ -732,3 +732,59 @@ ALL = [
     direct_reply_to, consistent_hash_exchange, raw_frames, wrong_password,
     unknown_vhost,
 ]
+
+
+# ------------------------------------------------------------------ users and permissions
+# (set up through each broker's management API: PUT /api/users and /api/permissions)
+
+
+def _management(b, method, path, body=None):
+    import requests
+    r = requests.request(method, f"http://127.0.0.1:{b.management_port}/api{path}", json=body,
+                         auth=("guest", "guest"), timeout=10)
+    assert r.status_code < 300, (method, path, r.status_code, r.text)
+
+
+def permissions_are_enforced(b):
+    _management(b, "PUT", "/vhosts/sc-perm", {})
+    _management(b, "PUT", "/users/sc-limited", {"password": "sc-pw", "tags": ""})
+    _management(b, "PUT", "/permissions/sc-perm/sc-limited",
+                {"configure": "^own-.*", "write": "^own-.*|^amq\\.default$", "read": "^own-.*"})
+    _management(b, "PUT", "/permissions/sc-perm/guest", {"configure": ".*", "write": ".*", "read": ".*"})
+    with pika.BlockingConnection(pika.ConnectionParameters(b.host, b.port, virtual_host="sc-perm")) as admin:
+        ach = admin.channel()
+        ach.queue_declare("other-q")
+        ach.exchange_declare("other-x", "direct")
+    params = pika.ConnectionParameters(b.host, b.port, virtual_host="sc-perm", heartbeat=0,
+                                       credentials=pika.PlainCredentials("sc-limited", "sc-pw"))
+    with pika.BlockingConnection(params) as c:
+        outcomes = {
+            "declare own queue": closed(lambda: c.channel().queue_declare("own-q")),
+            "declare other queue": closed(lambda: c.channel().queue_declare("not-own-q")),
+            "declare other exchange": closed(lambda: c.channel().exchange_declare("not-own-x", "fanout")),
+            "bind own queue to other exchange": closed(lambda: c.channel().queue_bind("own-q", "other-x", "k")),
+            "consume other queue": closed(lambda: c.channel().basic_consume("other-q", lambda *a: None)),
+            "get other queue": closed(lambda: c.channel().basic_get("other-q")),
+            "purge other queue": closed(lambda: c.channel().queue_purge("other-q")),
+            "delete other queue": closed(lambda: c.channel().queue_delete("other-q")),
+        }
+
+        def publish_other():
+            ch = c.channel()
+            ch.basic_publish("other-x", "k", b"x")
+            ch.queue_declare("own-probe")
+
+        outcomes["publish to other exchange"] = closed(publish_other)
+    try:
+        pika.BlockingConnection(pika.ConnectionParameters(
+            b.host, b.port, virtual_host="/", connection_attempts=1,
+            credentials=pika.PlainCredentials("sc-limited", "sc-pw")))
+        outcomes["vhost without permissions"] = "connected"
+    except pika.exceptions.ProbableAccessDeniedError as e:
+        outcomes["vhost without permissions"] = ["access", str(e)]
+    _management(b, "DELETE", "/vhosts/sc-perm")
+    _management(b, "DELETE", "/users/sc-limited")
+    return outcomes
+
+
+ALL.append(permissions_are_enforced)

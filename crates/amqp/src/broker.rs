@@ -22,7 +22,7 @@ use crate::definitions::{
     self, BindingDef, Definitions, ExchangeDef, PermissionDef, QueueDef, UserDef, VHostDef,
 };
 use crate::error::AmqpError;
-use crate::exchange::{Binding, Destination, ExchangeKind};
+use crate::exchange::{Binding, Destination, ExchangeKind, PLUGINS};
 use crate::json::{json_to_table, table_to_json};
 use crate::queue::settings::{QueueKind, QueueSettings};
 use crate::queue::store::{LogWriter, QueueLog, Recovered};
@@ -55,6 +55,8 @@ pub struct AmqpConfig {
     /// Storage quota of the instance's messages: at it, publishers are blocked
     /// (connection.blocked "low on disk") until consumers make room.
     pub quota_bytes: Option<u64>,
+    /// Plug-ins switched on (of [`crate::exchange::PLUGINS`]).
+    pub plugins: Vec<String>,
     /// Memory the broker's queued messages may take (bodies in memory plus per-message
     /// bookkeeping): at it, publishers are blocked ("low on memory").
     pub memory_limit_bytes: Option<u64>,
@@ -74,7 +76,8 @@ impl AmqpConfig {
             cluster_name: "rabbit@opendms".into(),
             log_io: LogIo::Direct,
             quota_bytes: None,
-            memory_limit_bytes: None,
+            memory_limit_bytes: default_memory_limit(),
+            plugins: PLUGINS.iter().map(|p| p.to_string()).collect(),
         }
     }
 }
@@ -138,6 +141,8 @@ pub struct Broker {
     quota_bytes: AtomicU64,
     /// Which client addresses may connect (`None`: every one).
     connection_filter: RwLock<Option<ConnectionFilter>>,
+    /// Plug-ins switched on.
+    plugins: RwLock<std::collections::BTreeSet<String>>,
     /// Bytes read from and written to clients since the broker started.
     pub(crate) bytes_in: AtomicU64,
     pub(crate) bytes_out: AtomicU64,
@@ -154,6 +159,21 @@ pub fn generated_name(prefix: &str) -> String {
         "{prefix}{}",
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
     )
+}
+
+/// RabbitMQ's default memory high watermark: 40% of the machine's memory (`MemTotal` of
+/// /proc/meminfo); no limit where that cannot be read.
+fn default_memory_limit() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kib: u64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib * 1024 / 10 * 4)
 }
 
 /// What a queued message costs in memory besides its body (its place in a queue's
@@ -241,6 +261,7 @@ impl Broker {
             save_tx,
         );
         let config_quota = config.quota_bytes.unwrap_or(0);
+        let config_plugins = config.plugins.iter().cloned().collect();
         let broker = Arc::new(Broker {
             definitions_path: config.data_dir.join("definitions.json"),
             config,
@@ -253,6 +274,7 @@ impl Broker {
             alarm: watch::Sender::new(None),
             quota_bytes: AtomicU64::new(config_quota),
             connection_filter: RwLock::new(None),
+            plugins: RwLock::new(config_plugins),
             bytes_in: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
             next_connection: AtomicU64::new(1),
@@ -647,13 +669,10 @@ impl Broker {
         if self.permissions.read().allows(user, vhost, access, name) {
             return Ok(());
         }
-        let what = match access {
-            Access::Configure => "configure",
-            Access::Write => "write",
-            Access::Read => "read",
-        };
+        // RabbitMQ names the resource, not the kind of access.
+        let _ = access;
         Err(AmqpError::access_refused(format!(
-            "{what} access to {kind} '{name}' in vhost '{vhost}' refused for user '{user}'"
+            "access to {kind} '{name}' in vhost '{vhost}' refused for user '{user}'"
         )))
     }
 
@@ -983,6 +1002,31 @@ impl Broker {
             }
         }
         ids.len()
+    }
+
+    /// Whether a plug-in is switched on.
+    pub fn plugin_enabled(&self, plugin: &str) -> bool {
+        self.plugins.read().contains(plugin)
+    }
+
+    /// The plug-ins switched on.
+    pub fn plugins(&self) -> Vec<String> {
+        self.plugins.read().iter().cloned().collect()
+    }
+
+    /// Switches a plug-in on or off. Switched off, its exchange type can no longer be
+    /// declared (existing exchanges of the type keep routing). An unknown name is refused.
+    pub fn set_plugin(&self, plugin: &str, enabled: bool) -> Result<(), AmqpError> {
+        if !PLUGINS.contains(&plugin) {
+            return Err(AmqpError::not_found(format!("no plugin '{plugin}'")));
+        }
+        let mut plugins = self.plugins.write();
+        if enabled {
+            plugins.insert(plugin.to_string());
+        } else {
+            plugins.remove(plugin);
+        }
+        Ok(())
     }
 
     /// The storage quota now.

@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use crate::auth::Access;
 use crate::broker::{generated_name, Broker, ExchangeDeclare, QueueDeclare};
 use crate::error::AmqpError;
-use crate::exchange::{Binding, Destination, ExchangeKind};
+use crate::exchange::{Binding, Destination, Exchange, ExchangeKind};
 use crate::frame::{self, Frame, BASIC_CLASS};
 use crate::message::{now_ms, parse_expiration, short, Message, QueuedMessage};
 use crate::queue::store::QueueLog;
@@ -252,7 +252,7 @@ impl Channel {
     /// Routes and enqueues a complete message; returns it if unroutable and mandatory;
     /// confirms it when the channel is in confirm mode.
     fn publish(&mut self, ctx: &ConnCtx<'_>, mut p: Publish) -> Result<(), AmqpError> {
-        check_publish(ctx, &p)?;
+        let exchange = check_publish(ctx, &p)?;
         if p.properties
             .reply_to()
             .as_ref()
@@ -274,10 +274,9 @@ impl Channel {
             body: p.body,
             published_ms: now_ms(),
         });
-        let delayed = ctx
-            .vhost
-            .exchange(&message.exchange)
-            .and_then(|ex| ctx.vhost.delay(&ex, &message));
+        let delayed = exchange
+            .as_ref()
+            .and_then(|ex| ctx.vhost.delay(ex, &message));
         let direct_reply =
             message.exchange.is_empty() && message.routing_key.starts_with(reply_to::PREFIX);
         let published = if direct_reply {
@@ -288,9 +287,12 @@ impl Channel {
         } else if let Some(held) = delayed {
             held
         } else {
-            let queues =
-                ctx.vhost
-                    .route(&message.exchange, &message.routing_key, message.headers())?;
+            let queues = match &exchange {
+                Some(ex) => ctx
+                    .vhost
+                    .route_via(ex, &message.routing_key, message.headers()),
+                None => ctx.vhost.queue(&message.routing_key).into_iter().collect(),
+            };
             if queues.is_empty() && p.mandatory {
                 self.send_return(&message)?;
             }
@@ -400,12 +402,15 @@ impl Channel {
                         )));
                     }
                 } else {
-                    let kind = ExchangeKind::parse(d.kind.as_str()).ok_or_else(|| {
-                        AmqpError::command_invalid(format!(
-                            "unknown exchange type '{}'",
-                            d.kind.as_str()
-                        ))
-                    })?;
+                    // A plug-in type whose plug-in is off is as unknown as in RabbitMQ.
+                    let kind = ExchangeKind::parse(d.kind.as_str())
+                        .filter(|k| k.plugin().is_none_or(|p| ctx.broker.plugin_enabled(p)))
+                        .ok_or_else(|| {
+                            AmqpError::command_invalid(format!(
+                                "unknown exchange type '{}'",
+                                d.kind.as_str()
+                            ))
+                        })?;
                     if name.starts_with("amq.") && v.exchange(name).is_none() {
                         return Err(AmqpError::access_refused(format!(
                             "exchange name '{name}' contains reserved prefix 'amq.*'"
@@ -936,8 +941,10 @@ impl Channel {
 }
 
 /// The checks of a publish RabbitMQ makes before routing.
-fn check_publish(ctx: &ConnCtx<'_>, p: &Publish) -> Result<(), AmqpError> {
-    if !p.exchange.is_empty() {
+fn check_publish(ctx: &ConnCtx<'_>, p: &Publish) -> Result<Option<Arc<Exchange>>, AmqpError> {
+    let exchange = if p.exchange.is_empty() {
+        None
+    } else {
         let ex = ctx.vhost.exchange(&p.exchange).ok_or_else(|| {
             AmqpError::not_found(format!(
                 "no exchange '{}' in vhost '{}'",
@@ -950,7 +957,8 @@ fn check_publish(ctx: &ConnCtx<'_>, p: &Publish) -> Result<(), AmqpError> {
                 p.exchange, ctx.vhost.name
             )));
         }
-    }
+        Some(ex)
+    };
     let resource = if p.exchange.is_empty() {
         "amq.default"
     } else {
@@ -973,7 +981,7 @@ fn check_publish(ctx: &ConnCtx<'_>, p: &Publish) -> Result<(), AmqpError> {
         }
     }
     parse_expiration(&p.properties).map_err(AmqpError::precondition)?;
-    Ok(())
+    Ok(exchange)
 }
 
 fn group_by_queue(taken: Vec<Unacked>) -> Vec<(Arc<Queue>, Vec<QueuedMessage>)> {

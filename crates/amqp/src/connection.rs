@@ -64,6 +64,22 @@ struct Reader {
 }
 
 impl Reader {
+    /// The next complete frame already read, if any.
+    fn buffered(&mut self) -> Result<Option<Frame>, AmqpError> {
+        frame::decode(&mut self.buf, self.frame_max)
+    }
+
+    /// Reads more bytes; false when the peer closed the socket.
+    async fn fill(&mut self) -> bool {
+        match self.socket.read_buf(&mut self.buf).await {
+            Ok(0) | Err(_) => false,
+            Ok(n) => {
+                self.broker.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
+                true
+            }
+        }
+    }
+
     /// The next frame; `Ok(None)` when the peer closed the socket.
     async fn next(&mut self) -> Result<Option<Frame>, AmqpError> {
         loop {
@@ -320,6 +336,10 @@ async fn authenticate(
         )));
     }
     let (name, password) = parse_credentials(mechanism, response).ok_or_else(refused)?;
+    // RabbitMQ's internal backend never accepts an empty password.
+    if password.is_empty() {
+        return Err(refused());
+    }
     let user = broker.user(&name).ok_or_else(refused)?;
     // Hashing goes off the async workers.
     let ok = tokio::task::spawn_blocking(move || user.check_password(&password))
@@ -449,25 +469,34 @@ impl Connection {
         ticker.tick().await;
         let mut last_read = Instant::now();
         loop {
-            tokio::select! {
-                next = reader.next() => {
+            // Every complete frame already read is handled before waiting on anything
+            // (a select per frame costs more than the frame).
+            loop {
+                let frame = match reader.buffered() {
+                    Ok(Some(f)) => f,
+                    Ok(None) => break,
+                    Err(e) => return End::Error(e),
+                };
+                if is_publish(&frame) && self.alarm.borrow().is_some() {
+                    if let Some(end) = self.wait_while_blocked(&mut ticker).await {
+                        return end;
+                    }
                     last_read = Instant::now();
-                                        let frame = match next {
-                        Ok(Some(f)) => f,
-                        Ok(None) => return End::Gone,
-                        Err(e) => return End::Error(e),
+                }
+                match self.dispatch(frame).await {
+                    Ok(None) => {}
+                    Ok(Some(end)) => return end,
+                    Err(e) => return End::Error(e),
+                }
+            }
+            tokio::select! {
+                biased;
+                changed = self.closer.changed() => {
+                    let reason = match changed {
+                        Ok(()) => self.closer.borrow().clone().unwrap_or_default(),
+                        Err(_) => "broker shutdown".to_string(),
                     };
-                    if is_publish(&frame) && self.alarm.borrow().is_some() {
-                        if let Some(end) = self.wait_while_blocked(&mut ticker).await {
-                            return end;
-                        }
-                        last_read = Instant::now();
-                    }
-                    match self.dispatch(frame).await {
-                        Ok(None) => {}
-                        Ok(Some(end)) => return end,
-                        Err(e) => return End::Error(e),
-                    }
+                    return End::Error(AmqpError::new(ReplyCode::ConnectionForced, reason));
                 }
                 _ = ticker.tick(), if interval.is_some() => {
                     if let Some(i) = interval {
@@ -480,12 +509,11 @@ impl Connection {
                     frame::encode_heartbeat(&mut out);
                     self.sink.send(out.freeze());
                 }
-                changed = self.closer.changed() => {
-                    let reason = match changed {
-                        Ok(()) => self.closer.borrow().clone().unwrap_or_default(),
-                        Err(_) => "broker shutdown".to_string(),
-                    };
-                    return End::Error(AmqpError::new(ReplyCode::ConnectionForced, reason));
+                read = reader.fill() => {
+                    if !read {
+                        return End::Gone;
+                    }
+                    last_read = Instant::now();
                 }
             }
         }

@@ -7,6 +7,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::message::{table_str, value_int};
 
+/// The plug-ins whose features the broker has built in, each switched on or off per
+/// broker ([`crate::Broker::set_plugin`]).
+pub const PLUGIN_DELAYED_MESSAGE: &str = "rabbitmq_delayed_message_exchange";
+pub const PLUGIN_CONSISTENT_HASH: &str = "rabbitmq_consistent_hash_exchange";
+pub const PLUGINS: [&str; 2] = [PLUGIN_DELAYED_MESSAGE, PLUGIN_CONSISTENT_HASH];
+
 /// The exchange types.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ExchangeKind {
@@ -32,6 +38,15 @@ impl ExchangeKind {
             "x-consistent-hash" => ExchangeKind::ConsistentHash,
             _ => return None,
         })
+    }
+
+    /// The plug-in that provides this type, for the types that come with one.
+    pub fn plugin(self) -> Option<&'static str> {
+        match self {
+            ExchangeKind::Delayed => Some(PLUGIN_DELAYED_MESSAGE),
+            ExchangeKind::ConsistentHash => Some(PLUGIN_CONSISTENT_HASH),
+            _ => None,
+        }
     }
 
     pub fn as_str(self) -> &'static str {
@@ -153,28 +168,58 @@ impl Exchange {
 
     /// The destinations a message with this routing key and these headers goes to.
     pub fn route(&self, routing_key: &str, headers: Option<&FieldTable>) -> Vec<Destination> {
+        let mut out = Vec::new();
+        self.route_each(routing_key, headers, &mut |d| out.push(d.clone()));
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// Calls `found` with each destination of a message (possibly more than once; callers
+    /// dedupe), without copying the bindings: the publish path.
+    pub fn route_each(
+        &self,
+        routing_key: &str,
+        headers: Option<&FieldTable>,
+        found: &mut dyn FnMut(&Destination),
+    ) {
         let kind = match self.kind {
             ExchangeKind::Delayed => self.delayed_kind,
             k => k,
         };
         let bindings = self.bindings.read();
-        let mut out: Vec<Destination> = match kind {
-            ExchangeKind::Direct | ExchangeKind::Delayed => bindings
-                .iter()
-                .filter(|b| b.routing_key == routing_key)
-                .map(|b| b.destination.clone())
-                .collect(),
-            ExchangeKind::Fanout => bindings.iter().map(|b| b.destination.clone()).collect(),
-            ExchangeKind::Topic => bindings
-                .iter()
-                .filter(|b| topic_matches(&b.routing_key, routing_key))
-                .map(|b| b.destination.clone())
-                .collect(),
-            ExchangeKind::Headers => bindings
-                .iter()
-                .filter(|b| headers_match(&b.arguments, headers))
-                .map(|b| b.destination.clone())
-                .collect(),
+        match kind {
+            ExchangeKind::Direct | ExchangeKind::Delayed => {
+                for b in bindings.iter().filter(|b| b.routing_key == routing_key) {
+                    found(&b.destination);
+                }
+            }
+            ExchangeKind::Fanout => {
+                for b in bindings.iter() {
+                    found(&b.destination);
+                }
+            }
+            ExchangeKind::Topic => {
+                let key: Vec<&str> = if routing_key.is_empty() {
+                    Vec::new()
+                } else {
+                    routing_key.split('.').collect()
+                };
+                let mut scratch = Vec::new();
+                for b in bindings.iter() {
+                    if topic_matches_words(&b.routing_key, &key, &mut scratch) {
+                        found(&b.destination);
+                    }
+                }
+            }
+            ExchangeKind::Headers => {
+                for b in bindings
+                    .iter()
+                    .filter(|b| headers_match(&b.arguments, headers))
+                {
+                    found(&b.destination);
+                }
+            }
             ExchangeKind::ConsistentHash => {
                 let ring = self.ring.read().clone();
                 let ring = match ring {
@@ -185,51 +230,60 @@ impl Exchange {
                         r
                     }
                 };
-                pick_on_ring(&ring, routing_key).into_iter().collect()
+                if let Some(d) = pick_on_ring(&ring, routing_key) {
+                    found(&d);
+                }
             }
-        };
-        out.sort();
-        out.dedup();
-        out
+        }
     }
 }
 
 /// AMQP topic matching: words split on `.`, `*` matches one word, `#` zero or more.
-/// Dynamic programming over (pattern word, key word): linear in their product, whatever
-/// mix of `#` a client binds with.
 pub fn topic_matches(pattern: &str, key: &str) -> bool {
-    let p: Vec<&str> = if pattern.is_empty() {
-        Vec::new()
-    } else {
-        pattern.split('.').collect()
-    };
-    let k: Vec<&str> = if key.is_empty() {
+    let words: Vec<&str> = if key.is_empty() {
         Vec::new()
     } else {
         key.split('.').collect()
     };
+    topic_matches_words(pattern, &words, &mut Vec::new())
+}
+
+/// [`topic_matches`] against a key already split into words, with `scratch` reused between
+/// bindings. Dynamic programming over (pattern word, key word): linear in their product,
+/// whatever mix of `#` a client binds with.
+fn topic_matches_words(pattern: &str, key: &[&str], scratch: &mut Vec<bool>) -> bool {
+    if !pattern.contains(['*', '#']) {
+        // The common case: a plain key.
+        return pattern.split('.').eq(key.iter().copied())
+            || (pattern.is_empty() && key.is_empty());
+    }
+    let n = key.len();
     // can[j]: the pattern words seen so far match the first j key words.
-    let mut can = vec![false; k.len() + 1];
+    scratch.clear();
+    scratch.resize(2 * (n + 1), false);
+    let (can, next) = scratch.split_at_mut(n + 1);
     can[0] = true;
-    for word in &p {
-        let mut next = vec![false; k.len() + 1];
-        match *word {
-            "#" => {
-                let mut any = false;
-                for j in 0..=k.len() {
-                    any |= can[j];
-                    next[j] = any;
-                }
+    let words = if pattern.is_empty() {
+        None
+    } else {
+        Some(pattern.split('.'))
+    };
+    for word in words.into_iter().flatten() {
+        next.fill(false);
+        if word == "#" {
+            let mut any = false;
+            for j in 0..=n {
+                any |= can[j];
+                next[j] = any;
             }
-            w => {
-                for j in 1..=k.len() {
-                    next[j] = can[j - 1] && (w == "*" || w == k[j - 1]);
-                }
+        } else {
+            for j in 1..=n {
+                next[j] = can[j - 1] && (word == "*" || word == key[j - 1]);
             }
         }
-        can = next;
+        can.copy_from_slice(next);
     }
-    can[k.len()]
+    can[n]
 }
 
 /// Headers exchange matching: `x-match` `all` (default) or `any` over the binding's

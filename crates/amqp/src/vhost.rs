@@ -1,7 +1,7 @@
 //! A virtual host: its exchanges, queues and bindings, routing, and what queues ask of it
 //! (dead letters, timers, removal).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 
 use amq_protocol::types::FieldTable;
@@ -421,10 +421,21 @@ impl VHost {
         let ex = self
             .exchange(exchange)
             .ok_or_else(|| self.no_exchange(exchange))?;
-        let mut queues = BTreeSet::new();
-        let mut visited = BTreeSet::new();
-        self.route_from(&ex, routing_key, headers, &mut visited, &mut queues);
-        Ok(queues.into_iter().filter_map(|q| self.queue(&q)).collect())
+        Ok(self.route_via(&ex, routing_key, headers))
+    }
+
+    /// The queues a message published to `ex` reaches (through exchange-to-exchange
+    /// bindings and alternate exchanges), each once.
+    pub fn route_via(
+        &self,
+        ex: &Arc<Exchange>,
+        routing_key: &str,
+        headers: Option<&FieldTable>,
+    ) -> Vec<Arc<Queue>> {
+        let mut queues = Vec::new();
+        let mut visited = Vec::new();
+        self.route_from(ex, routing_key, headers, &mut visited, &mut queues);
+        queues
     }
 
     fn route_from(
@@ -432,23 +443,31 @@ impl VHost {
         ex: &Arc<Exchange>,
         routing_key: &str,
         headers: Option<&FieldTable>,
-        visited: &mut BTreeSet<String>,
-        queues: &mut BTreeSet<String>,
+        visited: &mut Vec<*const Exchange>,
+        queues: &mut Vec<Arc<Queue>>,
     ) {
-        if !visited.insert(ex.name.clone()) {
+        if visited.contains(&Arc::as_ptr(ex)) {
             return;
         }
+        visited.push(Arc::as_ptr(ex));
         let before = queues.len();
-        for d in ex.route(routing_key, headers) {
-            match d {
-                Destination::Queue(q) => {
-                    queues.insert(q);
-                }
-                Destination::Exchange(e) => {
-                    if let Some(next) = self.exchange(&e) {
-                        self.route_from(&next, routing_key, headers, visited, queues);
+        let mut onward: Vec<String> = Vec::new();
+        {
+            let by_name = self.queues.read();
+            ex.route_each(routing_key, headers, &mut |d| match d {
+                Destination::Queue(name) => {
+                    if let Some(q) = by_name.get(name) {
+                        if !queues.iter().any(|x| Arc::ptr_eq(x, q)) {
+                            queues.push(q.clone());
+                        }
                     }
                 }
+                Destination::Exchange(e) => onward.push(e.clone()),
+            });
+        }
+        for e in onward {
+            if let Some(next) = self.exchange(&e) {
+                self.route_from(&next, routing_key, headers, visited, queues);
             }
         }
         if queues.len() == before {
@@ -526,7 +545,7 @@ impl VHost {
             let Stored::Message(message) = stored else {
                 continue;
             };
-            let message = Arc::new(message);
+            let message: Arc<Message> = Arc::from(message);
             let due = delayed_due(&message).unwrap_or_else(now_ms);
             self.core.timers.at(
                 due,

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use amqp::{AmqpConfig, AmqpServer};
+use amqp_management::{ManagementConfig, ManagementServer};
 use anyhow::Context;
 use msglog::LogIo;
 
@@ -13,6 +14,9 @@ pub struct RabbitmqArgs {
     /// AMQP listen address.
     #[arg(long, default_value = "127.0.0.1:5672")]
     listen: SocketAddr,
+    /// Listen address of the management HTTP API (RabbitMQ's `/api`).
+    #[arg(long, default_value = "127.0.0.1:15672")]
+    management_listen: SocketAddr,
     /// Where definitions and persistent messages are kept.
     #[arg(long, default_value = "opendms-data/rabbitmq")]
     data_dir: PathBuf,
@@ -43,14 +47,31 @@ pub async fn run(args: RabbitmqArgs) -> anyhow::Result<()> {
     let server = AmqpServer::start(config)
         .await
         .with_context(|| format!("cannot start the amqp broker on {}", args.listen))?;
+    let mut management_config = ManagementConfig::new(args.management_listen);
+    management_config.amqp_listener = Some(server.local_addr());
+    let management = match ManagementServer::start(server.broker().clone(), management_config).await
+    {
+        Ok(m) => m,
+        Err(e) => {
+            server.stop().await;
+            return Err(e).with_context(|| {
+                format!(
+                    "cannot start the management api on {}",
+                    args.management_listen
+                )
+            });
+        }
+    };
     {
         let mut out = std::io::stdout().lock();
         writeln!(out, "amqp listening on {}", server.local_addr())?;
+        writeln!(out, "management listening on {}", management.local_addr())?;
         writeln!(out, "ready")?;
         out.flush()?;
     }
     crate::wait_for_signal().await?;
     tracing::info!("shutting down");
+    management.stop();
     server.stop().await;
     Ok(())
 }

@@ -325,14 +325,18 @@ impl ChannelSink {
         extra_header: Option<(&str, AMQPValue)>,
     ) -> u64 {
         let tag = self.next_tag();
-        let method = AMQPClass::Basic(basic::AMQPMethod::Deliver(basic::Deliver {
-            consumer_tag: short(consumer_tag),
-            delivery_tag: tag,
-            redelivered: m.redelivered,
-            exchange: short(&m.message.exchange),
-            routing_key: short(&m.message.routing_key),
-        }));
-        self.send_content(&method, m, extra_header);
+        let mut out =
+            BytesMut::with_capacity(64 + m.message.raw_properties.len() + m.message.body.len());
+        frame::encode_deliver(
+            &mut out,
+            self.id,
+            consumer_tag,
+            tag,
+            m.redelivered,
+            &m.message.exchange,
+            &m.message.routing_key,
+        );
+        self.send_content(out, m, extra_header);
         tag
     }
 
@@ -351,20 +355,21 @@ impl ChannelSink {
             routing_key: short(&m.message.routing_key),
             message_count,
         }));
-        self.send_content(&method, m, extra_header);
+        let mut out = BytesMut::new();
+        if frame::encode_method(&mut out, self.id, &method).is_err() {
+            return tag;
+        }
+        self.send_content(out, m, extra_header);
         tag
     }
 
+    /// Appends the content of `m` to `out` (which holds its method) and sends both.
     fn send_content(
         &self,
-        method: &AMQPClass,
+        mut out: BytesMut,
         m: &QueuedMessage,
         extra_header: Option<(&str, AMQPValue)>,
     ) {
-        let mut out = BytesMut::new();
-        if frame::encode_method(&mut out, self.id, method).is_err() {
-            return;
-        }
         let frame_max = self.conn.frame_max();
         match extra_header {
             None => frame::encode_content(

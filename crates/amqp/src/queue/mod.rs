@@ -573,6 +573,9 @@ impl Queue {
                     let tag = channel.send_get_ok(&m, remaining, self.delivery_header(&m));
                     m.deliveries += 1;
                     s.stats.delivered += 1;
+                    if m.redelivered {
+                        s.stats.redelivered += 1;
+                    }
                     s.stats.delivered_bytes += m.message.size();
                     if no_ack {
                         self.settled(&m);
@@ -591,7 +594,7 @@ impl Queue {
                 }
                 Some(paged @ Entry::Paged(_)) => {
                     // Could not be read back: put_back logged it; answer empty this time.
-                    s.ready.push_back(paged);
+                    s.ready.insert_entry_in_order(paged);
                     None
                 }
                 None => None,
@@ -621,10 +624,13 @@ impl Queue {
                         m.deliveries += 1;
                         s.unacked += 1;
                         s.stats.delivered += 1;
+                        if m.redelivered {
+                            s.stats.redelivered += 1;
+                        }
                         taken.push(m);
                     }
                     Some(paged @ Entry::Paged(_)) => {
-                        s.ready.push_back(paged);
+                        s.ready.insert_entry_in_order(paged);
                         break;
                     }
                     None => break,
@@ -643,6 +649,19 @@ impl Queue {
             s.unacked = s.unacked.saturating_sub(1);
             s.stats.acked += 1;
             self.settled(m);
+        }
+        self.drain();
+    }
+
+    /// Fetched messages leave the queue without an acknowledgement counted (the management
+    /// API's `ack_requeue_false`, which RabbitMQ counts as a get without ack).
+    pub fn drop_fetched(self: &Arc<Self>, messages: &[QueuedMessage]) {
+        {
+            let mut s = self.state.lock();
+            for m in messages {
+                s.unacked = s.unacked.saturating_sub(1);
+                self.settled(m);
+            }
         }
         self.drain();
     }
@@ -907,7 +926,7 @@ impl Queue {
             let entry = match stored {
                 Stored::Message(m) => Entry::Loaded(QueuedMessage {
                     expires_at_ms: self.expiry(m.published_ms, m.expiration_ms(), now),
-                    message: Arc::new(m),
+                    message: Arc::from(m),
                     redelivered: false,
                     deliveries: 0,
                     seq,

@@ -131,7 +131,11 @@ impl Ready {
 
     /// Puts a message back where its sequence number says it was (requeue).
     pub fn insert_in_order(&mut self, m: QueuedMessage) {
-        let e = Entry::Loaded(m);
+        self.insert_entry_in_order(Entry::Loaded(m));
+    }
+
+    /// Puts a ready message back where its sequence number says it was.
+    pub fn insert_entry_in_order(&mut self, e: Entry) {
         self.added(&e);
         let b = self.bucket(&e);
         let bucket = &mut self.buckets[b];

@@ -198,7 +198,7 @@ pub type Recovered = Vec<(i64, Stored)>;
 /// A message found in a log at start-up: whole, or (past the memory budget the caller
 /// gave) only what a queue needs to keep it paged out.
 pub enum Stored {
-    Message(Message),
+    Message(Box<Message>),
     Paged(StoredMeta),
 }
 
@@ -277,7 +277,7 @@ impl QueueLog {
                         let size = m.size();
                         if kept + size <= keep_bytes {
                             kept += size;
-                            messages.push((offset, Stored::Message(m)));
+                            messages.push((offset, Stored::Message(Box::new(m))));
                         } else {
                             messages.push((
                                 offset,
