@@ -99,6 +99,12 @@ def unknown_exchange_type(b):
         return closed(lambda: c.channel().exchange_declare("sc-bad-type", "no-such-type"))
 
 
+def plugin_exchange_type_without_its_plugin(b):
+    with connect(b) as c:
+        return closed(lambda: c.channel().exchange_declare("sc-delayed", "x-delayed-message",
+                                                           arguments={"x-delayed-type": "direct"}))
+
+
 def publish_to_missing_exchange(b):
     with connect(b) as c:
         ch = c.channel()
@@ -718,7 +724,8 @@ def unknown_vhost(b):
 ALL = [
     passive_declare_missing_queue, passive_declare_missing_exchange,
     redeclare_queue_with_other_durability, redeclare_queue_with_other_arguments,
-    redeclare_exchange_with_other_type, unknown_exchange_type, publish_to_missing_exchange,
+    redeclare_exchange_with_other_type, unknown_exchange_type, plugin_exchange_type_without_its_plugin,
+    publish_to_missing_exchange,
     ack_unknown_delivery_tag, reuse_consumer_tag, declare_reserved_queue_name,
     declare_reserved_exchange_name, delete_system_exchange, exclusive_queue_from_other_connection,
     delete_if_empty_and_if_unused, consume_from_exclusive_consumed_queue, bad_queue_arguments,

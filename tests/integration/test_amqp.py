@@ -246,11 +246,20 @@ def test_long_queues_page_out_and_come_back_in_order(rabbit, durable):
         assert body[8:] == bytes([i % 251]) * (size - 8), f"message {i} body damaged"
 
 
-def test_storage_quota_blocks_publishers_until_consumers_make_room(tmp_path, request):
-    """At the instance's storage quota publishers get connection.blocked ("low on disk")
-    and wait; consuming frees whole settled segments, the alarm clears, they get
+@pytest.mark.parametrize("limit,size,reason,durable,body_size,most", [
+    # 8 MiB of persistent 64 KiB messages fill the storage quota.
+    ("--quota-bytes", 8 << 20, "low on disk", True, 65536, 1000),
+    # Queued messages count in memory by their loaded bodies (a queue keeps 4 MiB of them;
+    # the rest is paged out) plus their bookkeeping: 6 MiB is reached after ~22,000.
+    ("--memory-limit-bytes", 6 << 20, "low on memory", False, 1024, 80_000),
+], ids=["storage-quota", "memory-limit"])
+def test_resource_alarm_blocks_publishers_until_consumers_make_room(tmp_path, request, limit, size, reason, durable,
+                                                                    body_size, most):
+    """At the instance's storage quota (persistent messages) or memory limit (queued
+    messages in memory) publishers get connection.blocked and wait; consuming frees the
+    resource (whole settled segments; memory), the alarm clears, they get
     connection.unblocked and their publishes go through. Nothing queued is deleted."""
-    rabbit = OpenDmsRabbit(tmp_path, extra_args=["--quota-bytes", str(8 << 20)]).start()
+    rabbit = OpenDmsRabbit(tmp_path, extra_args=[limit, str(size)]).start()
     request.node.opendms_brokers = [rabbit]
     try:
         events = []
@@ -258,18 +267,19 @@ def test_storage_quota_blocks_publishers_until_consumers_make_room(tmp_path, req
         publisher.add_on_connection_blocked_callback(lambda _c, frame: events.append(("blocked", frame.method.reason)))
         publisher.add_on_connection_unblocked_callback(lambda _c, _f: events.append(("unblocked",)))
         pch = publisher.channel()
-        pch.queue_declare("full", durable=True)
-        body = b"q" * 65536
-        persistent = pika.BasicProperties(delivery_mode=2)
+        pch.queue_declare("full", durable=durable)
+        body = b"q" * body_size
+        persistent = pika.BasicProperties(delivery_mode=2 if durable else 1)
         sent = 0
         # Publish (without confirms: a blocked publisher's writes just stop being read)
         # until the broker says it is blocked.
-        while not events and sent < 1000:
+        while not events and sent < most:
             pch.basic_publish("", "full", body, persistent)
             sent += 1
-            publisher.process_data_events(time_limit=0.01)
-        assert events and events[0] == ("blocked", "low on disk"), events
-        assert sent < 1000, "the quota stopped the publisher"
+            if sent % 100 == 0 or body_size > 4096:
+                publisher.process_data_events(time_limit=0.01)
+        assert events and events[0] == ("blocked", reason), events
+        assert sent < most, "the alarm stopped the publisher"
         # Publishes sent after the block wait in the socket; what the broker took is kept.
         consumer = connect(rabbit)
         cch = consumer.channel()

@@ -14,7 +14,10 @@ from amqp_peers import OpenDmsRabbit
 
 @pytest.fixture(scope="session")
 def opendms_rabbitmq(tmp_path_factory):
-    broker = OpenDmsRabbit(tmp_path_factory.mktemp("opendms-rabbitmq")).start()
+    # The reference runs the consistent-hash plug-in and not the delayed-message one
+    # (Debian does not ship it); OpenDMS runs with the same set.
+    broker = OpenDmsRabbit(tmp_path_factory.mktemp("opendms-rabbitmq"),
+                           extra_args=["--plugins", "rabbitmq_consistent_hash_exchange"]).start()
     yield broker
     broker.stop()
 

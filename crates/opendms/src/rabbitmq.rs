@@ -32,6 +32,17 @@ pub struct RabbitmqArgs {
     /// How queue logs reach the disk: direct (O_DIRECT) or buffered.
     #[arg(long, default_value = "direct")]
     log_io: String,
+    /// Memory queued messages may take before publishers are blocked ("low on memory");
+    /// default 40% of the machine's memory, as RabbitMQ's high watermark.
+    #[arg(long)]
+    memory_limit_bytes: Option<u64>,
+    /// Plug-ins to switch on, comma-separated (rabbitmq_delayed_message_exchange,
+    /// rabbitmq_consistent_hash_exchange); "none" for none.
+    #[arg(
+        long,
+        default_value = "rabbitmq_delayed_message_exchange,rabbitmq_consistent_hash_exchange"
+    )]
+    plugins: String,
 }
 
 pub async fn run(args: RabbitmqArgs) -> anyhow::Result<()> {
@@ -39,6 +50,24 @@ pub async fn run(args: RabbitmqArgs) -> anyhow::Result<()> {
     config.heartbeat = args.heartbeat;
     config.frame_max = args.frame_max.max(amqp::frame::FRAME_MIN_SIZE);
     config.quota_bytes = args.quota_bytes;
+    if args.memory_limit_bytes.is_some() {
+        config.memory_limit_bytes = args.memory_limit_bytes;
+    }
+    config.plugins = Vec::new();
+    for plugin in args
+        .plugins
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty() && *p != "none")
+    {
+        if !amqp::exchange::PLUGINS.contains(&plugin) {
+            anyhow::bail!(
+                "unknown plug-in {plugin}: known ones are {}",
+                amqp::exchange::PLUGINS.join(", ")
+            );
+        }
+        config.plugins.push(plugin.to_string());
+    }
     config.log_io = match args.log_io.as_str() {
         "direct" => LogIo::Direct,
         "buffered" => LogIo::Buffered,
