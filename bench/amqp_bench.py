@@ -129,11 +129,11 @@ class Bench:
             c.channel().queue_delete("bench-mem")
         print(f"  {broker.kind:8} 1M queued ({n}): {res['rss_1M_queued_1KiB_mb']} MB", flush=True)
         # 1,000 open connections, each with a channel.
-        conns = []
+        conns, opened = [], []
         for _ in range(1000):
             s = socket.create_connection(("127.0.0.1", broker.port))
             conns.append(s)
-        opened = [open_connection(s) for s in conns]
+            opened.append(open_connection(s))
         time.sleep(3)
         res["rss_1000_connections_mb"] = round(rss_mb(broker_pid(broker)), 1)
         res["connections_opened"] = sum(opened)
@@ -183,7 +183,10 @@ def open_connection(s):
                 if f is not None:
                     buf = buf[consumed:]
                     return f
-                buf += s.recv(65536)
+                data = s.recv(65536)
+                if not data:
+                    raise ConnectionError("closed by the broker")
+                buf += data
 
         read_method()
         s.sendall(pika.frame.Method(0, pika.spec.Connection.StartOk(

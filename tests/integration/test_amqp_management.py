@@ -887,7 +887,8 @@ def test_rates_come_from_sampled_counters(fresh):
     assert [m["message_count"] for m in got] == list(range(19, -1, -1))
     assert api.delete("/queues/%2F/rated").status_code == 204
     vhost = api.poll("/vhosts", lambda b: b[0]["message_stats"]["deliver_get"] == 20).json()[0]
-    assert vhost["message_stats"]["deliver_get"] == 20 and vhost["message_stats"]["ack"] == 20
+    # `ack_requeue_false` is a get with no_ack: RabbitMQ 3.10 counts 20 get_no_ack, 0 acks.
+    assert vhost["message_stats"]["deliver_get"] == 20 and vhost["message_stats"]["ack"] == 0
     overview = api.get("/overview").json()
     assert overview["message_stats"]["deliver_get"] >= 20
 

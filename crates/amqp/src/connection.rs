@@ -112,7 +112,8 @@ pub(crate) async fn serve(
     let sink = ConnectionSink::new(id, tx, flow);
     let mut reader = Reader {
         socket: read,
-        buf: BytesMut::with_capacity(64 * 1024),
+        // Grows with the frames a connection sends; idle connections stay small.
+        buf: BytesMut::with_capacity(4096),
         frame_max: broker.config.frame_max,
         broker: broker.clone(),
     };
@@ -846,32 +847,54 @@ async fn write_frames(
     flow: Arc<Flow>,
     broker: Arc<Broker>,
 ) {
-    let mut batch = BytesMut::with_capacity(64 * 1024);
+    let mut batch = BytesMut::new();
     let mut closing = false;
     while !closing {
         let Some(first) = rx.recv().await else { break };
         if first.is_empty() {
             break;
         }
-        batch.extend_from_slice(&first);
-        while batch.len() < WRITE_BATCH {
-            match rx.try_recv() {
-                Ok(b) if b.is_empty() => {
-                    closing = true;
-                    break;
-                }
-                Ok(b) => batch.extend_from_slice(&b),
-                Err(_) => break,
+        // One buffer waiting: written as it is. More: gathered into one write.
+        let mut next = match rx.try_recv() {
+            Ok(b) if b.is_empty() => {
+                closing = true;
+                None
             }
-        }
-        if socket.write_all(&batch).await.is_err() {
-            return;
-        }
+            Ok(b) => Some(b),
+            Err(_) => None,
+        };
+        let written = match next.take() {
+            None => {
+                if socket.write_all(&first).await.is_err() {
+                    return;
+                }
+                first.len()
+            }
+            Some(second) => {
+                batch.extend_from_slice(&first);
+                batch.extend_from_slice(&second);
+                while batch.len() < WRITE_BATCH {
+                    match rx.try_recv() {
+                        Ok(b) if b.is_empty() => {
+                            closing = true;
+                            break;
+                        }
+                        Ok(b) => batch.extend_from_slice(&b),
+                        Err(_) => break,
+                    }
+                }
+                if socket.write_all(&batch).await.is_err() {
+                    return;
+                }
+                let n = batch.len();
+                batch.clear();
+                n
+            }
+        };
         broker
             .bytes_out
-            .fetch_add(batch.len() as u64, Ordering::Relaxed);
-        flow.written(batch.len() as u64);
-        batch.clear();
+            .fetch_add(written as u64, Ordering::Relaxed);
+        flow.written(written as u64);
     }
     let _ = socket.shutdown().await;
 }

@@ -22,7 +22,7 @@ use tracing::warn;
 
 pub use consumer::{ChannelMode, ChannelSink, ConnectionSink, Consumer, Flow, Unacked};
 use dead_letter::{dead_letter, DeadLetter, DeathReason};
-use ready::{Entry, Paged, Ready};
+use ready::{Entry, Held, Ready};
 use settings::{Overflow, QueueKind, QueueSettings};
 use store::{QueueLog, Recovered, Stored};
 
@@ -321,16 +321,14 @@ impl Queue {
                     None
                 };
                 match paged_offset {
-                    Some(offset) => s.ready.push_back(Entry::Paged(Paged {
+                    Some(offset) => s.ready.push_back(Entry::paged(
                         seq,
                         offset,
-                        priority: message.priority(),
+                        message.priority(),
                         size,
                         expires_at_ms,
-                        redelivered: false,
-                        deliveries: 0,
-                    })),
-                    None => s.ready.push_back(Entry::Loaded(QueuedMessage {
+                    )),
+                    None => s.ready.push_back(Entry::loaded(QueuedMessage {
                         expires_at_ms,
                         message,
                         redelivered: false,
@@ -407,14 +405,14 @@ impl Queue {
 
     fn deliver(self: &Arc<Self>, s: &mut QueueState, dead: &mut Vec<DeadLetter>, now: i64) {
         while s.ready.len > 0 {
-            if matches!(s.ready.front(), Some(Entry::Paged(_))) {
+            if s.ready.front().is_some_and(Entry::is_paged) {
                 self.start_page_in(s);
                 break;
             }
             let Some(consumer) = self.pick_consumer(s) else {
                 break;
             };
-            let Some(Entry::Loaded(mut m)) = s.ready.pop_front() else {
+            let Some(Held::Memory(mut m)) = s.ready.pop_front().map(Entry::held) else {
                 break;
             };
             if m.expires_at_ms.is_some_and(|t| t <= now) && !self.deliverable_now(&m, now) {
@@ -535,8 +533,8 @@ impl Queue {
             let lost = s.ready.drop_paged(&missing);
             if !lost.is_empty() {
                 warn!(queue = %self.name, vhost = %self.vhost, lost = lost.len(), "paged-out messages missing from the queue log were dropped");
-                for p in lost {
-                    self.settle_offset(Some(p.offset));
+                for offset in lost {
+                    self.settle_offset(Some(offset));
                 }
             }
         }
@@ -564,11 +562,17 @@ impl Queue {
             let mut s = self.state.lock();
             s.last_used_ms = now;
             self.expire(&mut s, &mut dead, now);
-            if matches!(s.ready.front(), Some(Entry::Paged(_))) {
+            if s.ready.front().is_some_and(Entry::is_paged) {
                 self.load_front_now(&mut s);
             }
-            match s.ready.pop_front() {
-                Some(Entry::Loaded(mut m)) => {
+            // A head that could not be read back was logged by put_back: empty this time.
+            let head = if s.ready.front().is_some_and(Entry::is_paged) {
+                None
+            } else {
+                s.ready.pop_front().map(Entry::held)
+            };
+            match head {
+                Some(Held::Memory(mut m)) => {
                     let remaining = u32::try_from(s.ready.len).unwrap_or(u32::MAX);
                     let tag = channel.send_get_ok(&m, remaining, self.delivery_header(&m));
                     m.deliveries += 1;
@@ -592,12 +596,7 @@ impl Queue {
                     }
                     Some(tag)
                 }
-                Some(paged @ Entry::Paged(_)) => {
-                    // Could not be read back: put_back logged it; answer empty this time.
-                    s.ready.insert_entry_in_order(paged);
-                    None
-                }
-                None => None,
+                Some(Held::Paged) | None => None,
             }
         };
         self.finish(dead);
@@ -616,11 +615,14 @@ impl Queue {
             self.expire(&mut s, &mut dead, now);
             let mut taken = Vec::new();
             while taken.len() < n {
-                if matches!(s.ready.front(), Some(Entry::Paged(_))) {
+                if s.ready.front().is_some_and(Entry::is_paged) {
                     self.load_front_now(&mut s);
                 }
-                match s.ready.pop_front() {
-                    Some(Entry::Loaded(mut m)) => {
+                if s.ready.front().is_some_and(Entry::is_paged) {
+                    break;
+                }
+                match s.ready.pop_front().map(Entry::held) {
+                    Some(Held::Memory(mut m)) => {
                         m.deliveries += 1;
                         s.unacked += 1;
                         s.stats.delivered += 1;
@@ -629,11 +631,7 @@ impl Queue {
                         }
                         taken.push(m);
                     }
-                    Some(paged @ Entry::Paged(_)) => {
-                        s.ready.insert_entry_in_order(paged);
-                        break;
-                    }
-                    None => break,
+                    Some(Held::Paged) | None => break,
                 }
             }
             (taken, s.ready.len)
@@ -746,20 +744,23 @@ impl Queue {
     /// Removes a ready message for `reason`; a paged-out one is read back first when it
     /// is to be dead-lettered.
     fn discard_entry(&self, dead: &mut Vec<DeadLetter>, e: Entry, reason: DeathReason, now: i64) {
-        match e {
-            Entry::Loaded(m) => self.discard(dead, m, reason, now),
-            Entry::Paged(p) => {
-                if self.settings.dead_letter_exchange.is_some() {
-                    if let Some(log) = self.page_log() {
-                        match read_blocking(log, &[p.offset]).map(|mut b| b.remove(&p.offset)) {
-                            Ok(Some(message)) => self.dead_letter_into(dead, &message, reason, now),
-                            Ok(None) | Err(_) => {
-                                warn!(queue = %self.name, offset = p.offset, "paged-out message to dead-letter could not be read; dropped")
-                            }
+        let offset = e.offset();
+        match e.held() {
+            Held::Memory(m) => self.discard(dead, m, reason, now),
+            Held::Paged => {
+                if let (true, Some(log), Some(o)) = (
+                    self.settings.dead_letter_exchange.is_some(),
+                    self.page_log(),
+                    offset,
+                ) {
+                    match read_blocking(log, &[o]).map(|mut b| b.remove(&o)) {
+                        Ok(Some(message)) => self.dead_letter_into(dead, &message, reason, now),
+                        Ok(None) | Err(_) => {
+                            warn!(queue = %self.name, offset = o, "paged-out message to dead-letter could not be read; dropped")
                         }
                     }
                 }
-                self.settle_offset(Some(p.offset));
+                self.settle_offset(offset);
             }
         }
     }
@@ -924,7 +925,7 @@ impl Queue {
             let seq = s.next_seq;
             s.next_seq += 1;
             let entry = match stored {
-                Stored::Message(m) => Entry::Loaded(QueuedMessage {
+                Stored::Message(m) => Entry::loaded(QueuedMessage {
                     expires_at_ms: self.expiry(m.published_ms, m.expiration_ms(), now),
                     message: Arc::from(m),
                     redelivered: false,
@@ -932,15 +933,13 @@ impl Queue {
                     seq,
                     offset: Some(offset),
                 }),
-                Stored::Paged(meta) => Entry::Paged(Paged {
+                Stored::Paged(meta) => Entry::paged(
                     seq,
                     offset,
-                    priority: meta.priority,
-                    size: meta.size,
-                    expires_at_ms: self.expiry(meta.published_ms, meta.expiration_ms, now),
-                    redelivered: false,
-                    deliveries: 0,
-                }),
+                    meta.priority,
+                    meta.size,
+                    self.expiry(meta.published_ms, meta.expiration_ms, now),
+                ),
             };
             s.ready.push_back(entry);
         }

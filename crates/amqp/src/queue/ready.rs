@@ -9,57 +9,99 @@ use std::sync::Arc;
 
 use crate::message::{Message, QueuedMessage};
 
-/// A ready message whose body is only in the queue's log.
-#[derive(Clone, Debug)]
-pub(super) struct Paged {
-    pub seq: u64,
-    pub offset: i64,
-    pub priority: u8,
-    pub size: u64,
-    pub expires_at_ms: Option<i64>,
-    pub redelivered: bool,
-    pub deliveries: u32,
+/// Where a ready message is: in memory, or only in the queue's log.
+pub(super) enum Held {
+    Memory(QueuedMessage),
+    Paged,
 }
 
-pub(super) enum Entry {
-    Loaded(QueuedMessage),
-    Paged(Paged),
+/// One ready message: 48 bytes plus its body while in memory, 48 bytes while paged out.
+pub(super) struct Entry {
+    /// The message; `None` while it is paged out.
+    message: Option<Arc<Message>>,
+    pub seq: u64,
+    /// Its place in the queue's log; `NO_OFFSET` when it has none.
+    offset: i64,
+    /// `NEVER` when it does not expire.
+    expires_at_ms: i64,
+    /// Body bytes (RabbitMQ caps bodies at 512 MiB; ours at 128 MiB).
+    size: u32,
+    deliveries: u32,
+    priority: u8,
+    redelivered: bool,
 }
+
+const NO_OFFSET: i64 = i64::MIN;
+const NEVER: i64 = i64::MAX;
 
 impl Entry {
-    pub fn seq(&self) -> u64 {
-        match self {
-            Entry::Loaded(m) => m.seq,
-            Entry::Paged(p) => p.seq,
+    pub fn loaded(m: QueuedMessage) -> Entry {
+        Entry {
+            size: u32::try_from(m.message.size()).unwrap_or(u32::MAX),
+            priority: m.message.priority(),
+            message: Some(m.message),
+            seq: m.seq,
+            offset: m.offset.unwrap_or(NO_OFFSET),
+            expires_at_ms: m.expires_at_ms.unwrap_or(NEVER),
+            deliveries: m.deliveries,
+            redelivered: m.redelivered,
         }
     }
 
-    fn priority(&self) -> u8 {
-        match self {
-            Entry::Loaded(m) => m.message.priority(),
-            Entry::Paged(p) => p.priority,
+    /// A message kept only in the queue's log, at `offset`.
+    pub fn paged(
+        seq: u64,
+        offset: i64,
+        priority: u8,
+        size: u64,
+        expires_at_ms: Option<i64>,
+    ) -> Entry {
+        Entry {
+            message: None,
+            seq,
+            offset,
+            expires_at_ms: expires_at_ms.unwrap_or(NEVER),
+            size: u32::try_from(size).unwrap_or(u32::MAX),
+            deliveries: 0,
+            priority,
+            redelivered: false,
         }
+    }
+
+    pub fn is_paged(&self) -> bool {
+        self.message.is_none()
+    }
+
+    pub fn seq(&self) -> u64 {
+        self.seq
     }
 
     pub fn size(&self) -> u64 {
-        match self {
-            Entry::Loaded(m) => m.message.size(),
-            Entry::Paged(p) => p.size,
-        }
+        u64::from(self.size)
     }
 
     pub fn expires_at_ms(&self) -> Option<i64> {
-        match self {
-            Entry::Loaded(m) => m.expires_at_ms,
-            Entry::Paged(p) => p.expires_at_ms,
-        }
+        (self.expires_at_ms != NEVER).then_some(self.expires_at_ms)
     }
 
     /// Its entry in the queue's log, if it has one.
     pub fn offset(&self) -> Option<i64> {
-        match self {
-            Entry::Loaded(m) => m.offset,
-            Entry::Paged(p) => Some(p.offset),
+        (self.offset != NO_OFFSET).then_some(self.offset)
+    }
+
+    /// The message, when it is in memory.
+    pub fn held(self) -> Held {
+        let (expires_at_ms, offset) = (self.expires_at_ms(), self.offset());
+        match self.message {
+            Some(message) => Held::Memory(QueuedMessage {
+                message,
+                redelivered: self.redelivered,
+                expires_at_ms,
+                deliveries: self.deliveries,
+                seq: self.seq,
+                offset,
+            }),
+            None => Held::Paged,
         }
     }
 }
@@ -94,32 +136,30 @@ impl Ready {
     }
 
     fn bucket(&self, e: &Entry) -> usize {
-        usize::from(e.priority()).min(self.buckets.len() - 1)
+        usize::from(e.priority).min(self.buckets.len() - 1)
     }
 
     fn added(&mut self, e: &Entry) {
         self.len += 1;
         self.bytes += e.size();
-        match e {
-            Entry::Loaded(m) => {
-                self.loaded += 1;
-                self.loaded_bytes += m.message.size();
-                self.global.fetch_add(m.message.size(), Ordering::Relaxed);
-            }
-            Entry::Paged(_) => self.paged += 1,
+        if e.is_paged() {
+            self.paged += 1;
+        } else {
+            self.loaded += 1;
+            self.loaded_bytes += e.size();
+            self.global.fetch_add(e.size(), Ordering::Relaxed);
         }
     }
 
     fn removed(&mut self, e: &Entry) {
         self.len -= 1;
         self.bytes -= e.size();
-        match e {
-            Entry::Loaded(m) => {
-                self.loaded -= 1;
-                self.loaded_bytes -= m.message.size();
-                self.global.fetch_sub(m.message.size(), Ordering::Relaxed);
-            }
-            Entry::Paged(_) => self.paged -= 1,
+        if e.is_paged() {
+            self.paged -= 1;
+        } else {
+            self.loaded -= 1;
+            self.loaded_bytes -= e.size();
+            self.global.fetch_sub(e.size(), Ordering::Relaxed);
         }
     }
 
@@ -131,7 +171,7 @@ impl Ready {
 
     /// Puts a message back where its sequence number says it was (requeue).
     pub fn insert_in_order(&mut self, m: QueuedMessage) {
-        self.insert_entry_in_order(Entry::Loaded(m));
+        self.insert_entry_in_order(Entry::loaded(m));
     }
 
     /// Puts a ready message back where its sequence number says it was.
@@ -178,15 +218,13 @@ impl Ready {
         let mut out = Vec::new();
         let mut bytes = 0;
         for bucket in self.buckets.iter().rev() {
-            for e in bucket {
-                if let Entry::Paged(p) = e {
-                    if !out.is_empty() && bytes + p.size > max_bytes {
-                        out.sort_unstable();
-                        return out;
-                    }
-                    bytes += p.size;
-                    out.push(p.offset);
+            for e in bucket.iter().filter(|e| e.is_paged()) {
+                if !out.is_empty() && bytes + e.size() > max_bytes {
+                    out.sort_unstable();
+                    return out;
                 }
+                bytes += e.size();
+                out.push(e.offset);
             }
         }
         out.sort_unstable();
@@ -198,21 +236,14 @@ impl Ready {
         let mut n = 0;
         let mut added = 0u64;
         for bucket in &mut self.buckets {
-            for e in bucket.iter_mut() {
-                let Entry::Paged(p) = e else { continue };
-                let Some(message) = bodies.get(&p.offset) else {
+            for e in bucket.iter_mut().filter(|e| e.is_paged()) {
+                let Some(message) = bodies.get(&e.offset) else {
                     continue;
                 };
-                added += message.size();
-                *e = Entry::Loaded(QueuedMessage {
-                    message: message.clone(),
-                    redelivered: p.redelivered,
-                    expires_at_ms: p.expires_at_ms,
-                    deliveries: p.deliveries,
-                    seq: p.seq,
-                    // Settling it settles its log entry (persistent or paged out).
-                    offset: Some(p.offset),
-                });
+                // Settling it settles its log entry (persistent or paged out): the offset
+                // stays.
+                e.message = Some(message.clone());
+                added += e.size();
                 n += 1;
             }
         }
@@ -223,24 +254,25 @@ impl Ready {
         n
     }
 
-    /// Drops paged messages whose bodies could not be read back; answers them.
-    pub fn drop_paged(&mut self, offsets: &[i64]) -> Vec<Paged> {
+    /// Drops paged messages whose bodies could not be read back; answers their offsets.
+    pub fn drop_paged(&mut self, offsets: &[i64]) -> Vec<i64> {
         let mut gone = Vec::new();
         for bucket in &mut self.buckets {
-            bucket.retain(|e| match e {
-                Entry::Paged(p) if offsets.binary_search(&p.offset).is_ok() => {
-                    gone.push(p.clone());
+            bucket.retain(|e| {
+                if e.is_paged() && offsets.binary_search(&e.offset).is_ok() {
+                    gone.push((e.offset, e.size()));
                     false
+                } else {
+                    true
                 }
-                _ => true,
             });
         }
-        for p in &gone {
+        for (_, size) in &gone {
             self.len -= 1;
-            self.bytes -= p.size;
+            self.bytes -= size;
             self.paged -= 1;
         }
-        gone
+        gone.into_iter().map(|(o, _)| o).collect()
     }
 }
 
@@ -257,16 +289,20 @@ mod tests {
 
     use super::*;
 
+    fn message(priority: u8, body: &str) -> Arc<Message> {
+        Arc::new(Message {
+            exchange: String::new(),
+            routing_key: String::new(),
+            properties: BasicProperties::default().with_priority(priority),
+            raw_properties: Bytes::new(),
+            body: Bytes::from(body.to_string()),
+            published_ms: 0,
+        })
+    }
+
     fn loaded(seq: u64, priority: u8, body: &str) -> Entry {
-        Entry::Loaded(QueuedMessage {
-            message: Arc::new(Message {
-                exchange: String::new(),
-                routing_key: String::new(),
-                properties: BasicProperties::default().with_priority(priority),
-                raw_properties: Bytes::new(),
-                body: Bytes::from(body.to_string()),
-                published_ms: 0,
-            }),
+        Entry::loaded(QueuedMessage {
+            message: message(priority, body),
             redelivered: false,
             expires_at_ms: None,
             deliveries: 0,
@@ -275,16 +311,13 @@ mod tests {
         })
     }
 
-    fn paged(seq: u64, offset: i64, size: u64) -> Entry {
-        Entry::Paged(Paged {
-            seq,
-            offset,
-            priority: 0,
-            size,
-            expires_at_ms: None,
-            redelivered: false,
-            deliveries: 0,
-        })
+    #[test]
+    fn entries_stay_small() {
+        assert!(
+            std::mem::size_of::<Entry>() <= 48,
+            "{}",
+            std::mem::size_of::<Entry>()
+        );
     }
 
     #[test]
@@ -292,8 +325,8 @@ mod tests {
         let global = Arc::new(AtomicU64::new(0));
         let mut r = Ready::new(None, global.clone());
         r.push_back(loaded(0, 0, "aaaa"));
-        r.push_back(paged(1, 10, 5));
-        r.push_back(paged(2, 11, 6));
+        r.push_back(Entry::paged(1, 10, 0, 5, None));
+        r.push_back(Entry::paged(2, 11, 0, 6, Some(99)));
         assert_eq!((r.len, r.bytes, r.loaded_bytes, r.paged), (3, 15, 4, 2));
         assert_eq!(global.load(Ordering::Relaxed), 4);
         assert_eq!(
@@ -302,16 +335,27 @@ mod tests {
             "at least one, then up to the byte budget"
         );
         assert_eq!(r.paged_front(100), vec![10, 11]);
-        assert!(matches!(r.pop_front(), Some(Entry::Loaded(_))));
-        assert!(matches!(r.front(), Some(Entry::Paged(_))));
+        assert!(matches!(
+            r.pop_front().map(Entry::held),
+            Some(Held::Memory(_))
+        ));
+        assert!(r.front().is_some_and(Entry::is_paged));
         let mut bodies = HashMap::new();
-        if let Entry::Loaded(m) = loaded(9, 0, "bbbbb") {
-            bodies.insert(10, m.message);
-        }
+        bodies.insert(10, message(0, "bbbbb"));
         assert_eq!(r.load(&bodies), 1);
         assert_eq!((r.loaded, r.paged, r.loaded_bytes), (1, 1, 5));
-        assert_eq!(r.drop_paged(&[11]).len(), 1);
-        assert_eq!((r.len, r.bytes), (1, 5));
+        let Some(Held::Memory(m)) = r.pop_front().map(Entry::held) else {
+            panic!("loaded")
+        };
+        assert_eq!(
+            (m.seq, m.offset),
+            (1, Some(10)),
+            "a paged-in message keeps its log entry"
+        );
+        assert_eq!(r.front().and_then(Entry::expires_at_ms), Some(99));
+        assert_eq!(r.drop_paged(&[11]), vec![11]);
+        assert_eq!((r.len, r.bytes), (0, 0));
+        r.push_back(loaded(3, 0, "cc"));
         drop(r);
         assert_eq!(
             global.load(Ordering::Relaxed),
@@ -326,10 +370,8 @@ mod tests {
         r.push_back(loaded(0, 0, "low"));
         r.push_back(loaded(1, 5, "high"));
         r.push_back(loaded(2, 0, "low2"));
-        let first = r.pop_front();
-        assert!(matches!(&first, Some(Entry::Loaded(m)) if m.seq == 1));
-        let second = r.pop_front();
-        let Some(Entry::Loaded(m)) = second else {
+        assert_eq!(r.pop_front().map(|e| e.seq), Some(1));
+        let Some(Held::Memory(m)) = r.pop_front().map(Entry::held) else {
             panic!("loaded")
         };
         r.insert_in_order(m);
