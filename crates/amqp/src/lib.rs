@@ -64,6 +64,9 @@ impl AmqpServer {
     /// Stops accepting, closes every connection and finishes the disk writes.
     pub async fn stop(self) {
         self.accept.abort();
+        // Waits until the aborted task is dropped, and the listener with it: a start on the
+        // same address right after must find it free.
+        let _ = self.accept.await;
         let broker = self.broker.clone();
         let _ = tokio::task::spawn_blocking(move || broker.stop()).await;
     }
