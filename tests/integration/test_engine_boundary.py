@@ -48,13 +48,16 @@ def test_sdk_operations_opendms_lacks_answer_not_supported(server):
     status, code, msg = sdk_error(lambda: c.show_kafka_instance_extend_product_info(
         ShowKafkaInstanceExtendProductInfoRequest(instance_id=iid, type="advanced")))
     assert (status, code) == (501, NOT_SUPPORTED) and "show_kafka_instance_extend_product_info" in msg
-    # Engines this build has no broker for: their create operations, whichever path names
-    # the engine (path segment, body field).
+    # RabbitMQ creates reach RabbitMQ's rules whichever path names the engine (path segment,
+    # body field): this body lacks its VPC.
     rabbit = {"name": "rabbit-1", "engine": "rabbitmq", "engine_version": "3.8.35"}
+    for path in [f"/v2/rabbitmq/{p}/instances", f"/v2/{p}/instances"]:
+        r = server.signed("POST", path, rabbit)
+        assert (r.status_code, r.json()["error_code"]) == (400, "DMS.00400013"), (path, r.text)
+    # An engine this build has no broker for: its create operations, whichever path names
+    # the engine.
     rocket = {"name": "rocket-1", "engine": "reliability", "engine_version": "4.8.0"}
-    for path, body, op in [(f"/v2/rabbitmq/{p}/instances", rabbit, "create_post_paid_instance_by_engine"),
-                           (f"/v2/{p}/instances", rabbit, "create_post_paid_instance"),
-                           (f"/v2/{p}/rocketmq/instances", rocket, "create_post_paid_instance_for_rocket_mq"),
+    for path, body, op in [(f"/v2/{p}/rocketmq/instances", rocket, "create_post_paid_instance_for_rocket_mq"),
                            (f"/v2/reliability/{p}/instances", rocket, "create_instance_by_engine")]:
         r = server.signed("POST", path, body)
         assert (r.status_code, r.json()["error_code"]) == (501, NOT_SUPPORTED), (path, r.text)

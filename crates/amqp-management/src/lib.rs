@@ -123,10 +123,13 @@ impl ManagementServer {
         self.local_addr
     }
 
-    /// Stops serving (requests in flight are dropped).
-    pub fn stop(self) {
+    /// Stops serving (requests in flight are dropped) and waits until the listener is
+    /// closed, so that its address can be bound again at once.
+    pub async fn stop(self) {
         self.serve.abort();
         self.sampler.abort();
+        let _ = self.serve.await;
+        let _ = self.sampler.await;
     }
 }
 

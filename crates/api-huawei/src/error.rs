@@ -166,7 +166,7 @@ impl From<ControlError> for ApiError {
             E::EmptyField("subnet_id") => ApiError::dms(400, "400016", "subnet_id in the request is empty."),
             E::EmptyField(f) => ApiError::dms(400, "400063", format!("Invalid configuration parameter {f}.")),
             E::UnknownZone(_) => ApiError::dms(400, "400042", format!("The AZ does not exist. {msg}")),
-            E::ZoneCount => ApiError::dms(400, "400067", format!("The available_zones parameter is invalid: {msg}.")),
+            E::ZoneCount(_) => ApiError::dms(400, "400067", format!("The available_zones parameter is invalid: {msg}.")),
             E::DuplicateName(_) => ApiError::dms(400, "400060", "This instance name already exists."),
             E::InvalidInstanceId(_) => ApiError::dms(400, "400061", "Invalid instance ID format."),
             E::InvalidStatusFilter(_) => ApiError::dms(
@@ -220,6 +220,7 @@ impl From<ControlError> for ApiError {
             E::TopicExists(_) => ApiError::dms(400, "400800", "Duplicate topic name."),
             E::Refused(m) => ApiError::dms(400, "400800", format!("Invalid parameter. {m}")),
             E::TaskNotFound(_) => ApiError::dms(404, "404001", msg),
+            E::PluginNotFound(_) => ApiError::dms(400, "400970", format!("RabbitMQ plugin is not exist. {msg}")),
             E::NotSupported(m) => ApiError::dms(400, "400800", format!("Invalid parameter. {m}")),
             E::Internal(m) => ApiError::internal(m),
         }

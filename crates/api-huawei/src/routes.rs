@@ -274,7 +274,7 @@ pub fn openapi() -> serde_json::Value {
         "info": {
             "title": "OpenDMS: Huawei Cloud DMS API",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Seeds 000 (v1.0) and 003, and the v2 paths of huaweicloudsdkkafka. Errors are {\"error_code\",\"error_msg\"}. Every other operation of the official huaweicloudsdkkafka, huaweicloudsdkrabbitmq and huaweicloudsdkrocketmq SDKs answers 501 with error_code DMS.00501001 and the operation's name in error_msg.",
+            "description": "Seeds 000 (v1.0) and 003, the v2 paths of huaweicloudsdkkafka, and seed 002's RabbitMQ instances, password and plug-ins. Errors are {\"error_code\",\"error_msg\"}. Every other operation of the official huaweicloudsdkkafka, huaweicloudsdkrabbitmq and huaweicloudsdkrocketmq SDKs answers 501 with error_code DMS.00501001 and the operation's name in error_msg.",
         },
         "components": {"securitySchemes": {
             "token": {"type": "apiKey", "in": "header", "name": "X-Auth-Token"},

@@ -154,6 +154,125 @@ pub fn flavor(product_id: &str) -> Option<&'static Flavor> {
     FLAVORS.iter().find(|f| f.product_id == product_id)
 }
 
+/// One RabbitMQ product of seed 002 (4.6.3 "Querying Product Specifications" and the
+/// 4.3.1 example). Their ids overlap Kafka's flavors (`c6.4u8g.cluster`), so they are a
+/// table of their own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RabbitmqProduct {
+    pub product_id: &'static str,
+    /// `single` or `cluster`.
+    pub kind: &'static str,
+    pub ecs_flavor_id: &'static str,
+    pub alias: &'static str,
+    /// What `show_instance` calls the VM specification (seed 002 example: "2vCPUs 4GB").
+    pub vm: &'static str,
+    pub max_connection_per_broker: u32,
+    pub max_queue_per_broker: u32,
+    pub min_broker: u32,
+    pub max_broker: u32,
+    pub broker_step: u32,
+    pub min_storage_per_node_gb: u32,
+    pub max_storage_per_node_gb: u32,
+}
+
+/// The products seed 002 gives figures for. c6.8u16g.cluster is only named (4.3.2), with no
+/// figures, so it is not offered. `min_storage_per_node` is "200" in 4.6.3 and "100" in
+/// 4.3.1 for c6.2u4g.single; the create rule ("100 GB x number of nodes") says 100.
+pub const RABBITMQ_PRODUCTS: &[RabbitmqProduct] = &[
+    RabbitmqProduct {
+        product_id: "c6.2u4g.single",
+        kind: "single",
+        ecs_flavor_id: "c6.large.2",
+        alias: "rabbitmq.2u4g.single",
+        vm: "2vCPUs 4GB",
+        max_connection_per_broker: 2000,
+        max_queue_per_broker: 100,
+        min_broker: 1,
+        max_broker: 1,
+        broker_step: 0,
+        min_storage_per_node_gb: 100,
+        max_storage_per_node_gb: 30_000,
+    },
+    RabbitmqProduct {
+        product_id: "c6.4u8g.single",
+        kind: "single",
+        ecs_flavor_id: "c6.xlarge.2",
+        alias: "rabbitmq.4u8g.single",
+        vm: "4vCPUs 8GB",
+        max_connection_per_broker: 3000,
+        max_queue_per_broker: 200,
+        min_broker: 1,
+        max_broker: 1,
+        broker_step: 0,
+        min_storage_per_node_gb: 100,
+        max_storage_per_node_gb: 30_000,
+    },
+    RabbitmqProduct {
+        product_id: "c6.4u8g.cluster",
+        kind: "cluster",
+        ecs_flavor_id: "c6.xlarge.2",
+        alias: "rabbitmq.4u8g.cluster",
+        vm: "4vCPUs 8GB",
+        max_connection_per_broker: 4500,
+        max_queue_per_broker: 400,
+        min_broker: 3,
+        max_broker: 7,
+        broker_step: 2,
+        min_storage_per_node_gb: 100,
+        max_storage_per_node_gb: 30_000,
+    },
+];
+
+pub fn rabbitmq_product(product_id: &str) -> Option<&'static RabbitmqProduct> {
+    RABBITMQ_PRODUCTS
+        .iter()
+        .find(|p| p.product_id == product_id)
+}
+
+/// The one RabbitMQ version seed 002's V2 API accepts ("The RabbitMQ version can be 3.8.35").
+pub const RABBITMQ_ENGINE_VERSIONS: &[&str] = &["3.8.35"];
+
+/// Disk types of seed 002's create (Table 4-2): the two `.dss` ones are for dedicated
+/// clouds and accepted as written.
+pub const RABBITMQ_STORAGE_SPEC_CODES: &[&str] = &[
+    HIGH_V2,
+    ULTRA_V2,
+    "dms.physical.storage.high.dss.v2",
+    "dms.physical.storage.ultra.dss.v2",
+];
+
+/// Storage of a RabbitMQ instance may not exceed this whatever its node count (Table 4-2).
+pub const RABBITMQ_MAX_STORAGE_GB: u64 = 90_000;
+
+/// The plug-ins a DMS for RabbitMQ 3.8.35 instance lists, with their versions (seed 002
+/// 4.2.2's example names amqp1_0, delayed_message_exchange 3.8.0 and federation; 4.2.3 names
+/// shovel; the rest are those RabbitMQ 3.8.35 ships that DMS exposes). Only the ones the
+/// embedded broker implements can be enabled; see `ControlPlane::update_plugins`.
+pub const RABBITMQ_PLUGINS: &[(&str, &str)] = &[
+    ("rabbitmq_amqp1_0", "3.8.35"),
+    ("rabbitmq_consistent_hash_exchange", "3.8.35"),
+    ("rabbitmq_delayed_message_exchange", "3.8.0"),
+    ("rabbitmq_federation", "3.8.35"),
+    ("rabbitmq_federation_management", "3.8.35"),
+    ("rabbitmq_management", "3.8.35"),
+    ("rabbitmq_mqtt", "3.8.35"),
+    ("rabbitmq_sharding", "3.8.35"),
+    ("rabbitmq_shovel", "3.8.35"),
+    ("rabbitmq_shovel_management", "3.8.35"),
+    ("rabbitmq_stomp", "3.8.35"),
+    ("rabbitmq_tracing", "3.8.35"),
+    ("rabbitmq_web_stomp", "3.8.35"),
+];
+
+/// The plug-ins of [`RABBITMQ_PLUGINS`] the embedded broker implements. The management
+/// plug-in is always on (every instance has its management API), as in DMS.
+pub const RABBITMQ_IMPLEMENTED_PLUGINS: &[&str] = &[
+    "rabbitmq_consistent_hash_exchange",
+    "rabbitmq_delayed_message_exchange",
+    "rabbitmq_management",
+];
+pub const RABBITMQ_MANAGEMENT_PLUGIN: &str = "rabbitmq_management";
+
 /// Engine versions an instance may be created with. 1.1.0 and 2.3.0 are seed 000's; the
 /// current SDK's products list newer ones.
 pub const ENGINE_VERSIONS: &[&str] = &["1.1.0", "2.3.0", "2.7", "3.x"];

@@ -25,8 +25,9 @@ pub enum ControlError {
     EmptyField(&'static str),
     #[error("availability zone {0:?} does not exist")]
     UnknownZone(String),
-    #[error("available_zones must list 1 AZ or at least 3 AZs")]
-    ZoneCount,
+    /// How many AZs the engine's instances take, as the document states it.
+    #[error("{0}")]
+    ZoneCount(&'static str),
     #[error("instance name {0:?} already exists")]
     DuplicateName(String),
     #[error("invalid instance id {0:?}")]
@@ -72,6 +73,9 @@ pub enum ControlError {
     Refused(String),
     #[error("task {0} does not exist")]
     TaskNotFound(String),
+    /// A plug-in name the engine's plug-in list does not have (seed 002 DMS.00400970).
+    #[error("RabbitMQ plugin {0} does not exist")]
+    PluginNotFound(String),
     #[error("{0}")]
     NotSupported(String),
     #[error("internal error: {0}")]

@@ -131,6 +131,12 @@ pub struct InstanceDoc {
     /// Client networks allowed to connect, by list (`vpc`, `internet`); empty maps allow
     /// everyone.
     pub allowed_ips: std::collections::BTreeMap<String, Vec<String>>,
+    /// `single` or `cluster` (RabbitMQ products).
+    pub product_type: String,
+    /// Where the broker's management API listens (`ip:port`; RabbitMQ).
+    pub management_listener: String,
+    /// Broker plug-ins switched on (RabbitMQ).
+    pub plugins: Vec<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -358,6 +364,17 @@ pub struct GroupSummary {
     pub created_ms: i64,
     /// Declared through an API (else a client created it by joining).
     pub declared: bool,
+}
+
+/// One plug-in of a RabbitMQ instance as seed 002 4.2.2 lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PluginState {
+    pub name: &'static str,
+    pub version: &'static str,
+    /// Switched on for the instance.
+    pub enable: bool,
+    /// Running in the broker now.
+    pub running: bool,
 }
 
 /// The figures `/metrics` shows of a running instance.

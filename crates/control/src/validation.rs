@@ -25,6 +25,15 @@ pub fn check_description(d: &str) -> Result<(), ControlError> {
 /// Passwords: 8–32 characters with at least three character classes (Table 5-2; error
 /// 111400012 says two, the stricter table wins).
 pub fn check_password(field: &'static str, pw: &str) -> Result<(), ControlError> {
+    check_password_classes(field, pw, 3)
+}
+
+/// Passwords of 8–32 characters with at least `min_classes` character classes.
+pub fn check_password_classes(
+    field: &'static str,
+    pw: &str,
+    min_classes: usize,
+) -> Result<(), ControlError> {
     const SPECIALS: &str = "`~!@#$%^&*()-_=+\\|[{}];:'\",<.>/? ";
     let len_ok = (8..=32).contains(&pw.chars().count());
     let classes = [
@@ -39,9 +48,18 @@ pub fn check_password(field: &'static str, pw: &str) -> Result<(), ControlError>
     let only_known = pw
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || SPECIALS.contains(c));
-    (len_ok && classes >= 3 && only_known)
+    (len_ok && classes >= min_classes && only_known)
         .then_some(())
         .ok_or(ControlError::WeakPassword(field))
+}
+
+/// Seed 002 4.2.1: a new password has 8-32 characters of at least three types and does not
+/// start with `-`.
+pub fn check_reset_password(pw: &str) -> Result<(), ControlError> {
+    if pw.starts_with('-') {
+        return Err(ControlError::WeakPassword("new_password"));
+    }
+    check_password_classes("new_password", pw, 3)
 }
 
 /// Usernames of SASL and Kafka Manager users: 4–64 letters, digits, `-` and `_`.
@@ -103,9 +121,13 @@ pub fn validate_create(
     let engine = req
         .engine
         .ok_or_else(|| ControlError::UnsupportedEngine(String::new()))?;
-    if engine != EngineKind::Kafka {
-        // The RabbitMQ and RocketMQ rules (seeds 002 and 001) arrive with their engines.
-        return Err(ControlError::EngineUnavailable(engine));
+    match engine {
+        EngineKind::Kafka => {}
+        EngineKind::Rabbitmq => {
+            return validate_rabbitmq_create(req, name, description, zones);
+        }
+        // The RocketMQ rules (seed 001) arrive with its engine.
+        EngineKind::Rocketmq => return Err(ControlError::EngineUnavailable(engine)),
     }
     let engine_version = required(&req.engine_version, "engine_version")
         .map_err(|_| ControlError::UnsupportedVersion(String::new()))?;
@@ -119,7 +141,9 @@ pub fn validate_create(
 
     let azs = req.available_zones.clone().unwrap_or_default();
     if azs.is_empty() || azs.len() == 2 {
-        return Err(ControlError::ZoneCount);
+        return Err(ControlError::ZoneCount(
+            "available_zones must list 1 AZ or at least 3 AZs",
+        ));
     }
     for az in &azs {
         if !zones.iter().any(|z| &z.id == az || &z.code == az) {
@@ -292,6 +316,159 @@ pub fn validate_create(
     })
 }
 
+/// Seed 002 4.1.1 (Table 4-2): a RabbitMQ instance of one documented product, always with its
+/// access user, who becomes the broker's administrator.
+fn validate_rabbitmq_create(
+    req: &NewInstance,
+    name: &str,
+    description: String,
+    zones: &[Zone],
+) -> Result<ValidCreate, ControlError> {
+    let engine_version = required(&req.engine_version, "engine_version")
+        .map_err(|_| ControlError::UnsupportedVersion(String::new()))?;
+    if !catalog::RABBITMQ_ENGINE_VERSIONS.contains(&engine_version) {
+        return Err(ControlError::UnsupportedVersion(engine_version.to_string()));
+    }
+    let vpc_id = required(&req.vpc_id, "vpc_id")?;
+    let security_group_id = required(&req.security_group_id, "security_group_id")?;
+    let subnet_id = required(&req.subnet_id, "subnet_id")?;
+    // "must be an array that contains only one AZ ID" (DMS.00400067).
+    let azs = req.available_zones.clone().unwrap_or_default();
+    if azs.len() != 1 {
+        return Err(ControlError::ZoneCount(
+            "available_zones must be an array that contains only one AZ ID",
+        ));
+    }
+    for az in &azs {
+        if !zones.iter().any(|z| &z.id == az || &z.code == az) {
+            return Err(ControlError::UnknownZone(az.clone()));
+        }
+    }
+    let product_id = required(&req.product_id, "product_id")
+        .map_err(|_| ControlError::InvalidProduct(String::new()))?;
+    let product = catalog::rabbitmq_product(product_id)
+        .ok_or_else(|| ControlError::InvalidProduct(product_id.to_string()))?;
+    // "If the product type is cluster, broker_num is mandatory": 3, 5 or 7. Single: 1.
+    let brokers = match (product.kind, req.broker_num) {
+        ("cluster", None) => {
+            return Err(ControlError::InvalidParameter(
+                "broker_num is required for a cluster product".into(),
+            ))
+        }
+        (_, None) => 1,
+        (_, Some(n)) => n,
+    };
+    let step_ok = product.broker_step == 0
+        || (brokers - i64::from(product.min_broker)) % i64::from(product.broker_step) == 0;
+    if brokers < i64::from(product.min_broker)
+        || brokers > i64::from(product.max_broker)
+        || !step_ok
+    {
+        return Err(ControlError::InvalidParameter(format!(
+            "broker_num of {} must be {}",
+            product.product_id,
+            match product.kind {
+                "cluster" => "3, 5 or 7",
+                _ => "1",
+            }
+        )));
+    }
+    let brokers = brokers as u32;
+    let storage = req
+        .storage_space_gb
+        .ok_or_else(|| ControlError::InvalidStorage("storage_space is required".into()))?;
+    // 100 GB x nodes up to 90,000 GB (Table 4-2), and no node above its product maximum.
+    let min = u64::from(product.min_storage_per_node_gb) * u64::from(brokers);
+    let max = (u64::from(product.max_storage_per_node_gb) * u64::from(brokers))
+        .min(catalog::RABBITMQ_MAX_STORAGE_GB);
+    if storage < min as i64 || storage > max as i64 {
+        return Err(ControlError::InvalidStorage(format!(
+            "storage_space of {} with {brokers} node(s) must be within {min}-{max} GB",
+            product.product_id
+        )));
+    }
+    let storage_spec_code = required(&req.storage_spec_code, "storage_spec_code")
+        .map_err(|_| ControlError::InvalidSpecCode(String::new()))?;
+    if !catalog::RABBITMQ_STORAGE_SPEC_CODES.contains(&storage_spec_code) {
+        return Err(ControlError::InvalidSpecCode(storage_spec_code.to_string()));
+    }
+    // access_user: starts with a letter; letters, digits, '-' and '_'; 4-64 characters.
+    let user = required(&req.access_user, "access_user")
+        .map_err(|_| ControlError::InvalidUsername("access_user"))?;
+    check_username("access_user", user)?;
+    if !user.starts_with(|c: char| c.is_ascii_alphabetic()) {
+        return Err(ControlError::InvalidUsername("access_user"));
+    }
+    // Table 4-2: 8-32 characters with at least two character types (error DMS.00400012
+    // says two as well).
+    let password = req.password.as_deref().unwrap_or("");
+    check_password_classes("password", password, 2)?;
+    if req.enable_publicip == Some(true)
+        && req.publicip_id.as_deref().unwrap_or("").trim().is_empty()
+    {
+        return Err(ControlError::InvalidParameter(
+            "publicip_id is required when enable_publicip is true".into(),
+        ));
+    }
+    // The embedded broker has no TLS listener: refused by name rather than accepted and
+    // served in plain text.
+    if req.ssl_enable == Some(true) {
+        return Err(ControlError::NotSupported(
+            "ssl_enable=true: OpenDMS's RabbitMQ instances do not serve AMQPS (TLS); create the instance with ssl_enable=false".into(),
+        ));
+    }
+    let (begin, end) = (
+        req.maintain_begin.as_deref().unwrap_or(""),
+        req.maintain_end.as_deref().unwrap_or(""),
+    );
+    let window = match (begin.is_empty(), end.is_empty()) {
+        (true, true) => catalog::default_maintain_window(),
+        (false, false) => {
+            catalog::maintain_window(begin, end).ok_or(ControlError::InvalidMaintainWindow)?
+        }
+        _ => return Err(ControlError::InvalidMaintainWindow),
+    };
+    let tags = req.tags.clone();
+    check_tags(&tags)?;
+    let specification = if brokers == 1 {
+        product.vm.to_string()
+    } else {
+        format!("{} * {brokers}", product.vm)
+    };
+    let doc = InstanceDoc {
+        description,
+        engine_version: engine_version.to_string(),
+        specification,
+        product_id: product.product_id.to_string(),
+        resource_spec_code: format!("dms.instance.rabbitmq.{}", product.alias),
+        broker_num: brokers,
+        storage_space_gb: storage as u64,
+        storage_spec_code: storage_spec_code.to_string(),
+        available_zones: azs,
+        vpc_id: vpc_id.to_string(),
+        subnet_id: subnet_id.to_string(),
+        security_group_id: security_group_id.to_string(),
+        maintain_begin: window.begin.to_string(),
+        maintain_end: window.end.to_string(),
+        access_user: user.to_string(),
+        enterprise_project_id: req
+            .enterprise_project_id
+            .clone()
+            .unwrap_or_else(|| "0".into()),
+        enable_publicip: req.enable_publicip.unwrap_or(false),
+        publicip_id: req.publicip_id.clone().unwrap_or_default(),
+        product_type: product.kind.to_string(),
+        ..InstanceDoc::default()
+    };
+    Ok(ValidCreate {
+        name: name.to_string(),
+        engine: EngineKind::Rabbitmq,
+        doc,
+        sasl_user: Some((user.to_string(), password.to_string())),
+        tags,
+    })
+}
+
 /// The limits of topics created or changed through one generation of the Huawei API.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TopicRules {
@@ -415,7 +592,7 @@ mod tests {
         );
         check(
             &|r| r.available_zones = Some(vec![z[0].id.clone(), z[1].id.clone()]),
-            "ZoneCount",
+            "ZoneCount(\"available_zones must list 1 AZ or at least 3 AZs\")",
         );
         check(
             &|r| r.available_zones = Some(vec!["nope".into()]),
@@ -437,10 +614,90 @@ mod tests {
         check(&|r| r.vpc_id = None, "EmptyField");
         check(&|r| r.engine = None, "UnsupportedEngine");
         check(
-            &|r| r.engine = Some(EngineKind::Rabbitmq),
+            &|r| r.engine = Some(EngineKind::Rocketmq),
             "EngineUnavailable",
         );
         check(&|r| r.product_id = Some("nope".into()), "InvalidProduct");
+    }
+
+    fn rabbit() -> NewInstance {
+        NewInstance {
+            name: Some("rabbit-1".into()),
+            engine: Some(EngineKind::Rabbitmq),
+            engine_version: Some("3.8.35".into()),
+            product_id: Some("c6.2u4g.single".into()),
+            storage_space_gb: Some(100),
+            storage_spec_code: Some(catalog::HIGH_V2.into()),
+            vpc_id: Some("v".into()),
+            subnet_id: Some("s".into()),
+            security_group_id: Some("g".into()),
+            available_zones: Some(vec![zones()[0].id.clone()]),
+            access_user: Some("admin".into()),
+            password: Some("passw0rd".into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn rabbitmq_rules_of_seed_002() {
+        let z = zones();
+        let v = validate_create(&rabbit(), CreateShape::Flavor, &z).unwrap();
+        assert_eq!(v.engine, EngineKind::Rabbitmq);
+        assert_eq!(
+            (v.doc.broker_num, v.doc.product_type.as_str()),
+            (1, "single")
+        );
+        assert_eq!(v.doc.specification, "2vCPUs 4GB");
+        // The access user always becomes the broker's first user.
+        assert_eq!(v.sasl_user, Some(("admin".into(), "passw0rd".into())));
+        let check = |f: &dyn Fn(&mut NewInstance), want: &str| {
+            let mut r = rabbit();
+            f(&mut r);
+            let err = validate_create(&r, CreateShape::Flavor, &z).unwrap_err();
+            assert!(
+                format!("{err:?}").starts_with(want),
+                "{err:?} is not {want}"
+            );
+        };
+        check(
+            &|r| r.engine_version = Some("3.7.17".into()),
+            "UnsupportedVersion",
+        );
+        check(&|r| r.available_zones = Some(Vec::new()), "ZoneCount");
+        check(
+            &|r| r.product_id = Some("c6.4u8g.cluster".into()),
+            "InvalidParameter",
+        );
+        check(
+            &|r| {
+                r.product_id = Some("c6.4u8g.cluster".into());
+                r.broker_num = Some(4);
+                r.storage_space_gb = Some(400);
+            },
+            "InvalidParameter",
+        );
+        check(&|r| r.storage_space_gb = Some(99), "InvalidStorage");
+        check(&|r| r.storage_space_gb = Some(30_001), "InvalidStorage");
+        check(
+            &|r| r.storage_spec_code = Some(catalog::HIGH.into()),
+            "InvalidSpecCode",
+        );
+        check(
+            &|r| r.access_user = Some("9lives".into()),
+            "InvalidUsername",
+        );
+        check(&|r| r.access_user = None, "InvalidUsername");
+        check(&|r| r.password = Some("onlyletters".into()), "WeakPassword");
+        check(&|r| r.ssl_enable = Some(true), "NotSupported");
+        let mut r = rabbit();
+        r.product_id = Some("c6.4u8g.cluster".into());
+        r.broker_num = Some(7);
+        r.storage_space_gb = Some(700);
+        let v = validate_create(&r, CreateShape::Flavor, &z).unwrap();
+        assert_eq!(v.doc.specification, "4vCPUs 8GB * 7");
+        assert!(check_reset_password("-Abcdef1").is_err());
+        assert!(check_reset_password("passw0rd").is_err());
+        assert!(check_reset_password("Passw0rd").is_ok());
     }
 
     #[test]

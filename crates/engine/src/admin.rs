@@ -217,6 +217,17 @@ pub trait BrokerAdmin: Send + Sync {
         Err(self.unsupported("access rules"))
     }
 
+    // ---- plug-ins ------------------------------------------------------------------------
+
+    /// The plug-ins switched on in the running broker.
+    fn plugins(&self) -> Result<Vec<String>, EngineError> {
+        Err(self.unsupported("plug-ins"))
+    }
+    /// Switches a plug-in the broker implements on or off, at once.
+    fn set_plugin(&self, _plugin: &str, _enabled: bool) -> Result<(), EngineError> {
+        Err(self.unsupported("plug-ins"))
+    }
+
     /// The error of a method this engine does not implement.
     fn unsupported(&self, what: &'static str) -> EngineError {
         EngineError::Unsupported {

@@ -459,6 +459,7 @@ mod tests {
             engine: EngineKind::Kafka,
             data_dir: dir.to_path_buf(),
             listeners: vec!["127.0.0.1:0".parse().unwrap()],
+            management_listener: None,
             advertised_host: None,
             limits: Limits {
                 storage_bytes: Some(1 << 30),
@@ -472,6 +473,7 @@ mod tests {
             allowed_networks: None,
             declared_groups: vec!["declared".into()],
             retention_hours: 72,
+            plugins: None,
         }
     }
 

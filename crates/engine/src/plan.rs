@@ -14,6 +14,9 @@ pub struct InstancePlan {
     pub data_dir: PathBuf,
     /// One listen address per broker.
     pub listeners: Vec<SocketAddr>,
+    /// Where the broker's management HTTP API listens (RabbitMQ's, at port 15672 in the
+    /// cloud); `None` for engines without one.
+    pub management_listener: Option<SocketAddr>,
     /// Host clients are told to dial instead of the listen addresses.
     pub advertised_host: Option<String>,
     pub limits: Limits,
@@ -31,6 +34,8 @@ pub struct InstancePlan {
     pub declared_groups: Vec<String>,
     /// How long messages are kept unless a resource says otherwise; negative keeps them.
     pub retention_hours: i64,
+    /// Broker plug-ins switched on (RabbitMQ's); `None`: the engine's defaults.
+    pub plugins: Option<Vec<String>>,
 }
 
 /// What an instance may use; changed on a running instance with `BrokerAdmin::apply_limits`.

@@ -1,8 +1,9 @@
 //! The RabbitMQ engine: the embedded AMQP 0-9-1 broker of the `amqp` crate behind [`Engine`].
 //!
-//! An instance is one broker on the plan's first listen address. Its first user (the
-//! instance's access user) is written into the broker's definitions before the first start,
-//! as an administrator of vhost "/", instead of RabbitMQ's guest/guest. The storage quota
+//! An instance is one broker on the plan's first listen address, with RabbitMQ's management
+//! HTTP API on the plan's management address. Its first user (the instance's access user) is
+//! written into the broker's definitions before the first start, as an administrator of
+//! vhost "/", instead of RabbitMQ's guest/guest. The storage quota
 //! blocks publishers (RabbitMQ's disk alarm) whatever the plan's disk-full policy: queued
 //! messages are never deleted to make room.
 
@@ -12,6 +13,7 @@ use std::sync::Arc;
 
 use amqp::auth::User;
 use amqp::{AmqpConfig, AmqpServer};
+use amqp_management::{ManagementConfig, ManagementServer};
 use async_trait::async_trait;
 
 use crate::{
@@ -62,24 +64,58 @@ impl Engine for RabbitmqEngine {
         }
         config.quota_bytes = plan.limits.storage_bytes;
         config.cluster_name = format!("rabbit@{}", plan.instance_id);
-        let server = AmqpServer::start(config).await.map_err(|e| {
-            if e.kind() == std::io::ErrorKind::AddrInUse {
-                EngineError::AddressInUse(listen)
-            } else {
-                EngineError::Start(e.to_string())
+        if let Some(plugins) = &plan.plugins {
+            if let Some(unknown) = plugins
+                .iter()
+                .find(|p| !amqp::exchange::PLUGINS.contains(&p.as_str()))
+            {
+                return Err(EngineError::Refused(format!(
+                    "plug-in {unknown} is not implemented by this broker"
+                )));
             }
-        })?;
+            config.plugins = plugins.clone();
+        }
+        let server = AmqpServer::start(config)
+            .await
+            .map_err(|e| start_error(e, listen))?;
+        let management = match plan.management_listener {
+            None => None,
+            Some(addr) => {
+                let mut m = ManagementConfig::new(addr);
+                m.amqp_listener = Some(server.local_addr());
+                match ManagementServer::start(server.broker().clone(), m).await {
+                    Ok(m) => Some(m),
+                    Err(e) => {
+                        server.stop().await;
+                        return Err(start_error(e, addr));
+                    }
+                }
+            }
+        };
         let admin = Arc::new(RabbitmqAdmin {
             broker: server.broker().clone(),
         });
         admin.set_allowed_networks(plan.allowed_networks.clone())?;
-        tracing::debug!(instance = %plan.instance_id, %listen, "amqp broker listening");
-        Ok(Box::new(RabbitmqBroker { server, admin }))
+        tracing::debug!(instance = %plan.instance_id, %listen, management = ?plan.management_listener, "amqp broker listening");
+        Ok(Box::new(RabbitmqBroker {
+            server,
+            management,
+            admin,
+        }))
+    }
+}
+
+fn start_error(e: std::io::Error, addr: std::net::SocketAddr) -> EngineError {
+    if e.kind() == std::io::ErrorKind::AddrInUse {
+        EngineError::AddressInUse(addr)
+    } else {
+        EngineError::Start(format!("{addr}: {e}"))
     }
 }
 
 struct RabbitmqBroker {
     server: AmqpServer,
+    management: Option<ManagementServer>,
     admin: Arc<RabbitmqAdmin>,
 }
 
@@ -90,6 +126,9 @@ impl Broker for RabbitmqBroker {
     }
 
     async fn stop(self: Box<Self>) {
+        if let Some(m) = self.management {
+            m.stop().await;
+        }
         self.server.stop().await;
     }
 }
@@ -170,6 +209,16 @@ impl BrokerAdmin for RabbitmqAdmin {
             .await
             .map_err(|e| EngineError::Storage(e.to_string()))
     }
+
+    fn plugins(&self) -> Result<Vec<String>, EngineError> {
+        Ok(self.broker.plugins())
+    }
+
+    fn set_plugin(&self, plugin: &str, enabled: bool) -> Result<(), EngineError> {
+        self.broker
+            .set_plugin(plugin, enabled)
+            .map_err(|e| EngineError::Refused(e.text))
+    }
 }
 
 #[cfg(test)]
@@ -185,6 +234,7 @@ mod tests {
             engine: EngineKind::Rabbitmq,
             data_dir: dir.to_path_buf(),
             listeners: vec![std::net::SocketAddr::from(([127, 0, 0, 1], port))],
+            management_listener: None,
             advertised_host: None,
             limits: Limits {
                 storage_bytes: Some(1 << 30),
@@ -198,6 +248,7 @@ mod tests {
             allowed_networks: None,
             declared_groups: Vec::new(),
             retention_hours: 72,
+            plugins: None,
         }
     }
 

@@ -28,11 +28,12 @@ impl Engines {
         })
     }
 
-    /// The brokers the control plane creates instances of. The RabbitMQ engine
-    /// ([`crate::rabbitmq::RabbitmqEngine`]) joins this list with the RabbitMQ API that
-    /// creates its instances; until then a RabbitMQ instance answers "not supported".
+    /// The brokers the control plane creates instances of.
     pub fn embedded() -> Arc<Engines> {
-        Engines::new(vec![Arc::new(crate::kafka::KafkaEngine)])
+        Engines::new(vec![
+            Arc::new(crate::kafka::KafkaEngine),
+            Arc::new(crate::rabbitmq::RabbitmqEngine),
+        ])
     }
 
     pub fn is_available(&self, kind: EngineKind) -> bool {

@@ -100,7 +100,7 @@ pub async fn run(args: RabbitmqArgs) -> anyhow::Result<()> {
     }
     crate::wait_for_signal().await?;
     tracing::info!("shutting down");
-    management.stop();
+    management.stop().await;
     server.stop().await;
     Ok(())
 }

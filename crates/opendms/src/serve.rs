@@ -32,8 +32,12 @@ pub struct ServeConfig {
     pub broker_ip_pool: Ipv4Addr,
     /// Addresses in the pool (`OPENDMS_BROKER_IP_POOL_SIZE`).
     pub broker_ip_pool_size: u32,
-    /// Port every broker listens on (`OPENDMS_BROKER_PORT`).
+    /// Port every Kafka broker listens on (`OPENDMS_BROKER_PORT`).
     pub broker_port: u16,
+    /// AMQP port of every RabbitMQ instance (`OPENDMS_AMQP_PORT`).
+    pub amqp_port: u16,
+    /// Management API port of every RabbitMQ instance (`OPENDMS_AMQP_MANAGEMENT_PORT`).
+    pub amqp_management_port: u16,
     /// Instances a project may have (reported by `show_quotas`).
     pub instance_quota: u32,
     /// The account created at first start (`OPENDMS_DOMAIN`, `OPENDMS_USER`,
@@ -66,6 +70,8 @@ impl Default for ServeConfig {
             broker_ip_pool: Ipv4Addr::new(127, 0, 1, 1),
             broker_ip_pool_size: 250,
             broker_port: 9092,
+            amqp_port: 5672,
+            amqp_management_port: 15672,
             instance_quota: 100,
             bootstrap: BootstrapConfig::default(),
             lifecycle: LifecycleControls::default(),
@@ -148,6 +154,16 @@ pub fn load_config(args: &ServeArgs) -> anyhow::Result<ServeConfig> {
         cfg.broker_port = v
             .parse()
             .context("OPENDMS_BROKER_PORT must be a port number")?;
+    }
+    if let Some(v) = env("OPENDMS_AMQP_PORT") {
+        cfg.amqp_port = v
+            .parse()
+            .context("OPENDMS_AMQP_PORT must be a port number")?;
+    }
+    if let Some(v) = env("OPENDMS_AMQP_MANAGEMENT_PORT") {
+        cfg.amqp_management_port = v
+            .parse()
+            .context("OPENDMS_AMQP_MANAGEMENT_PORT must be a port number")?;
     }
     let b = &mut cfg.bootstrap;
     for (slot, name) in [
@@ -351,6 +367,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             broker_ip_pool: cfg.broker_ip_pool,
             broker_ip_pool_size: cfg.broker_ip_pool_size,
             broker_port: cfg.broker_port,
+            amqp_port: cfg.amqp_port,
+            amqp_management_port: cfg.amqp_management_port,
             advertised_host: cfg.advertised_host.clone(),
             instance_quota: cfg.instance_quota,
             controls: cfg.lifecycle.clone(),

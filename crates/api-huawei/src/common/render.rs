@@ -17,9 +17,10 @@ pub(crate) fn instance(plane: &ControlPlane, v: &InstanceView, generation: ApiGe
     if let Some(obj) = out.as_object_mut() {
         match v.engine {
             EngineKind::Kafka => crate::kafka::render::instance_fields(obj, v, generation),
-            // Instances of these engines cannot be created in this build (their create
-            // operations answer "not supported"); their own fields arrive with their brokers.
-            EngineKind::Rabbitmq | EngineKind::Rocketmq => {}
+            EngineKind::Rabbitmq => crate::rabbitmq::render::instance_fields(obj, v, generation),
+            // RocketMQ instances cannot be created in this build (its create operations
+            // answer "not supported"); its own fields arrive with its broker.
+            EngineKind::Rocketmq => {}
         }
     }
     out

@@ -7,20 +7,62 @@
 //! the brokers' start is handled by the reconciler, which allocates again.
 
 use std::collections::HashSet;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use tracing::debug;
 
 use super::ControlPlane;
 use crate::error::ControlError;
-use crate::model::InstanceDoc;
+use crate::model::{EngineKind, InstanceDoc};
 
 impl ControlPlane {
-    /// Picks `count` free addresses of the pool, or `None` when the pool has too few.
-    /// `avoid` are addresses known to be unusable (the reconciler found them taken).
-    pub(crate) async fn allocate_listeners(
+    /// The ports an instance of `engine` listens on at each of its addresses: the client
+    /// port first, then the management API's if the engine has one.
+    fn ports_of(&self, engine: EngineKind) -> Vec<u16> {
+        match engine {
+            EngineKind::Rabbitmq => vec![self.config.amqp_port, self.config.amqp_management_port],
+            EngineKind::Kafka | EngineKind::Rocketmq => vec![self.config.broker_port],
+        }
+    }
+
+    /// How many addresses an instance takes: one per Kafka broker; one for a RabbitMQ
+    /// instance whatever its node count (the cloud gives a cluster one connect address,
+    /// and the embedded broker serves every node's queues at it).
+    pub(crate) fn listener_count(engine: EngineKind, doc: &InstanceDoc) -> u32 {
+        match engine {
+            EngineKind::Rabbitmq => 1,
+            EngineKind::Kafka | EngineKind::Rocketmq => doc.broker_num,
+        }
+    }
+
+    /// Gives `doc` free addresses of the pool for an instance of `engine` (client
+    /// listeners and the management listener); false when the pool has too few. `avoid`
+    /// are addresses known to be unusable (the reconciler found them taken).
+    pub(crate) async fn assign_listeners(
+        &self,
+        engine: EngineKind,
+        doc: &mut InstanceDoc,
+        avoid: &[SocketAddr],
+    ) -> Result<bool, ControlError> {
+        let ports = self.ports_of(engine);
+        let count = Self::listener_count(engine, doc);
+        let Some(listeners) = self.allocate_listeners(count, &ports, avoid).await? else {
+            return Ok(false);
+        };
+        doc.listeners = listeners.iter().map(|a| a.to_string()).collect();
+        doc.management_listener = match (ports.get(1), listeners.first()) {
+            (Some(port), Some(first)) => SocketAddr::new(first.ip(), *port).to_string(),
+            _ => String::new(),
+        };
+        Ok(true)
+    }
+
+    /// Picks `count` free addresses of the pool where every one of `ports` can be bound,
+    /// answered at `ports[0]`, or `None` when the pool has too few.
+    async fn allocate_listeners(
         &self,
         count: u32,
+        ports: &[u16],
         avoid: &[SocketAddr],
     ) -> Result<Option<Vec<SocketAddr>>, ControlError> {
         let mut recorded: HashSet<String> = HashSet::new();
@@ -36,14 +78,18 @@ impl ControlPlane {
             }
             let Some(n) = first.checked_add(i) else { break };
             let ip = Ipv4Addr::from(n);
-            let addr = SocketAddr::new(ip.into(), self.config.broker_port);
-            if recorded.contains(&ip.to_string()) || avoid.contains(&addr) {
+            let ip_addr = IpAddr::from(ip);
+            if recorded.contains(&ip.to_string()) || avoid.iter().any(|a| a.ip() == ip_addr) {
                 continue;
             }
-            if bindable(addr).await {
-                out.push(addr);
+            let mut free = true;
+            for port in ports {
+                free = free && bindable(SocketAddr::new(ip_addr, *port)).await;
+            }
+            if free {
+                out.push(SocketAddr::new(ip_addr, ports[0]));
             } else {
-                debug!(%addr, "pool address held by another process; skipped");
+                debug!(%ip, "pool address held by another process; skipped");
             }
         }
         Ok((out.len() == count as usize).then_some(out))

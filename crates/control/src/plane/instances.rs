@@ -47,12 +47,9 @@ impl ControlPlane {
         if existing.iter().any(|r| r.name == name) {
             return Err(ControlError::DuplicateName(name));
         }
-        let (status, reason) = match self.allocate_listeners(doc.broker_num, &[]).await? {
-            Some(listeners) => {
-                doc.listeners = listeners.iter().map(|a| a.to_string()).collect();
-                (InstanceStatus::Creating, None)
-            }
-            None => (InstanceStatus::CreateFailed, Some(self.pool_exhausted())),
+        let (status, reason) = match self.assign_listeners(engine, &mut doc, &[]).await? {
+            true => (InstanceStatus::Creating, None),
+            false => (InstanceStatus::CreateFailed, Some(self.pool_exhausted())),
         };
         if let (Some((user, password)), InstanceStatus::Creating) = (sasl_user, status) {
             let first_user = engine::Credentials { user, password };

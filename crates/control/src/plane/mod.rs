@@ -14,6 +14,7 @@ mod addresses;
 mod groups;
 mod instances;
 mod orders;
+mod rabbitmq;
 mod reconciler;
 mod security;
 mod tasks;
@@ -53,8 +54,12 @@ pub struct PlaneConfig {
     pub broker_ip_pool: Ipv4Addr,
     /// Number of addresses in the pool.
     pub broker_ip_pool_size: u32,
-    /// Every broker listens on this port at its own address, as in the cloud.
+    /// Every Kafka broker listens on this port at its own address, as in the cloud.
     pub broker_port: u16,
+    /// Every RabbitMQ instance's AMQP port (5672 in the cloud) and management API port
+    /// (15672), at its own address.
+    pub amqp_port: u16,
+    pub amqp_management_port: u16,
     /// Host advertised to clients instead of the listen addresses.
     pub advertised_host: Option<String>,
     /// Instances a project may have (`show_quotas`).

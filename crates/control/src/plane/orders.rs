@@ -146,10 +146,12 @@ impl ControlPlane {
             doc.allowed_ips
                 .insert("vpc".into(), vec!["0.0.0.0/0".into()]);
         }
-        let Some(listeners) = self.allocate_listeners(doc.broker_num, &[]).await? else {
+        if !self
+            .assign_listeners(EngineKind::Kafka, &mut doc, &[])
+            .await?
+        {
             return Err(ControlError::Internal(self.pool_exhausted()));
-        };
-        doc.listeners = listeners.iter().map(|a| a.to_string()).collect();
+        }
         r.status = InstanceStatus::Creating.as_str().into();
         r.status_reason = None;
         doc.store_in(&mut r)?;

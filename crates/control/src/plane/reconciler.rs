@@ -58,6 +58,7 @@ impl ControlPlane {
                 .iter()
                 .filter_map(|l| l.parse().ok())
                 .collect(),
+            management_listener: doc.management_listener.parse().ok(),
             advertised_host: self.config.advertised_host.clone(),
             limits: limits_of(doc),
             auto_create_topics: doc.enable_auto_topic,
@@ -71,6 +72,7 @@ impl ControlPlane {
             allowed_networks: doc.allowed_networks(),
             declared_groups: doc.declared_groups.keys().cloned().collect(),
             retention_hours: RETENTION_HOURS,
+            plugins: (engine_of(r)? == EngineKind::Rabbitmq).then(|| doc.plugins.clone()),
         })
     }
 
@@ -178,13 +180,12 @@ impl ControlPlane {
                 Err(e) => return Err(e.to_string()),
             }
             let _guard = self.create_lock.lock().await;
-            let listeners = match self.allocate_listeners(doc.broker_num, &taken).await {
-                Ok(Some(l)) => l,
-                Ok(None) => return Err(self.pool_exhausted()),
+            match self.assign_listeners(plan.engine, doc, &taken).await {
+                Ok(true) => {}
+                Ok(false) => return Err(self.pool_exhausted()),
                 Err(e) => return Err(e.to_string()),
-            };
-            doc.listeners = listeners.iter().map(|a| a.to_string()).collect();
-            plan.listeners = listeners;
+            }
+            *plan = self.plan(r, doc).map_err(|e| e.to_string())?;
             let mut rec = r.clone();
             doc.store_in(&mut rec).map_err(|e| e.to_string())?;
             self.store

@@ -37,6 +37,31 @@ impl ControlPlane {
         }
     }
 
+    /// Records a task that is done as soon as it is recorded (a change the broker applied
+    /// while the request waited); answers its id, the `job_id` the APIs return.
+    pub(crate) async fn record_done_task(
+        &self,
+        instance_id: &str,
+        caller: &Caller,
+        name: &str,
+        params: &str,
+    ) -> Result<String, ControlError> {
+        let now = now_ms();
+        let task = TaskRecord {
+            id: uuid::Uuid::new_v4().to_string(),
+            instance_id: instance_id.to_string(),
+            name: name.to_string(),
+            status: "SUCCESS".into(),
+            params: params.to_string(),
+            user_id: caller.user_id.clone(),
+            user_name: caller.user_name.clone(),
+            created_at_ms: now,
+            updated_at_ms: now,
+        };
+        self.store.insert_task(&task).await?;
+        Ok(task.id)
+    }
+
     pub(crate) async fn finish_task(&self, instance_id: &str, t: Transition, ok: bool) {
         let Ok(tasks) = self.store.tasks(instance_id).await else {
             return;

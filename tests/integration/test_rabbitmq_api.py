@@ -1,0 +1,236 @@
+"""The Huawei DMS for RabbitMQ API (seed 002) through the official huaweicloudsdkrabbitmq
+SDK, on real brokers: an instance created through the API is an AMQP broker pika talks to
+with the instance's access user, its management API answers at management_connect_address,
+its password and plug-ins change in the broker at once, and it survives a restart of
+`opendms serve` with its durable state."""
+
+import time
+
+import pika
+import pika.exceptions
+import pytest
+import requests
+from huaweicloudsdkcore.auth.credentials import BasicCredentials
+from huaweicloudsdkcore.exceptions.exceptions import ClientRequestException
+from huaweicloudsdkrabbitmq.v2 import (
+    CreateInstanceReq, CreatePostPaidInstanceByEngineRequest, DeleteInstanceRequest,
+    ListAvailableZonesRequest, ListEngineProductsRequest, ListInstancesDetailsRequest, ListPluginsRequest,
+    RabbitMQClient, ResetPasswordReq, ResetPasswordRequest, ShowInstanceRequest, UpdatePluginsReq,
+    UpdatePluginsRequest,
+)
+from test_huawei_api import create_instance
+
+USER, PASSWORD = "app-admin", "Rabbit-Pw1"
+
+
+def rabbit_client(server, project_id=None):
+    creds = BasicCredentials(server.ak, server.sk, project_id or server.project_id)
+    return RabbitMQClient.new_builder().with_credentials(creds).with_endpoint(server.url).build()
+
+
+def create_body(c, instance_name, **overrides):
+    zone = c.list_available_zones(ListAvailableZonesRequest()).available_zones[0].id
+    fields = dict(name=instance_name, engine="RabbitMQ", engine_version="3.8.35", storage_space=100,
+                  access_user=USER, password=PASSWORD, vpc_id="vpc-1", security_group_id="sg-1",
+                  subnet_id="subnet-1", available_zones=[zone], product_id="c6.2u4g.single",
+                  ssl_enable=False, enable_publicip=False, publicip_id="",
+                  storage_spec_code="dms.physical.storage.high.v2")
+    fields.update(overrides)
+    return CreateInstanceReq(**fields)
+
+
+def create(c, instance_name, **overrides):
+    return c.create_post_paid_instance_by_engine(CreatePostPaidInstanceByEngineRequest(
+        engine="rabbitmq", body=create_body(c, instance_name, **overrides))).instance_id
+
+
+def wait_running(c, iid, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        s = c.show_instance(ShowInstanceRequest(instance_id=iid))
+        if s.status == "RUNNING":
+            return s
+        assert s.status == "CREATING", s
+        time.sleep(0.05)
+    raise AssertionError(f"{iid} never became RUNNING")
+
+
+def api_error(call):
+    with pytest.raises(ClientRequestException) as e:
+        call()
+    return e.value.status_code, e.value.error_code
+
+
+def connect(show, user=USER, password=PASSWORD):
+    return pika.BlockingConnection(pika.ConnectionParameters(
+        show.connect_address, show.port, "/", pika.PlainCredentials(user, password), heartbeat=0,
+        connection_attempts=1))
+
+
+def refused_login(show, user, password):
+    with pytest.raises(pika.exceptions.ProbableAuthenticationError) as e:
+        connect(show, user, password)
+    return str(e.value)
+
+
+def test_rabbitmq_instance_lifecycle_through_the_sdk(serve_factory):
+    server = serve_factory()
+    c = rabbit_client(server)
+    iid = create(c, "rabbit-life")
+    show = wait_running(c, iid)
+    assert (show.engine, show.engine_version, show.type, show.broker_num) == ("rabbitmq", "3.8.35", "single", 1)
+    assert show.specification == "2vCPUs 4GB" and show.storage_space == 100 and show.access_user == USER
+    assert show.port == 5672 and "," not in show.connect_address and ":" not in show.connect_address
+    assert show.management_connect_address == f"http://{show.connect_address}:15672"
+    assert (show.maintain_begin, show.maintain_end) == ("02:00:00", "06:00:00")
+
+    # A real broker with the access user as its administrator; guest does not exist.
+    conn = connect(show)
+    ch = conn.channel()
+    ch.queue_declare("orders", durable=True)
+    ch.basic_publish("", "orders", b"kept", pika.BasicProperties(delivery_mode=2))
+    ch.basic_publish("", "orders", b"second", pika.BasicProperties(delivery_mode=2))
+    conn.close()
+    assert "ACCESS_REFUSED" in refused_login(show, "guest", "guest")
+    # Its management API, with the same user.
+    mgmt = show.management_connect_address + "/api"
+    who = requests.get(mgmt + "/whoami", auth=(USER, PASSWORD), timeout=10)
+    assert who.status_code == 200 and who.json()["name"] == USER
+    q = requests.get(mgmt + "/queues/%2F/orders", auth=(USER, PASSWORD), timeout=10).json()
+    assert q["durable"] is True and q["messages"] == 2
+    assert requests.get(mgmt + "/overview", auth=("guest", "guest"), timeout=10).status_code == 401
+
+    # Password reset: in the broker at once.
+    assert api_error(lambda: c.reset_password(ResetPasswordRequest(
+        instance_id=iid, body=ResetPasswordReq(new_password="weakpassword")))) == (400, "DMS.00400012")
+    assert api_error(lambda: c.reset_password(ResetPasswordRequest(
+        instance_id=iid, body=ResetPasswordReq(new_password="-Starts-with-1")))) == (400, "DMS.00400012")
+    c.reset_password(ResetPasswordRequest(instance_id=iid, body=ResetPasswordReq(new_password="New-Passw0rd")))
+    assert "ACCESS_REFUSED" in refused_login(show, USER, PASSWORD)
+    conn = connect(show, USER, "New-Passw0rd")
+    ch = conn.channel()
+    method, _, body = ch.basic_get("orders", auto_ack=True)
+    assert body == b"kept"
+
+    # Plug-ins: the delayed-message exchange type exists once its plug-in is enabled.
+    plugins = {p.name: p for p in c.list_plugins(ListPluginsRequest(instance_id=iid)).plugins}
+    assert {"rabbitmq_amqp1_0", "rabbitmq_delayed_message_exchange", "rabbitmq_federation",
+            "rabbitmq_shovel", "rabbitmq_management"} <= set(plugins)
+    assert (plugins["rabbitmq_delayed_message_exchange"].enable, plugins["rabbitmq_delayed_message_exchange"].running) == (False, False)
+    assert (plugins["rabbitmq_management"].enable, plugins["rabbitmq_management"].running) == (True, True)
+    assert plugins["rabbitmq_delayed_message_exchange"].version == "3.8.0"
+    with pytest.raises(pika.exceptions.ConnectionClosedByBroker) as e:
+        ch.exchange_declare("later", "x-delayed-message", durable=True, arguments={"x-delayed-type": "direct"})
+    assert e.value.reply_code == 503 and "unknown exchange type" in e.value.reply_text
+    job = c.update_plugins(UpdatePluginsRequest(instance_id=iid, body=UpdatePluginsReq(
+        enable=True, plugins="rabbitmq_delayed_message_exchange"))).job_id
+    assert job
+    conn = connect(show, USER, "New-Passw0rd")
+    ch = conn.channel()
+    ch.exchange_declare("later", "x-delayed-message", durable=True, arguments={"x-delayed-type": "direct"})
+    plugins = {p.name: p for p in c.list_plugins(ListPluginsRequest(instance_id=iid)).plugins}
+    assert (plugins["rabbitmq_delayed_message_exchange"].enable, plugins["rabbitmq_delayed_message_exchange"].running) == (True, True)
+    # A plug-in the list has but the broker does not implement, and one that does not exist.
+    r = server.signed("PUT", f"/v2/{server.project_id}/instances/{iid}/rabbitmq/plugins",
+                      {"enable": True, "plugins": "rabbitmq_federation"})
+    assert (r.status_code, r.json()["error_code"]) == (400, "DMS.00400800") and "rabbitmq_federation" in r.json()["error_msg"]
+    r = server.signed("PUT", f"/v2/{server.project_id}/instances/{iid}/rabbitmq/plugins",
+                      {"enable": True, "plugins": "rabbitmq_no_such_plugin"})
+    assert (r.status_code, r.json()["error_code"]) == (400, "DMS.00400970"), r.text
+    conn.close()
+
+    # A Kafka instance beside it: one list holds both, the engine filter picks one.
+    kafka_id = create_instance(server, "kafka-beside")
+    server.wait_status(kafka_id, "RUNNING")
+    listed = {i.instance_id: i.engine for i in c.list_instances_details(ListInstancesDetailsRequest()).instances}
+    assert listed == {iid: "rabbitmq", kafka_id: "kafka"}
+    only = c.list_instances_details(ListInstancesDetailsRequest(engine="rabbitmq")).instances
+    assert [i.instance_id for i in only] == [iid]
+    # Another project sees none of it.
+    other = rabbit_client(server, project_id="0" * 32)
+    status, _ = api_error(lambda: other.show_instance(ShowInstanceRequest(instance_id=iid)))
+    assert status in (401, 403, 404)
+
+    # A restart of the server brings the broker back with its user, plug-ins and messages.
+    server.stop()
+    server.start()
+    show = wait_running(c, iid)
+    conn = connect(show, USER, "New-Passw0rd")
+    ch = conn.channel()
+    method, _, body = ch.basic_get("orders", auto_ack=True)
+    assert body == b"second"
+    ch.exchange_declare("later", "x-delayed-message", passive=True)
+    conn.close()
+
+    # Delete: gone from the API, and nothing listens any more.
+    c.delete_instance(DeleteInstanceRequest(instance_id=iid))
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            c.show_instance(ShowInstanceRequest(instance_id=iid))
+        except ClientRequestException as e:
+            assert (e.status_code, e.error_code) == (404, "DMS.00404022")
+            break
+        time.sleep(0.05)
+    else:
+        raise AssertionError("instance not deleted")
+    with pytest.raises(pika.exceptions.AMQPConnectionError):
+        connect(show, USER, "New-Passw0rd")
+
+
+def test_rabbitmq_create_rules(server):
+    c = rabbit_client(server)
+    zone = c.list_available_zones(ListAvailableZonesRequest()).available_zones[0].id
+    cases = [
+        (dict(name="ab"), "DMS.00400010"),
+        (dict(engine_version="3.7.17"), "DMS.00400008"),
+        (dict(vpc_id=""), "DMS.00400013"),
+        (dict(security_group_id=""), "DMS.00400014"),
+        (dict(subnet_id=""), "DMS.00400016"),
+        (dict(available_zones=[zone, zone]), "DMS.00400067"),
+        (dict(available_zones=["f" * 32]), "DMS.00400042"),
+        (dict(product_id="c6.9u9g.single"), "DMS.00400009"),
+        (dict(product_id="c6.4u8g.cluster"), "DMS.00400063"),
+        (dict(product_id="c6.4u8g.cluster", broker_num=4, storage_space=400), "DMS.00400063"),
+        (dict(product_id="c6.2u4g.single", broker_num=3), "DMS.00400063"),
+        (dict(storage_space=99), "DMS.00400500"),
+        (dict(storage_space=30001), "DMS.00400500"),
+        (dict(product_id="c6.4u8g.cluster", broker_num=3, storage_space=200), "DMS.00400500"),
+        (dict(storage_spec_code="dms.physical.storage.normal"), "DMS.00400125"),
+        (dict(access_user="1admin"), "DMS.00400015"),
+        (dict(access_user="ab"), "DMS.00400015"),
+        (dict(password="alllowercase"), "DMS.00400012"),
+        (dict(password="Sh0rt"), "DMS.00400012"),
+        (dict(maintain_begin="22:00"), "DMS.00400106"),
+        (dict(maintain_begin="03:00", maintain_end="07:00"), "DMS.00400106"),
+        (dict(enable_publicip=True, publicip_id=""), "DMS.00400063"),
+        (dict(ssl_enable=True), "DMS.00400800"),
+    ]
+    for overrides, code in cases:
+        assert api_error(lambda: create(c, "rabbit-rules", **overrides)) == (400, code), overrides
+    # Nothing was created; then a valid cluster, whose name another create cannot take.
+    assert c.list_instances_details(ListInstancesDetailsRequest(include_failure="true")).instance_num == 0
+    iid = create(c, "rabbit-rules", product_id="c6.4u8g.cluster", broker_num=3, storage_space=300,
+                 maintain_begin="22:00", maintain_end="02:00")
+    show = wait_running(c, iid)
+    assert (show.type, show.broker_num, show.specification) == ("cluster", 3, "4vCPUs 8GB * 3")
+    assert (show.maintain_begin, show.maintain_end) == ("22:00:00", "02:00:00")
+    assert api_error(lambda: create(c, "rabbit-rules")) == (400, "DMS.00400060")
+    # The engine-less create path of SDK 3.1.184 and Terraform takes the same body.
+    body = create_body(c, "rabbit-legacy").to_dict()
+    r = server.signed("POST", f"/v2/{server.project_id}/instances", body)
+    assert r.status_code == 200, r.text
+    wait_running(c, r.json()["instance_id"])
+
+
+def test_rabbitmq_products(server):
+    c = rabbit_client(server)
+    r = c.list_engine_products(ListEngineProductsRequest(engine="rabbitmq"))
+    assert r.engine == "rabbitmq" and r.versions == ["3.8.35"]
+    by_id = {p.product_id: p for p in r.products}
+    assert set(by_id) == {"c6.2u4g.single", "c6.4u8g.single", "c6.4u8g.cluster"}
+    assert by_id["c6.4u8g.cluster"].type == "cluster"
+    props = by_id["c6.4u8g.cluster"].properties
+    assert (props.min_broker, props.max_broker, props.step_length) == ("3", "7", "2")
+    one = c.list_engine_products(ListEngineProductsRequest(engine="rabbitmq", product_id="c6.2u4g.single"))
+    assert [p.product_id for p in one.products] == ["c6.2u4g.single"]
