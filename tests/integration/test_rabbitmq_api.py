@@ -15,8 +15,8 @@ from huaweicloudsdkcore.exceptions.exceptions import ClientRequestException
 from huaweicloudsdkrabbitmq.v2 import (
     CreateInstanceReq, CreatePostPaidInstanceByEngineRequest, DeleteInstanceRequest,
     ListAvailableZonesRequest, ListEngineProductsRequest, ListInstancesDetailsRequest, ListPluginsRequest,
-    RabbitMQClient, ResetPasswordReq, ResetPasswordRequest, ShowInstanceRequest, UpdatePluginsReq,
-    UpdatePluginsRequest,
+    RabbitMQClient, ResetPasswordReq, ResetPasswordRequest, ResizeEngineInstanceReq, ResizeEngineInstanceRequest,
+    ShowInstanceRequest, UpdatePluginsReq, UpdatePluginsRequest,
 )
 from test_huawei_api import create_instance
 
@@ -139,6 +139,21 @@ def test_rabbitmq_instance_lifecycle_through_the_sdk(serve_factory):
     assert (r.status_code, r.json()["error_code"]) == (400, "DMS.00400970"), r.text
     conn.close()
 
+    # Storage extension: EXTENDING, then RUNNING with the new size; other kinds are refused.
+    assert api_error(lambda: c.resize_engine_instance(ResizeEngineInstanceRequest(
+        instance_id=iid, engine="rabbitmq", body=ResizeEngineInstanceReq(
+            oper_type="horizontal", new_broker_num=3)))) == (400, "DMS.00400800")
+    assert api_error(lambda: c.resize_engine_instance(ResizeEngineInstanceRequest(
+        instance_id=iid, engine="rabbitmq", body=ResizeEngineInstanceReq(
+            oper_type="storage", new_storage_space=30001)))) == (400, "DMS.00400500")
+    job = c.resize_engine_instance(ResizeEngineInstanceRequest(instance_id=iid, engine="rabbitmq",
+        body=ResizeEngineInstanceReq(oper_type="storage", new_storage_space=200))).job_id
+    assert job
+    deadline = time.monotonic() + 30
+    while (s := c.show_instance(ShowInstanceRequest(instance_id=iid))).status != "RUNNING" or s.storage_space != 200:
+        assert time.monotonic() < deadline, s.status
+        time.sleep(0.05)
+
     # A Kafka instance beside it: one list holds both, the engine filter picks one.
     kafka_id = create_instance(server, "kafka-beside")
     server.wait_status(kafka_id, "RUNNING")
@@ -234,3 +249,84 @@ def test_rabbitmq_products(server):
     assert (props.min_broker, props.max_broker, props.step_length) == ("3", "7", "2")
     one = c.list_engine_products(ListEngineProductsRequest(engine="rabbitmq", product_id="c6.2u4g.single"))
     assert [p.product_id for p in one.products] == ["c6.2u4g.single"]
+
+
+def test_broker_resources_through_the_sdk(server):
+    """Vhosts, exchanges, queues, bindings and users through the API act on the broker, and
+    the API shows what AMQP clients made."""
+    from huaweicloudsdkrabbitmq.v2 import (
+        AMQPUser, AMQPUserPerm, BatchDeleteBody, BatchDeleteExchangesRequest, BatchDeleteQueuesRequest,
+        BatchDeleteVhostsRequest, CreateBindingBody, CreateBindingRequest, CreateExchangeBody,
+        CreateExchangeRequest, CreateQueueBody, CreateQueueRequest, CreateUserRequest, CreateVhostBody,
+        CreateVhostRequest, DeleteBindingRequest, DeleteQueueInfoRequest, DeleteUserRequest, ListBindingsRequest,
+        ListExchangesRequest, ListQueuesRequest, ListUserRequest, ListVhostsRequest, ShowQueueDetailsRequest,
+        UpdateUserRequest,
+    )
+    c = rabbit_client(server)
+    iid = create(c, "rabbit-res")
+    show = wait_running(c, iid)
+
+    c.create_vhost(CreateVhostRequest(instance_id=iid, body=CreateVhostBody(name="orders")))
+    assert [v.name for v in c.list_vhosts(ListVhostsRequest(instance_id=iid)).items] == ["/", "orders"]
+    assert api_error(lambda: c.create_vhost(CreateVhostRequest(
+        instance_id=iid, body=CreateVhostBody(name="orders")))) == (400, "DMS.00400800")
+
+    c.create_exchange(CreateExchangeRequest(instance_id=iid, vhost="orders", body=CreateExchangeBody(
+        name="events", type="topic", durable=True, auto_delete=False, internal=False)))
+    names = {e.name: e.type for e in c.list_exchanges(ListExchangesRequest(instance_id=iid, vhost="orders", limit=50)).items}
+    assert names["events"] == "topic" and names["amq.fanout"] == "fanout"
+    assert api_error(lambda: c.create_exchange(CreateExchangeRequest(instance_id=iid, vhost="orders",
+        body=CreateExchangeBody(name="later", type="x-delayed-message", durable=True)))) == (400, "DMS.00400800")
+
+    c.create_queue(CreateQueueRequest(instance_id=iid, vhost="orders", body=CreateQueueBody(
+        name="paid", durable=True, auto_delete=False, message_ttl=60000,
+        dead_letter_exchange="amq.fanout", dead_letter_routing_key="dead")))
+    c.create_binding(CreateBindingRequest(instance_id=iid, vhost="orders", exchange="events",
+        body=CreateBindingBody(destination_type="queue", destination="paid", routing_key="order.*")))
+    bindings = c.list_bindings(ListBindingsRequest(instance_id=iid, vhost="orders", exchange="events")).items
+    assert [(b.destination, b.routing_key, b.properties_key) for b in bindings] == [("paid", "order.*", "order.%2A")]
+
+    # A user with permissions on the vhost only; AMQP clients see what the API made.
+    c.create_user(CreateUserRequest(instance_id=iid, body=AMQPUser(access_key="worker", secret_key="Worker-Pw1",
+        vhosts=[AMQPUserPerm(vhost="orders", conf="^$", write="events", read="paid")])))
+    users = c.list_user(ListUserRequest(instance_id=iid)).users
+    assert [(u.access_key, [(p.vhost, p.conf, p.write, p.read) for p in u.vhosts]) for u in users] == \
+        [("worker", [("orders", "^$", "events", "paid")])]
+    conn = pika.BlockingConnection(pika.ConnectionParameters(show.connect_address, show.port, "orders",
+        pika.PlainCredentials("worker", "Worker-Pw1"), heartbeat=0))
+    ch = conn.channel()
+    ch.basic_publish("events", "order.created", b"o-1", pika.BasicProperties(delivery_mode=2))
+    ch.queue_declare("paid", passive=True)
+    detail = c.show_queue_details(ShowQueueDetailsRequest(instance_id=iid, vhost="orders", queue="paid"))
+    assert detail.messages == 1 and detail.durable is True
+    assert detail.arguments.x_message_ttl == 60000 and detail.arguments.x_dead_letter_exchange == "amq.fanout"
+    # The default exchange's implicit binding is listed first, as RabbitMQ lists it.
+    assert [(b.source, b.routing_key) for b in detail.queue_bindings] == [("", "paid"), ("events", "order.*")]
+    # The worker may not configure: declaring a queue is refused by the broker.
+    with pytest.raises(pika.exceptions.ChannelClosedByBroker) as e:
+        ch.queue_declare("mine")
+    assert e.value.reply_code == 403
+    conn.close()
+
+    c.delete_queue_info(DeleteQueueInfoRequest(instance_id=iid, vhost="orders", queue="paid"))
+    assert c.show_queue_details(ShowQueueDetailsRequest(instance_id=iid, vhost="orders", queue="paid")).messages == 0
+    c.update_user(UpdateUserRequest(instance_id=iid, user_name="worker", body=AMQPUser(
+        access_key="worker", vhosts=[AMQPUserPerm(vhost="/", conf=".*", write=".*", read=".*")])))
+    assert [p.vhost for p in c.list_user(ListUserRequest(instance_id=iid)).users[0].vhosts] == ["/"]
+
+    c.delete_binding(DeleteBindingRequest(instance_id=iid, vhost="orders", exchange="events",
+        destination_type="queue", destination="paid", properties_key="order.%2A"))
+    assert c.list_bindings(ListBindingsRequest(instance_id=iid, vhost="orders", exchange="events")).items == []
+    c.batch_delete_queues(BatchDeleteQueuesRequest(instance_id=iid, vhost="orders", body=BatchDeleteBody(name=["paid"])))
+    assert c.list_queues(ListQueuesRequest(instance_id=iid, vhost="orders")).total == 0
+    c.batch_delete_exchanges(BatchDeleteExchangesRequest(instance_id=iid, vhost="orders",
+        body=BatchDeleteBody(name=["events"])))
+    c.delete_user(DeleteUserRequest(instance_id=iid, user_name="worker"))
+    assert c.list_user(ListUserRequest(instance_id=iid)).total == 0
+    # The access user is the instance's and stays.
+    assert api_error(lambda: c.delete_user(DeleteUserRequest(instance_id=iid, user_name=USER))) == (400, "DMS.00400800")
+    # The default vhost travels as %2F.
+    c.create_queue(CreateQueueRequest(instance_id=iid, vhost="/", body=CreateQueueBody(name="root-q")))
+    assert [q.name for q in c.list_queues(ListQueuesRequest(instance_id=iid, vhost="/")).items] == ["root-q"]
+    c.batch_delete_vhosts(BatchDeleteVhostsRequest(instance_id=iid, body=BatchDeleteBody(name=["orders"])))
+    assert [v.name for v in c.list_vhosts(ListVhostsRequest(instance_id=iid)).items] == ["/"]

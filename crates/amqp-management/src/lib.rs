@@ -17,6 +17,7 @@ mod definitions;
 mod error;
 mod exchanges;
 mod format;
+pub use format::properties_key;
 mod list;
 mod overview;
 mod permissions;

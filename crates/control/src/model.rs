@@ -4,8 +4,9 @@
 use serde::{Deserialize, Serialize};
 
 pub use engine::{
-    AccessOperation, AccessResource, AccessRule, EngineKind, NamePattern, NewTopic, PartitionLag,
-    PartitionOffsets, TopicInfo, Usage,
+    AccessOperation, AccessResource, AccessRule, BindingInfo, ConsumerInfo, EngineKind,
+    ExchangeInfo, NamePattern, NewQueue, NewTopic, PartitionLag, PartitionOffsets, QueueInfo,
+    TopicInfo, Usage, VhostPermission,
 };
 
 /// Where an instance is in its lifecycle. The wire names are the upper-case ones the APIs

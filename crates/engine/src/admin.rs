@@ -133,6 +133,75 @@ pub struct AccessRule {
     pub allow: bool,
 }
 
+/// An exchange (AMQP), as the APIs show it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExchangeInfo {
+    pub vhost: String,
+    pub name: String,
+    /// `direct`, `fanout`, `topic`, `headers`, or a plug-in's type.
+    pub kind: String,
+    pub durable: bool,
+    pub auto_delete: bool,
+    pub internal: bool,
+    /// The exchange's arguments as JSON (RabbitMQ's management API shape).
+    pub arguments: serde_json::Map<String, serde_json::Value>,
+}
+
+/// A binding of an exchange to a queue or another exchange.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BindingInfo {
+    pub source: String,
+    /// `queue` or `exchange`.
+    pub destination_type: String,
+    pub destination: String,
+    pub routing_key: String,
+    /// What names the binding in a delete: the routing key, `~` when it is empty (as
+    /// RabbitMQ's management API names bindings without arguments).
+    pub properties_key: String,
+}
+
+/// A consumer of a queue.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConsumerInfo {
+    pub tag: String,
+    pub ack_required: bool,
+    pub prefetch_count: u32,
+}
+
+/// A queue (AMQP), as the APIs show it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QueueInfo {
+    pub vhost: String,
+    pub name: String,
+    pub durable: bool,
+    pub auto_delete: bool,
+    /// Ready and unacknowledged.
+    pub messages: u64,
+    pub consumers: Vec<ConsumerInfo>,
+    pub arguments: serde_json::Map<String, serde_json::Value>,
+    /// Bindings whose destination is the queue.
+    pub bindings: Vec<BindingInfo>,
+}
+
+/// A queue to declare through the APIs.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct NewQueue {
+    pub name: String,
+    pub durable: bool,
+    pub auto_delete: bool,
+    /// `x-` arguments (`x-message-ttl`, `x-dead-letter-exchange`, ...).
+    pub arguments: serde_json::Map<String, serde_json::Value>,
+}
+
+/// One user's permissions in one vhost (configure, write and read regexes).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VhostPermission {
+    pub vhost: String,
+    pub configure: String,
+    pub write: String,
+    pub read: String,
+}
+
 /// Administration of one running instance. Changes go through the same paths as the
 /// broker's own admin requests, so clients and the APIs see one state.
 #[async_trait]
@@ -215,6 +284,71 @@ pub trait BrokerAdmin: Send + Sync {
     /// Removes the rules equal to `rule`; answers how many there were.
     async fn remove_access_rule(&self, _rule: AccessRule) -> Result<usize, EngineError> {
         Err(self.unsupported("access rules"))
+    }
+
+    // ---- vhosts, exchanges, queues, bindings (AMQP) -------------------------------------
+
+    fn vhosts(&self) -> Result<Vec<String>, EngineError> {
+        Err(self.unsupported("vhosts"))
+    }
+    /// False if it exists.
+    async fn create_vhost(&self, _name: &str) -> Result<bool, EngineError> {
+        Err(self.unsupported("vhosts"))
+    }
+    /// False if there was none.
+    async fn delete_vhost(&self, _name: &str) -> Result<bool, EngineError> {
+        Err(self.unsupported("vhosts"))
+    }
+    /// `NotFound` when the vhost does not exist.
+    fn exchanges(&self, _vhost: &str) -> Result<Vec<ExchangeInfo>, EngineError> {
+        Err(self.unsupported("exchanges"))
+    }
+    /// Declares an exchange (an existing equivalent one is answered as it is).
+    async fn create_exchange(&self, _exchange: ExchangeInfo) -> Result<ExchangeInfo, EngineError> {
+        Err(self.unsupported("exchanges"))
+    }
+    async fn delete_exchange(&self, _vhost: &str, _name: &str) -> Result<(), EngineError> {
+        Err(self.unsupported("exchanges"))
+    }
+    fn queues(&self, _vhost: &str) -> Result<Vec<QueueInfo>, EngineError> {
+        Err(self.unsupported("queues"))
+    }
+    fn queue(&self, _vhost: &str, _name: &str) -> Result<Option<QueueInfo>, EngineError> {
+        Err(self.unsupported("queues"))
+    }
+    async fn create_queue(&self, _vhost: &str, _queue: NewQueue) -> Result<QueueInfo, EngineError> {
+        Err(self.unsupported("queues"))
+    }
+    /// Answers how many messages it held; `NotFound` when there is none.
+    async fn delete_queue(&self, _vhost: &str, _name: &str) -> Result<u64, EngineError> {
+        Err(self.unsupported("queues"))
+    }
+    /// Drops every ready message; answers how many.
+    fn purge_queue(&self, _vhost: &str, _name: &str) -> Result<u64, EngineError> {
+        Err(self.unsupported("queues"))
+    }
+    /// Bindings whose source is `exchange`.
+    fn bindings(&self, _vhost: &str, _exchange: &str) -> Result<Vec<BindingInfo>, EngineError> {
+        Err(self.unsupported("bindings"))
+    }
+    async fn bind(&self, _vhost: &str, _binding: BindingInfo) -> Result<BindingInfo, EngineError> {
+        Err(self.unsupported("bindings"))
+    }
+    /// Removes the binding `properties_key` names; false if there was none.
+    async fn unbind(&self, _vhost: &str, _binding: BindingInfo) -> Result<bool, EngineError> {
+        Err(self.unsupported("bindings"))
+    }
+    /// Every user's permissions, by user.
+    fn user_permissions(&self) -> Result<BTreeMap<String, Vec<VhostPermission>>, EngineError> {
+        Err(self.unsupported("user permissions"))
+    }
+    /// Replaces a user's permissions with `permissions` (vhosts not listed lose theirs).
+    async fn set_user_permissions(
+        &self,
+        _user: &str,
+        _permissions: Vec<VhostPermission>,
+    ) -> Result<(), EngineError> {
+        Err(self.unsupported("user permissions"))
     }
 
     // ---- plug-ins ------------------------------------------------------------------------

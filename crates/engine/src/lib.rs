@@ -23,8 +23,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 pub use admin::{
-    AccessOperation, AccessResource, AccessRule, BrokerAdmin, NamePattern, NewTopic, PartitionLag,
-    PartitionOffsets, TopicChange, TopicInfo, Usage,
+    AccessOperation, AccessResource, AccessRule, BindingInfo, BrokerAdmin, ConsumerInfo,
+    ExchangeInfo, NamePattern, NewQueue, NewTopic, PartitionLag, PartitionOffsets, QueueInfo,
+    TopicChange, TopicInfo, Usage, VhostPermission,
 };
 pub use error::EngineError;
 pub use kind::EngineKind;

@@ -11,13 +11,18 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use amqp::auth::User;
-use amqp::{AmqpConfig, AmqpServer};
+use amqp::auth::{Permission, User};
+use amqp::broker::{ExchangeDeclare, QueueDeclare};
+use amqp::exchange::{Binding, Destination, ExchangeKind};
+use amqp::queue::Queue;
+use amqp::vhost::VHost;
+use amqp::{AmqpConfig, AmqpError, AmqpServer, ReplyCode};
 use amqp_management::{ManagementConfig, ManagementServer};
 use async_trait::async_trait;
 
 use crate::{
-    Broker, BrokerAdmin, Credentials, Engine, EngineError, EngineKind, InstancePlan, Limits, Usage,
+    BindingInfo, Broker, BrokerAdmin, ConsumerInfo, Credentials, Engine, EngineError, EngineKind,
+    ExchangeInfo, InstancePlan, Limits, NewQueue, QueueInfo, Usage, VhostPermission,
 };
 
 #[derive(Default)]
@@ -137,6 +142,67 @@ struct RabbitmqAdmin {
     broker: Arc<amqp::Broker>,
 }
 
+/// The broker's refusals in the engine's terms; the text is RabbitMQ's.
+fn refused(e: AmqpError) -> EngineError {
+    match e.code {
+        ReplyCode::NotFound => EngineError::NotFound(e.text),
+        ReplyCode::InternalError => EngineError::Storage(e.text),
+        _ => EngineError::Refused(e.text),
+    }
+}
+
+fn json_map(t: &amq_protocol::types::FieldTable) -> serde_json::Map<String, serde_json::Value> {
+    match amqp::json::table_to_json(t) {
+        serde_json::Value::Object(m) => m,
+        _ => serde_json::Map::new(),
+    }
+}
+
+fn binding_info(source: &str, b: &Binding) -> BindingInfo {
+    BindingInfo {
+        source: source.to_string(),
+        destination_type: b.destination.kind().to_string(),
+        destination: b.destination.name().to_string(),
+        routing_key: b.routing_key.clone(),
+        properties_key: amqp_management::properties_key(&b.routing_key, &b.arguments),
+    }
+}
+
+impl RabbitmqAdmin {
+    fn vhost(&self, name: &str) -> Result<Arc<VHost>, EngineError> {
+        self.broker
+            .vhost(name)
+            .ok_or_else(|| EngineError::NotFound(format!("vhost '{name}'")))
+    }
+
+    fn queue_info(&self, v: &VHost, q: &Queue) -> QueueInfo {
+        let (ready, unacked, _) = q.counts();
+        QueueInfo {
+            vhost: v.name.clone(),
+            name: q.name.clone(),
+            durable: q.durable,
+            auto_delete: q.auto_delete,
+            messages: (ready + unacked) as u64,
+            consumers: q
+                .consumers()
+                .iter()
+                .map(|c| ConsumerInfo {
+                    tag: c.tag.clone(),
+                    ack_required: !c.no_ack,
+                    prefetch_count: c.prefetch,
+                })
+                .collect(),
+            arguments: json_map(&q.arguments),
+            bindings: v
+                .bindings()
+                .iter()
+                .filter(|(_, b)| b.destination == Destination::Queue(q.name.clone()))
+                .map(|(source, b)| binding_info(source, b))
+                .collect(),
+        }
+    }
+}
+
 #[async_trait]
 impl BrokerAdmin for RabbitmqAdmin {
     fn kind(&self) -> EngineKind {
@@ -208,6 +274,265 @@ impl BrokerAdmin for RabbitmqAdmin {
             .delete_user(user)
             .await
             .map_err(|e| EngineError::Storage(e.to_string()))
+    }
+
+    fn vhosts(&self) -> Result<Vec<String>, EngineError> {
+        let mut names: Vec<String> = self
+            .broker
+            .vhosts()
+            .iter()
+            .map(|v| v.name.clone())
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    async fn create_vhost(&self, name: &str) -> Result<bool, EngineError> {
+        self.broker.add_vhost(name).await.map_err(refused)
+    }
+
+    async fn delete_vhost(&self, name: &str) -> Result<bool, EngineError> {
+        self.broker.delete_vhost(name).await.map_err(refused)
+    }
+
+    fn exchanges(&self, vhost: &str) -> Result<Vec<ExchangeInfo>, EngineError> {
+        let v = self.vhost(vhost)?;
+        let mut out: Vec<ExchangeInfo> = v
+            .exchanges()
+            .iter()
+            .map(|e| ExchangeInfo {
+                vhost: v.name.clone(),
+                name: e.name.clone(),
+                kind: e.kind.as_str().to_string(),
+                durable: e.durable,
+                auto_delete: e.auto_delete,
+                internal: e.internal,
+                arguments: json_map(&e.arguments),
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    async fn create_exchange(&self, e: ExchangeInfo) -> Result<ExchangeInfo, EngineError> {
+        let v = self.vhost(&e.vhost)?;
+        // A plug-in's type is unknown while its plug-in is off, as in RabbitMQ.
+        let kind = ExchangeKind::parse(&e.kind)
+            .filter(|k| k.plugin().is_none_or(|p| self.broker.plugin_enabled(p)))
+            .ok_or_else(|| EngineError::Refused(format!("invalid exchange type '{}'", e.kind)))?;
+        if e.name.is_empty() || (e.name.starts_with("amq.") && v.exchange(&e.name).is_none()) {
+            return Err(EngineError::Refused(format!(
+                "exchange name '{}' is reserved",
+                e.name
+            )));
+        }
+        let arguments = amqp::json::json_to_table(&serde_json::Value::Object(e.arguments.clone()));
+        self.broker
+            .declare_exchange(
+                &v,
+                ExchangeDeclare {
+                    name: e.name.clone(),
+                    kind,
+                    durable: e.durable,
+                    auto_delete: e.auto_delete,
+                    internal: e.internal,
+                    arguments,
+                },
+            )
+            .await
+            .map_err(refused)?;
+        Ok(e)
+    }
+
+    async fn delete_exchange(&self, vhost: &str, name: &str) -> Result<(), EngineError> {
+        let v = self.vhost(vhost)?;
+        if name.is_empty() || name.starts_with("amq.") {
+            return Err(EngineError::Refused(format!(
+                "exchange '{name}' is built in and cannot be deleted"
+            )));
+        }
+        if v.exchange(name).is_none() {
+            return Err(EngineError::NotFound(format!("exchange '{name}'")));
+        }
+        self.broker
+            .delete_exchange(&v, name, false)
+            .await
+            .map_err(refused)
+    }
+
+    fn queues(&self, vhost: &str) -> Result<Vec<QueueInfo>, EngineError> {
+        let v = self.vhost(vhost)?;
+        let mut out: Vec<QueueInfo> = v.queues().iter().map(|q| self.queue_info(&v, q)).collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    fn queue(&self, vhost: &str, name: &str) -> Result<Option<QueueInfo>, EngineError> {
+        let v = self.vhost(vhost)?;
+        Ok(v.queue(name).map(|q| self.queue_info(&v, &q)))
+    }
+
+    async fn create_queue(&self, vhost: &str, q: NewQueue) -> Result<QueueInfo, EngineError> {
+        let v = self.vhost(vhost)?;
+        if q.name.is_empty() || q.name.starts_with("amq.") {
+            return Err(EngineError::Refused(format!(
+                "queue name '{}' is reserved",
+                q.name
+            )));
+        }
+        let arguments = amqp::json::json_to_table(&serde_json::Value::Object(q.arguments));
+        let (queue, _) = self
+            .broker
+            .declare_queue(
+                &v,
+                QueueDeclare {
+                    name: &q.name,
+                    passive: false,
+                    durable: q.durable,
+                    exclusive: false,
+                    auto_delete: q.auto_delete,
+                    arguments,
+                    connection: None,
+                },
+            )
+            .await
+            .map_err(refused)?;
+        Ok(self.queue_info(&v, &queue))
+    }
+
+    async fn delete_queue(&self, vhost: &str, name: &str) -> Result<u64, EngineError> {
+        let v = self.vhost(vhost)?;
+        if v.queue(name).is_none() {
+            return Err(EngineError::NotFound(format!("queue '{name}'")));
+        }
+        let n = self
+            .broker
+            .delete_queue(&v, name, false, false, None)
+            .await
+            .map_err(refused)?;
+        Ok(n as u64)
+    }
+
+    fn purge_queue(&self, vhost: &str, name: &str) -> Result<u64, EngineError> {
+        let v = self.vhost(vhost)?;
+        let q = v
+            .queue(name)
+            .ok_or_else(|| EngineError::NotFound(format!("queue '{name}'")))?;
+        Ok(q.purge() as u64)
+    }
+
+    fn bindings(&self, vhost: &str, exchange: &str) -> Result<Vec<BindingInfo>, EngineError> {
+        let v = self.vhost(vhost)?;
+        if v.exchange(exchange).is_none() {
+            return Err(EngineError::NotFound(format!("exchange '{exchange}'")));
+        }
+        Ok(v.bindings()
+            .iter()
+            .filter(|(source, _)| source == exchange)
+            .map(|(source, b)| binding_info(source, b))
+            .collect())
+    }
+
+    async fn bind(&self, vhost: &str, b: BindingInfo) -> Result<BindingInfo, EngineError> {
+        let v = self.vhost(vhost)?;
+        let destination = match b.destination_type.as_str() {
+            "queue" => Destination::Queue(b.destination.clone()),
+            "exchange" => Destination::Exchange(b.destination.clone()),
+            other => {
+                return Err(EngineError::Refused(format!(
+                    "destination_type '{other}': must be queue or exchange"
+                )))
+            }
+        };
+        let binding = Binding {
+            destination,
+            routing_key: b.routing_key.clone(),
+            arguments: Default::default(),
+        };
+        let info = binding_info(&b.source, &binding);
+        self.broker
+            .bind(&v, &b.source, binding)
+            .await
+            .map_err(refused)?;
+        Ok(info)
+    }
+
+    async fn unbind(&self, vhost: &str, b: BindingInfo) -> Result<bool, EngineError> {
+        let v = self.vhost(vhost)?;
+        let found = v.bindings().into_iter().find(|(source, x)| {
+            *source == b.source
+                && x.destination.kind() == b.destination_type
+                && x.destination.name() == b.destination
+                && amqp_management::properties_key(&x.routing_key, &x.arguments) == b.properties_key
+        });
+        let Some((source, binding)) = found else {
+            return Ok(false);
+        };
+        self.broker
+            .unbind(&v, &source, &binding)
+            .await
+            .map_err(refused)
+    }
+
+    fn user_permissions(
+        &self,
+    ) -> Result<std::collections::BTreeMap<String, Vec<VhostPermission>>, EngineError> {
+        let mut out: std::collections::BTreeMap<String, Vec<VhostPermission>> = self
+            .broker
+            .users()
+            .into_iter()
+            .map(|u| (u.name, Vec::new()))
+            .collect();
+        for p in self.broker.permissions() {
+            out.entry(p.user).or_default().push(VhostPermission {
+                vhost: p.vhost,
+                configure: p.configure,
+                write: p.write,
+                read: p.read,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn set_user_permissions(
+        &self,
+        user: &str,
+        permissions: Vec<VhostPermission>,
+    ) -> Result<(), EngineError> {
+        for p in &permissions {
+            self.vhost(&p.vhost)?;
+            for re in [&p.configure, &p.write, &p.read] {
+                regex::Regex::new(re).map_err(|e| {
+                    EngineError::Refused(format!("invalid permission regex {re:?}: {e}"))
+                })?;
+            }
+        }
+        for old in self
+            .broker
+            .permissions()
+            .into_iter()
+            .filter(|p| p.user == user)
+        {
+            if !permissions.iter().any(|p| p.vhost == old.vhost) {
+                self.broker
+                    .clear_permission(user, &old.vhost)
+                    .await
+                    .map_err(refused)?;
+            }
+        }
+        for p in permissions {
+            self.broker
+                .set_permission(Permission {
+                    user: user.to_string(),
+                    vhost: p.vhost,
+                    configure: p.configure,
+                    write: p.write,
+                    read: p.read,
+                })
+                .await
+                .map_err(refused)?;
+        }
+        Ok(())
     }
 
     fn plugins(&self) -> Result<Vec<String>, EngineError> {

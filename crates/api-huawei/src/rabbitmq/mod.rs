@@ -7,6 +7,7 @@
 mod instances;
 mod plugins;
 pub(crate) mod render;
+mod resources;
 
 use control::model::EngineKind::Rabbitmq;
 
@@ -28,4 +29,41 @@ pub(crate) static OPERATIONS: &[Operation] = &[
         "List plug-ins (seed 002 4.2.2)", Some(Rabbitmq), plugins::list),
     op!(Put "/v2/{project_id}/instances/{instance_id}/rabbitmq/plugins", "update_plugins",
         "Enable or disable plug-ins (seed 002 4.2.3)", Some(Rabbitmq), plugins::update),
+    // ---- what the broker holds (huaweicloudsdkrabbitmq beyond seed 002) -----------------
+    op!(Get "/v2/rabbitmq/{project_id}/instances/{instance_id}/vhosts", "list_vhosts",
+        "List vhosts", Some(Rabbitmq), resources::list_vhosts),
+    op!(Put "/v2/rabbitmq/{project_id}/instances/{instance_id}/vhosts", "create_vhost",
+        "Create a vhost", Some(Rabbitmq), resources::create_vhost),
+    op!(Post "/v2/rabbitmq/{project_id}/instances/{instance_id}/vhosts", "batch_delete_vhosts",
+        "Delete vhosts", Some(Rabbitmq), resources::delete_vhosts),
+    op!(Get "/v2/rabbitmq/{project_id}/instances/{instance_id}/vhosts/{vhost}/exchanges", "list_exchanges",
+        "List exchanges", Some(Rabbitmq), resources::list_exchanges),
+    op!(Put "/v2/rabbitmq/{project_id}/instances/{instance_id}/vhosts/{vhost}/exchanges", "create_exchange",
+        "Create an exchange", Some(Rabbitmq), resources::create_exchange),
+    op!(Post "/v2/rabbitmq/{project_id}/instances/{instance_id}/vhosts/{vhost}/exchanges", "batch_delete_exchanges",
+        "Delete exchanges", Some(Rabbitmq), resources::delete_exchanges),
+    op!(Get "/v2/rabbitmq/{project_id}/instances/{instance_id}/vhosts/{vhost}/exchanges/{exchange}/binding", "list_bindings",
+        "List an exchange's bindings", Some(Rabbitmq), resources::list_bindings),
+    op!(Post "/v2/rabbitmq/{project_id}/instances/{instance_id}/vhosts/{vhost}/exchanges/{exchange}/binding", "create_binding",
+        "Bind an exchange to a queue or exchange", Some(Rabbitmq), resources::create_binding),
+    op!(Delete "/v2/rabbitmq/{project_id}/instances/{instance_id}/vhosts/{vhost}/exchanges/{exchange}/destination-type/{destination_type}/destination/{destination}/properties-key/{properties_key}/unbinding", "delete_binding",
+        "Delete a binding", Some(Rabbitmq), resources::delete_binding),
+    op!(Get "/v2/rabbitmq/{project_id}/instances/{instance_id}/vhosts/{vhost}/queues", "list_queues",
+        "List queues", Some(Rabbitmq), resources::list_queues),
+    op!(Put "/v2/rabbitmq/{project_id}/instances/{instance_id}/vhosts/{vhost}/queues", "create_queue",
+        "Create a queue", Some(Rabbitmq), resources::create_queue),
+    op!(Post "/v2/rabbitmq/{project_id}/instances/{instance_id}/vhosts/{vhost}/queues", "batch_delete_queues",
+        "Delete queues", Some(Rabbitmq), resources::delete_queues),
+    op!(Get "/v2/rabbitmq/{project_id}/instances/{instance_id}/vhosts/{vhost}/queues/{queue}", "show_queue_details",
+        "Show a queue", Some(Rabbitmq), resources::show_queue),
+    op!(Delete "/v2/rabbitmq/{project_id}/instances/{instance_id}/vhosts/{vhost}/queues/{queue}/contents", "delete_queue_info",
+        "Purge a queue", Some(Rabbitmq), resources::purge_queue),
+    op!(Get "/v2/{project_id}/instances/{instance_id}/users", "list_user",
+        "List the broker's users", Some(Rabbitmq), resources::list_users),
+    op!(Post "/v2/{project_id}/instances/{instance_id}/users", "create_user",
+        "Create a broker user", Some(Rabbitmq), resources::create_user),
+    op!(Put "/v2/{project_id}/instances/{instance_id}/users/{user_name}", "update_user",
+        "Change a broker user", Some(Rabbitmq), resources::update_user),
+    op!(Delete "/v2/{project_id}/instances/{instance_id}/users/{user_name}", "delete_user",
+        "Delete a broker user", Some(Rabbitmq), resources::delete_user),
 ];

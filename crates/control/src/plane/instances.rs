@@ -359,13 +359,23 @@ impl ControlPlane {
         let new = req
             .new_storage_space
             .ok_or_else(|| ControlError::InvalidStorage("new_storage_space is required".into()))?;
-        let max = catalog::bandwidth_spec_by_product(&doc.product_id)
-            .map(|s| u64::from(s.max_storage_gb))
-            .or_else(|| {
-                catalog::flavor(&doc.product_id)
-                    .map(|f| u64::from(f.max_storage_per_node_gb) * u64::from(doc.broker_num))
-            })
-            .unwrap_or(u64::MAX);
+        let max = match engine_of(&r)? {
+            // RabbitMQ's products share ids with Kafka's flavors: its own table decides.
+            EngineKind::Rabbitmq => catalog::rabbitmq_product(&doc.product_id).map(|p| {
+                (u64::from(p.max_storage_per_node_gb) * u64::from(doc.broker_num))
+                    .min(catalog::RABBITMQ_MAX_STORAGE_GB)
+            }),
+            EngineKind::Kafka | EngineKind::Rocketmq => {
+                catalog::bandwidth_spec_by_product(&doc.product_id)
+                    .map(|s| u64::from(s.max_storage_gb))
+                    .or_else(|| {
+                        catalog::flavor(&doc.product_id).map(|f| {
+                            u64::from(f.max_storage_per_node_gb) * u64::from(doc.broker_num)
+                        })
+                    })
+            }
+        }
+        .unwrap_or(u64::MAX);
         let new = u64::try_from(new)
             .ok()
             .filter(|n| *n > doc.storage_space_gb && *n <= max)

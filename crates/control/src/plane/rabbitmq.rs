@@ -1,6 +1,11 @@
 //! What only RabbitMQ instances have (seed 002 4.2): the access user's password and the
 //! broker's plug-ins.
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use engine::BrokerAdmin;
+
 use super::{engine_of, Caller, ControlPlane};
 use crate::catalog;
 use crate::error::ControlError;
@@ -128,6 +133,287 @@ impl ControlPlane {
             .await
     }
 
+    /// The admin handle of a running RabbitMQ instance of the project.
+    async fn rabbitmq_admin(
+        &self,
+        project_id: &str,
+        id: &str,
+    ) -> Result<Arc<dyn BrokerAdmin>, ControlError> {
+        self.rabbitmq_record(project_id, id).await?;
+        Ok(self.running_admin(project_id, id).await?.1)
+    }
+
+    pub async fn vhosts(&self, project_id: &str, id: &str) -> Result<Vec<String>, ControlError> {
+        Ok(self.rabbitmq_admin(project_id, id).await?.vhosts()?)
+    }
+
+    /// Creates a vhost; an existing one is `Refused` as existing.
+    pub async fn create_vhost(
+        &self,
+        project_id: &str,
+        id: &str,
+        name: &str,
+    ) -> Result<(), ControlError> {
+        check_amqp_name("vhost", name)?;
+        let admin = self.rabbitmq_admin(project_id, id).await?;
+        if !admin.create_vhost(name).await? {
+            return Err(ControlError::Refused(format!(
+                "vhost {name} already exists"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Deletes vhosts by name; every name must exist ("/" cannot be deleted).
+    pub async fn delete_vhosts(
+        &self,
+        project_id: &str,
+        id: &str,
+        names: &[String],
+    ) -> Result<(), ControlError> {
+        let admin = self.rabbitmq_admin(project_id, id).await?;
+        let existing = admin.vhosts()?;
+        for n in names {
+            if n == "/" {
+                return Err(ControlError::Refused(
+                    "the default vhost / cannot be deleted".into(),
+                ));
+            }
+            if !existing.contains(n) {
+                return Err(ControlError::Refused(format!("vhost {n} does not exist")));
+            }
+        }
+        for n in names {
+            admin.delete_vhost(n).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn exchanges(
+        &self,
+        project_id: &str,
+        id: &str,
+        vhost: &str,
+    ) -> Result<Vec<ExchangeInfo>, ControlError> {
+        Ok(self
+            .rabbitmq_admin(project_id, id)
+            .await?
+            .exchanges(vhost)?)
+    }
+
+    pub async fn create_exchange(
+        &self,
+        project_id: &str,
+        id: &str,
+        exchange: ExchangeInfo,
+    ) -> Result<ExchangeInfo, ControlError> {
+        check_amqp_name("exchange", &exchange.name)?;
+        let admin = self.rabbitmq_admin(project_id, id).await?;
+        Ok(admin.create_exchange(exchange).await?)
+    }
+
+    /// Deletes exchanges by name; every name must exist.
+    pub async fn delete_exchanges(
+        &self,
+        project_id: &str,
+        id: &str,
+        vhost: &str,
+        names: &[String],
+    ) -> Result<(), ControlError> {
+        let admin = self.rabbitmq_admin(project_id, id).await?;
+        for n in names {
+            admin.delete_exchange(vhost, n).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn queues(
+        &self,
+        project_id: &str,
+        id: &str,
+        vhost: &str,
+    ) -> Result<Vec<QueueInfo>, ControlError> {
+        Ok(self.rabbitmq_admin(project_id, id).await?.queues(vhost)?)
+    }
+
+    pub async fn queue(
+        &self,
+        project_id: &str,
+        id: &str,
+        vhost: &str,
+        name: &str,
+    ) -> Result<QueueInfo, ControlError> {
+        self.rabbitmq_admin(project_id, id)
+            .await?
+            .queue(vhost, name)?
+            .ok_or_else(|| ControlError::Refused(format!("queue {name} does not exist")))
+    }
+
+    pub async fn create_queue(
+        &self,
+        project_id: &str,
+        id: &str,
+        vhost: &str,
+        queue: NewQueue,
+    ) -> Result<QueueInfo, ControlError> {
+        check_amqp_name("queue", &queue.name)?;
+        let admin = self.rabbitmq_admin(project_id, id).await?;
+        Ok(admin.create_queue(vhost, queue).await?)
+    }
+
+    pub async fn delete_queues(
+        &self,
+        project_id: &str,
+        id: &str,
+        vhost: &str,
+        names: &[String],
+    ) -> Result<(), ControlError> {
+        let admin = self.rabbitmq_admin(project_id, id).await?;
+        for n in names {
+            admin.delete_queue(vhost, n).await?;
+        }
+        Ok(())
+    }
+
+    /// Drops a queue's ready messages (`delete_queue_info`); answers how many.
+    pub async fn purge_queue(
+        &self,
+        project_id: &str,
+        id: &str,
+        vhost: &str,
+        name: &str,
+    ) -> Result<u64, ControlError> {
+        Ok(self
+            .rabbitmq_admin(project_id, id)
+            .await?
+            .purge_queue(vhost, name)?)
+    }
+
+    pub async fn bindings(
+        &self,
+        project_id: &str,
+        id: &str,
+        vhost: &str,
+        exchange: &str,
+    ) -> Result<Vec<BindingInfo>, ControlError> {
+        Ok(self
+            .rabbitmq_admin(project_id, id)
+            .await?
+            .bindings(vhost, exchange)?)
+    }
+
+    pub async fn bind(
+        &self,
+        project_id: &str,
+        id: &str,
+        vhost: &str,
+        binding: BindingInfo,
+    ) -> Result<BindingInfo, ControlError> {
+        Ok(self
+            .rabbitmq_admin(project_id, id)
+            .await?
+            .bind(vhost, binding)
+            .await?)
+    }
+
+    /// Removes a binding; one that does not exist is refused as missing.
+    pub async fn unbind(
+        &self,
+        project_id: &str,
+        id: &str,
+        vhost: &str,
+        binding: BindingInfo,
+    ) -> Result<(), ControlError> {
+        let admin = self.rabbitmq_admin(project_id, id).await?;
+        if !admin.unbind(vhost, binding).await? {
+            return Err(ControlError::Refused("the binding does not exist".into()));
+        }
+        Ok(())
+    }
+
+    /// The broker's users and their permissions; the access user (the instance's
+    /// administrator, managed by the instance APIs) is not among them.
+    pub async fn amqp_users(
+        &self,
+        project_id: &str,
+        id: &str,
+    ) -> Result<BTreeMap<String, Vec<VhostPermission>>, ControlError> {
+        let r = self.rabbitmq_record(project_id, id).await?;
+        let doc = InstanceDoc::of(&r)?;
+        let mut users = self
+            .rabbitmq_admin(project_id, id)
+            .await?
+            .user_permissions()?;
+        users.remove(&doc.access_user);
+        Ok(users)
+    }
+
+    /// Creates (`create`) or updates a broker user with its password (when given) and
+    /// replaces its permissions.
+    pub async fn put_amqp_user(
+        &self,
+        project_id: &str,
+        id: &str,
+        user: &str,
+        password: Option<&str>,
+        permissions: Vec<VhostPermission>,
+        create: bool,
+    ) -> Result<(), ControlError> {
+        let r = self.rabbitmq_record(project_id, id).await?;
+        let doc = InstanceDoc::of(&r)?;
+        validation::check_username("access_key", user)?;
+        if user == doc.access_user {
+            return Err(ControlError::Refused(format!(
+                "{user} is the instance's access user; change its password with reset_password"
+            )));
+        }
+        let admin = self.rabbitmq_admin(project_id, id).await?;
+        let exists = admin.users()?.iter().any(|u| u == user);
+        match (create, exists) {
+            (true, true) => {
+                return Err(ControlError::Refused(format!("user {user} already exists")))
+            }
+            (false, false) => {
+                return Err(ControlError::Refused(format!("user {user} does not exist")))
+            }
+            _ => {}
+        }
+        match password {
+            Some(pw) => {
+                validation::check_password("secret_key", pw)?;
+                admin.set_user_password(user, pw).await?;
+            }
+            None if create => return Err(ControlError::WeakPassword("secret_key")),
+            None => {}
+        }
+        admin.set_user_permissions(user, permissions).await?;
+        Ok(())
+    }
+
+    pub async fn delete_amqp_user(
+        &self,
+        project_id: &str,
+        id: &str,
+        user: &str,
+    ) -> Result<(), ControlError> {
+        let r = self.rabbitmq_record(project_id, id).await?;
+        let doc = InstanceDoc::of(&r)?;
+        if user == doc.access_user {
+            return Err(ControlError::Refused(format!(
+                "{user} is the instance's access user and cannot be deleted"
+            )));
+        }
+        if !self
+            .rabbitmq_admin(project_id, id)
+            .await?
+            .delete_user(user)
+            .await?
+        {
+            return Err(ControlError::Refused(format!("user {user} does not exist")));
+        }
+        Ok(())
+    }
+
     /// The record of a RabbitMQ instance of the project; another engine's instance is
     /// refused as not having the operation.
     async fn rabbitmq_record(
@@ -144,4 +430,15 @@ impl ControlPlane {
         }
         Ok(r)
     }
+}
+
+/// Names of vhosts, exchanges and queues: 1-255 characters (AMQP short strings), none of
+/// them control characters.
+fn check_amqp_name(what: &str, name: &str) -> Result<(), ControlError> {
+    if name.is_empty() || name.len() > 255 || name.chars().any(char::is_control) {
+        return Err(ControlError::InvalidParameter(format!(
+            "{what} name {name:?}: 1 to 255 characters without control characters"
+        )));
+    }
+    Ok(())
 }
