@@ -8,6 +8,9 @@ Measures, on one machine:
   3. GET throughput and latency: wrk against show_instance of one instance;
 and the same first two for the peer, Apache Kafka (one KRaft broker): from starting the
 process until a client produced a record to it, and its RSS when idle.
+  4. the same for 100 RabbitMQ instances (seed 002) on a fresh server: create -> RUNNING,
+     -> a message published with a confirm and got back by pika, and memory idle; beside
+     the peer, Debian's RabbitMQ 3.10 (one node): start -> the same message, and its RSS.
 
 It reports; it asserts nothing. Figures are printed as a table and written as JSON.
 """
@@ -25,8 +28,12 @@ import tempfile
 import time
 from pathlib import Path
 
+import pika
 import requests
 from confluent_kafka import Producer
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "integration"))
+from amqp_peers import DebianRabbit, rabbitmq_installed  # noqa: E402
 
 AK, SK = "BENCHAKAAAAAAAAAAAAA", "benchsecretbenchsecretbenchsecretbenchse"
 PROJECT = "0123456789abcdef0123456789abcdef"
@@ -74,9 +81,31 @@ def produce_one(bootstrap, timeout=30):
         raise RuntimeError(f"produce to {bootstrap} failed: {errors}")
 
 
+def publish_and_get(host, port, user, password, timeout=30):
+    """A persistent message published with a confirm and got back: the broker works."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            conn = pika.BlockingConnection(pika.ConnectionParameters(
+                host, port, "/", pika.PlainCredentials(user, password), heartbeat=0, connection_attempts=1))
+            break
+        except pika.exceptions.AMQPConnectionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+    ch = conn.channel()
+    ch.confirm_delivery()
+    ch.queue_declare("bench-proof", durable=True)
+    ch.basic_publish("", "bench-proof", b"x", pika.BasicProperties(delivery_mode=2))
+    method, _, body = ch.basic_get("bench-proof", auto_ack=True)
+    conn.close()
+    if body != b"x":
+        raise RuntimeError(f"message not got back from {host}:{port}")
+
+
 class Serve:
-    def __init__(self, binary, work):
-        self.data = work / "serve-data"
+    def __init__(self, binary, work, name="serve-data"):
+        self.data = work / name
         subprocess.run(["rm", "-rf", str(self.data)], check=True)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -138,6 +167,53 @@ def bench_creates(serve, count):
         produced.append((t2 - t0) * 1000)
         ids.append(iid)
     return ids, running, produced
+
+
+def bench_rabbit_creates(serve, count):
+    zone = serve.zone()
+    running, used = [], []
+    for i in range(count):
+        body = {"name": f"rabbit-{i:03d}", "engine": "RabbitMQ", "engine_version": "3.8.35", "storage_space": 100,
+                "access_user": "bench-user", "password": "Bench-Passw0rd", "vpc_id": "vpc",
+                "security_group_id": "sg", "subnet_id": "subnet", "available_zones": [zone],
+                "product_id": "c6.2u4g.single", "storage_spec_code": "dms.physical.storage.high.v2"}
+        t0 = time.perf_counter()
+        r = serve.http.post(f"{serve.url}/v2/rabbitmq/{PROJECT}/instances", data=json.dumps(body))
+        r.raise_for_status()
+        iid = r.json()["instance_id"]
+        while True:
+            show = serve.http.get(f"{serve.url}/v2/{PROJECT}/instances/{iid}").json()
+            if show["status"] == "RUNNING":
+                break
+            if show["status"] == "CREATEFAILED":
+                raise RuntimeError(f"instance {iid} failed: {show.get('status_reason')}")
+        t1 = time.perf_counter()
+        publish_and_get(show["connect_address"], show["port"], "bench-user", "Bench-Passw0rd")
+        t2 = time.perf_counter()
+        running.append((t1 - t0) * 1000)
+        used.append((t2 - t0) * 1000)
+    return running, used
+
+
+def bench_rabbit_peer(work, rounds):
+    """Debian's RabbitMQ 3.10, one node with its management plug-in (as every DMS instance
+    has): start -> a message published and got back, and its RSS once idle."""
+    starts, rss = [], []
+    for i in range(rounds):
+        node = DebianRabbit(work, name=f"rabbitmq-peer-{i}", plugins=("rabbitmq_management",))
+        t0 = time.perf_counter()
+        node.start()
+        try:
+            publish_and_get("127.0.0.1", node.port, "guest", "guest", timeout=60)
+            starts.append((time.perf_counter() - t0) * 1000)
+            time.sleep(5)
+            pids = subprocess.run(["pgrep", "-f", f"beam.smp.*{node.dir}"], capture_output=True,
+                                  text=True).stdout.split()
+            rss.append(rss_mb(int(pids[0])) if pids else 0.0)
+        finally:
+            node.stop()
+            subprocess.run(["rm", "-rf", str(node.dir)])
+    return starts, rss
 
 
 def bench_gets(serve, iid, seconds, threads, connections):
@@ -218,6 +294,8 @@ def main():
     ap.add_argument("--idle-seconds", type=int, default=10)
     ap.add_argument("--kafka-home", help="Apache Kafka libs to measure as the peer")
     ap.add_argument("--kafka-rounds", type=int, default=3)
+    ap.add_argument("--rabbitmq-instances", type=int, default=100)
+    ap.add_argument("--rabbitmq-rounds", type=int, default=3, help="starts of Debian's RabbitMQ (0: none)")
     args = ap.parse_args()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -241,6 +319,25 @@ def main():
         results["rss_after_gets_mb"] = rss_mb(serve.proc.pid)
     finally:
         serve.stop()
+
+    if args.rabbitmq_instances:
+        serve = Serve(args.binary, work, name="serve-rabbit-data")
+        try:
+            time.sleep(1)
+            results["rabbit_rss_empty_mb"] = rss_mb(serve.proc.pid)
+            running, used = bench_rabbit_creates(serve, args.rabbitmq_instances)
+            results["rabbit_instances"] = len(running)
+            results["rabbit_create_to_running_ms"] = {"p50": percentile(running, 50), "p99": percentile(running, 99)}
+            results["rabbit_create_to_message_ms"] = {"p50": percentile(used, 50), "p99": percentile(used, 99)}
+            time.sleep(args.idle_seconds)
+            results["rabbit_rss_idle_mb"] = rss_mb(serve.proc.pid)
+        finally:
+            serve.stop()
+        if args.rabbitmq_rounds and rabbitmq_installed():
+            starts, rss = bench_rabbit_peer(work, args.rabbitmq_rounds)
+            results["rabbit_peer"] = {"name": "RabbitMQ 3.10 (Debian)", "rounds": len(starts),
+                                      "start_to_message_ms": {"p50": percentile(starts, 50), "max": max(starts)},
+                                      "rss_idle_mb": statistics.median(rss)}
 
     if args.kafka_home:
         starts, rss = bench_kafka_peer(args.kafka_home, work, args.kafka_rounds)
@@ -275,6 +372,24 @@ def report(r):
         print(f"  memory per broker         {peer['rss_idle_mb'] / (per_instance / 3):8.1f}x")
     else:
         print("peer: not measured (no Apache Kafka libs given)")
+    if "rabbit_instances" in r:
+        n = r["rabbit_instances"]
+        per = (r["rabbit_rss_idle_mb"] - r["rabbit_rss_empty_mb"]) / n
+        print()
+        print(f"opendms serve, {n} RabbitMQ instances (c6.2u4g.single), created one after the other")
+        print(f"  create -> RUNNING         p50 {r['rabbit_create_to_running_ms']['p50']:8.1f} ms   p99 {r['rabbit_create_to_running_ms']['p99']:8.1f} ms   (target: p50 < 100 ms)")
+        print(f"  create -> message got     p50 {r['rabbit_create_to_message_ms']['p50']:8.1f} ms   p99 {r['rabbit_create_to_message_ms']['p99']:8.1f} ms")
+        print(f"  RSS                       {r['rabbit_rss_empty_mb']:8.1f} MB empty   {r['rabbit_rss_idle_mb']:8.1f} MB with {n} idle instances"
+              f"   ({per:.2f} MB per instance; target: {n} idle instances < 1 GB)")
+        peer = r.get("rabbit_peer")
+        if peer:
+            s = peer["start_to_message_ms"]
+            print(f"peer: {peer['name']}, one node with the management plug-in, {peer['rounds']} starts")
+            print(f"  start -> message got      p50 {s['p50']:8.1f} ms   max {s['max']:8.1f} ms")
+            print(f"  RSS idle                  {peer['rss_idle_mb']:8.1f} MB")
+            print("ratios (peer / opendms; higher is better for opendms)")
+            print(f"  time to a usable broker   {s['p50'] / r['rabbit_create_to_message_ms']['p50']:8.1f}x")
+            print(f"  memory per broker         {peer['rss_idle_mb'] / per:8.1f}x")
 
 
 if __name__ == "__main__":
