@@ -4,7 +4,10 @@ with the instance's access user, its management API answers at management_connec
 its password and plug-ins change in the broker at once, and it survives a restart of
 `opendms serve` with its durable state."""
 
+import json
+import subprocess
 import time
+from urllib.parse import urlparse
 
 import pika
 import pika.exceptions
@@ -16,8 +19,9 @@ from huaweicloudsdkrabbitmq.v2 import (
     CreateInstanceReq, CreatePostPaidInstanceByEngineRequest, DeleteInstanceRequest,
     ListAvailableZonesRequest, ListEngineProductsRequest, ListInstancesDetailsRequest, ListPluginsRequest,
     RabbitMQClient, ResetPasswordReq, ResetPasswordRequest, ResizeEngineInstanceReq, ResizeEngineInstanceRequest,
-    ShowInstanceRequest, UpdatePluginsReq, UpdatePluginsRequest,
+    ShowEngineInstanceExtendProductInfoRequest, ShowInstanceRequest, UpdatePluginsReq, UpdatePluginsRequest,
 )
+from test_amqp_management import RABBITMQADMIN
 from test_huawei_api import create_instance
 
 USER, PASSWORD = "app-admin", "Rabbit-Pw1"
@@ -99,6 +103,16 @@ def test_rabbitmq_instance_lifecycle_through_the_sdk(serve_factory):
     q = requests.get(mgmt + "/queues/%2F/orders", auth=(USER, PASSWORD), timeout=10).json()
     assert q["durable"] is True and q["messages"] == 2
     assert requests.get(mgmt + "/overview", auth=("guest", "guest"), timeout=10).status_code == 401
+    # Debian's rabbitmqadmin, unchanged, against management_connect_address.
+    url = urlparse(show.management_connect_address)
+    admin = ["/usr/bin/python3", RABBITMQADMIN, "-H", url.hostname, "-P", str(url.port), "-u", USER,
+             "-p", PASSWORD, "-f", "raw_json"]
+    run = subprocess.run(admin + ["declare", "queue", "name=from-admin", "durable=true"],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    run = subprocess.run(admin + ["list", "queues"], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert {q["name"] for q in json.loads(run.stdout)} == {"orders", "from-admin"}
 
     # Password reset: in the broker at once.
     assert api_error(lambda: c.reset_password(ResetPasswordRequest(
@@ -146,6 +160,15 @@ def test_rabbitmq_instance_lifecycle_through_the_sdk(serve_factory):
     assert api_error(lambda: c.resize_engine_instance(ResizeEngineInstanceRequest(
         instance_id=iid, engine="rabbitmq", body=ResizeEngineInstanceReq(
             oper_type="storage", new_storage_space=30001)))) == (400, "DMS.00400500")
+    # Each node grows by at least 100 GB (seed 002 4.3.2).
+    assert api_error(lambda: c.resize_engine_instance(ResizeEngineInstanceRequest(
+        instance_id=iid, engine="rabbitmq", body=ResizeEngineInstanceReq(
+            oper_type="storage", new_storage_space=150)))) == (400, "DMS.00400500")
+    ext = c.show_engine_instance_extend_product_info(ShowEngineInstanceExtendProductInfoRequest(
+        engine="rabbitmq", instance_id=iid))
+    assert ext.versions == ["3.8.35"]
+    assert [p.product_id for p in ext.products] == ["c6.2u4g.single", "c6.4u8g.single"]
+    assert ext.products[0].available_zones and ext.products[0].properties.max_storage_per_node == "30000"
     job = c.resize_engine_instance(ResizeEngineInstanceRequest(instance_id=iid, engine="rabbitmq",
         body=ResizeEngineInstanceReq(oper_type="storage", new_storage_space=200))).job_id
     assert job
@@ -330,3 +353,17 @@ def test_broker_resources_through_the_sdk(server):
     assert [q.name for q in c.list_queues(ListQueuesRequest(instance_id=iid, vhost="/")).items] == ["root-q"]
     c.batch_delete_vhosts(BatchDeleteVhostsRequest(instance_id=iid, body=BatchDeleteBody(name=["orders"])))
     assert [v.name for v in c.list_vhosts(ListVhostsRequest(instance_id=iid)).items] == ["/"]
+
+
+def test_the_older_sdk_3_1_184(server):
+    """huaweicloudsdkrabbitmq 3.1.184 (its own engine-less create path among others), in a
+    process of its own so that its modules are not the pinned latest SDK's."""
+    import os
+    import sys
+    from pathlib import Path
+    repo = Path(__file__).resolve().parents[2]
+    script = Path(__file__).resolve().parent / "clients" / "huawei_rabbitmq_sdk_3_1_184.py"
+    env = {**os.environ, "PYTHONPATH": str(repo / ".venv" / "sdk-3.1.184")}
+    r = subprocess.run([sys.executable, str(script), server.url, server.ak, server.sk, server.project_id],
+                       capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stdout[-3000:] + r.stderr[-3000:]

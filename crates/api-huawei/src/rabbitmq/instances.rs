@@ -121,3 +121,22 @@ pub(crate) async fn reset_password(state: Arc<ApiState>, call: Call) -> Result<R
         .await?;
     Ok(crate::no_content())
 }
+
+/// Seed 002 4.3.1: the products the instance can change to, which are those of its own type
+/// (single or cluster).
+pub(crate) async fn extend_products(
+    state: Arc<ApiState>,
+    call: Call,
+) -> Result<Response, ApiError> {
+    let view = state
+        .plane
+        .show_instance(call.project()?, call.instance_id())
+        .await?;
+    if view.engine != EngineKind::Rabbitmq {
+        return Err(ApiError::not_supported(call.operation, Some(view.engine)));
+    }
+    Ok(json(
+        200,
+        super::render::extend_products(state.plane.zones(), &view.doc.product_type),
+    ))
+}

@@ -23,6 +23,10 @@ pub(crate) static OPERATIONS: &[Operation] = &[
     // engine-less path with the same body.
     op!(Post "/v2/{project_id}/instances", "create_post_paid_instance",
         "Create a RabbitMQ instance (huaweicloudsdkrabbitmq 3.1.184)", Some(Rabbitmq), instances::create),
+    op!(Get "/v2/{engine}/{project_id}/instances/{instance_id}/extend", "show_engine_instance_extend_product_info",
+        "Products an instance can change to (seed 002 4.3.1)", Some(Rabbitmq), instances::extend_products),
+    // SDK 3.1.184's engine-less `show_instance_extend_product_info` answers the old product
+    // family's shape (hourly/monthly), which OpenDMS does not serve: it stays "not supported".
     op!(Post "/v2/{project_id}/instances/{instance_id}/password", "reset_password",
         "Reset the access user's password (seed 002 4.2.1)", Some(Rabbitmq), instances::reset_password),
     op!(Get "/v2/{project_id}/instances/{instance_id}/rabbitmq/plugins", "list_plugins",

@@ -46,10 +46,31 @@ pub(crate) fn instance_fields(
 
 /// `GET /v2/rabbitmq/products` (seed 002 4.6.3).
 pub(crate) fn products_v2(zones: &[Zone], product_id: Option<&str>) -> Value {
+    products(zones, |p| {
+        product_id.is_none_or(|id| id.is_empty() || id == p.product_id)
+    })
+}
+
+/// `GET .../instances/{instance_id}/extend` (seed 002 4.3.1): the products of the
+/// instance's type, each with the AZs it can be had in.
+pub(crate) fn extend_products(zones: &[Zone], kind: &str) -> Value {
+    let kind = if kind.is_empty() { "single" } else { kind };
+    let az: Vec<&str> = zones.iter().map(|z| z.id.as_str()).collect();
+    let mut out = products(zones, |p| p.kind == kind);
+    if let Some(list) = out.get_mut("products").and_then(Value::as_array_mut) {
+        for p in list.iter_mut().filter_map(Value::as_object_mut) {
+            p.insert("available_zones".into(), json!(az));
+            p.insert("unavailable_zones".into(), json!([]));
+        }
+    }
+    out
+}
+
+fn products(zones: &[Zone], keep: impl Fn(&catalog::RabbitmqProduct) -> bool) -> Value {
     let az: Vec<&str> = zones.iter().map(|z| z.id.as_str()).collect();
     let products: Vec<Value> = catalog::RABBITMQ_PRODUCTS
         .iter()
-        .filter(|p| product_id.is_none_or(|id| id.is_empty() || id == p.product_id))
+        .filter(|p| keep(p))
         .map(|p| {
             let ios: Vec<Value> = [catalog::ULTRA_V2, catalog::HIGH_V2]
                 .iter()

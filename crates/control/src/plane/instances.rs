@@ -376,13 +376,17 @@ impl ControlPlane {
             }
         }
         .unwrap_or(u64::MAX);
+        // Seed 002 4.3.2: a RabbitMQ storage extension grows each node by at least 100 GB.
+        let min = match engine_of(&r)? {
+            EngineKind::Rabbitmq => doc.storage_space_gb + 100 * u64::from(doc.broker_num.max(1)),
+            EngineKind::Kafka | EngineKind::Rocketmq => doc.storage_space_gb + 1,
+        };
         let new = u64::try_from(new)
             .ok()
-            .filter(|n| *n > doc.storage_space_gb && *n <= max)
+            .filter(|n| *n >= min && *n <= max)
             .ok_or_else(|| {
                 ControlError::InvalidStorage(format!(
-                    "new_storage_space must be larger than {} and at most {max} GB",
-                    doc.storage_space_gb
+                    "new_storage_space must be within {min}-{max} GB"
                 ))
             })?;
         if doc.extend_times >= 20 {
