@@ -229,6 +229,154 @@ pub fn rabbitmq_product(product_id: &str) -> Option<&'static RabbitmqProduct> {
         .find(|p| p.product_id == product_id)
 }
 
+/// One old-flavor RabbitMQ product of seed 002's V1 API (6.1.2.2; the full list is the
+/// document's product example): a VM size and, for clusters, a node count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RabbitmqV1Product {
+    pub hourly_id: &'static str,
+    /// The document's example is cut off before the 16 vCPU clusters' monthly ids.
+    pub monthly_id: Option<&'static str>,
+    pub kind: &'static str,
+    pub vm: &'static str,
+    pub nodes: u32,
+    pub spec_code: &'static str,
+}
+
+const fn v1(
+    hourly_id: &'static str,
+    monthly_id: Option<&'static str>,
+    kind: &'static str,
+    vm: &'static str,
+    nodes: u32,
+    spec_code: &'static str,
+) -> RabbitmqV1Product {
+    RabbitmqV1Product {
+        hourly_id,
+        monthly_id,
+        kind,
+        vm,
+        nodes,
+        spec_code,
+    }
+}
+
+pub const RABBITMQ_V1_PRODUCTS: &[RabbitmqV1Product] = &[
+    v1(
+        "00300-30109-0--0",
+        Some("00300-30110-0--0"),
+        "single",
+        "2vCPUs 4GB",
+        1,
+        "dms.instance.rabbitmq.single.c3.2u4g",
+    ),
+    v1(
+        "00300-30111-0--0",
+        Some("00300-30112-0--0"),
+        "single",
+        "4vCPUs 8GB",
+        1,
+        "dms.instance.rabbitmq.single.c3.4u8g",
+    ),
+    v1(
+        "00300-30113-0--0",
+        Some("00300-30114-0--0"),
+        "single",
+        "8vCPUs 16GB",
+        1,
+        "dms.instance.rabbitmq.single.c3.8u16g",
+    ),
+    v1(
+        "00300-30115-0--0",
+        Some("00300-30116-0--0"),
+        "single",
+        "16vCPUs 32GB",
+        1,
+        "dms.instance.rabbitmq.single.c3.16u32g",
+    ),
+    v1(
+        "00300-30209-0--0",
+        Some("00300-30210-0--0"),
+        "cluster",
+        "4vCPUs 8GB",
+        3,
+        "dms.instance.rabbitmq.cluster.c3.4u8g.3",
+    ),
+    v1(
+        "00300-30211-0--0",
+        Some("00300-30212-0--0"),
+        "cluster",
+        "4vCPUs 8GB",
+        5,
+        "dms.instance.rabbitmq.cluster.c3.4u8g.5",
+    ),
+    v1(
+        "00300-30213-0--0",
+        Some("00300-30214-0--0"),
+        "cluster",
+        "4vCPUs 8GB",
+        7,
+        "dms.instance.rabbitmq.cluster.c3.4u8g.7",
+    ),
+    v1(
+        "00300-30215-0--0",
+        Some("00300-30216-0--0"),
+        "cluster",
+        "8vCPUs 16GB",
+        3,
+        "dms.instance.rabbitmq.cluster.c3.8u16g.3",
+    ),
+    v1(
+        "00300-30217-0--0",
+        Some("00300-30218-0--0"),
+        "cluster",
+        "8vCPUs 16GB",
+        5,
+        "dms.instance.rabbitmq.cluster.c3.8u16g.5",
+    ),
+    v1(
+        "00300-30219-0--0",
+        Some("00300-30220-0--0"),
+        "cluster",
+        "8vCPUs 16GB",
+        7,
+        "dms.instance.rabbitmq.cluster.c3.8u16g.7",
+    ),
+    v1(
+        "00300-30221-0--0",
+        None,
+        "cluster",
+        "16vCPUs 32GB",
+        3,
+        "dms.instance.rabbitmq.cluster.c3.16u32g.3",
+    ),
+    v1(
+        "00300-30223-0--0",
+        None,
+        "cluster",
+        "16vCPUs 32GB",
+        5,
+        "dms.instance.rabbitmq.cluster.c3.16u32g.5",
+    ),
+    v1(
+        "00300-30225-0--0",
+        None,
+        "cluster",
+        "16vCPUs 32GB",
+        7,
+        "dms.instance.rabbitmq.cluster.c3.16u32g.7",
+    ),
+];
+
+/// An old-flavor product by its hourly or monthly id.
+pub fn rabbitmq_v1_product(product_id: &str) -> Option<&'static RabbitmqV1Product> {
+    RABBITMQ_V1_PRODUCTS
+        .iter()
+        .find(|p| p.hourly_id == product_id || p.monthly_id == Some(product_id))
+}
+
+/// Disk types of the V1 create (Table 6-2).
+pub const RABBITMQ_V1_STORAGE_SPEC_CODES: &[&str] = &["dms.physical.storage.normal", HIGH, ULTRA];
+
 /// The one RabbitMQ version seed 002's V2 API accepts ("The RabbitMQ version can be 3.8.35").
 pub const RABBITMQ_ENGINE_VERSIONS: &[&str] = &["3.8.35"];
 

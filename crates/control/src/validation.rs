@@ -124,7 +124,7 @@ pub fn validate_create(
     match engine {
         EngineKind::Kafka => {}
         EngineKind::Rabbitmq => {
-            return validate_rabbitmq_create(req, name, description, zones);
+            return validate_rabbitmq_create(req, shape, name, description, zones);
         }
         // The RocketMQ rules (seed 001) arrive with its engine.
         EngineKind::Rocketmq => return Err(ControlError::EngineUnavailable(engine)),
@@ -318,14 +318,26 @@ pub fn validate_create(
 
 /// Seed 002 4.1.1 (Table 4-2): a RabbitMQ instance of one documented product, always with its
 /// access user, who becomes the broker's administrator.
+///
+/// `CreateShape::Bandwidth` is the V1 create (6.1.1.1): old-flavor product ids whose node
+/// count is part of the product, the old disk codes, an optional engine version (its
+/// example sends "3.x.x"), and names and users of letters, digits and hyphens only.
 fn validate_rabbitmq_create(
     req: &NewInstance,
+    shape: CreateShape,
     name: &str,
     description: String,
     zones: &[Zone],
 ) -> Result<ValidCreate, ControlError> {
-    let engine_version = required(&req.engine_version, "engine_version")
-        .map_err(|_| ControlError::UnsupportedVersion(String::new()))?;
+    let v1 = shape == CreateShape::Bandwidth;
+    if v1 && name.contains('_') {
+        return Err(ControlError::InvalidName);
+    }
+    let engine_version = match req.engine_version.as_deref().map(str::trim) {
+        Some("3.x.x") | None | Some("") if v1 => catalog::RABBITMQ_ENGINE_VERSIONS[0],
+        Some(v) if !v.is_empty() => v,
+        _ => return Err(ControlError::UnsupportedVersion(String::new())),
+    };
     if !catalog::RABBITMQ_ENGINE_VERSIONS.contains(&engine_version) {
         return Err(ControlError::UnsupportedVersion(engine_version.to_string()));
     }
@@ -346,6 +358,16 @@ fn validate_rabbitmq_create(
     }
     let product_id = required(&req.product_id, "product_id")
         .map_err(|_| ControlError::InvalidProduct(String::new()))?;
+    if v1 {
+        return validate_rabbitmq_v1_create(
+            req,
+            name,
+            description,
+            engine_version,
+            product_id,
+            azs,
+        );
+    }
     let product = catalog::rabbitmq_product(product_id)
         .ok_or_else(|| ControlError::InvalidProduct(product_id.to_string()))?;
     // "If the product type is cluster, broker_num is mandatory": 3, 5 or 7. Single: 1.
@@ -392,11 +414,75 @@ fn validate_rabbitmq_create(
     if !catalog::RABBITMQ_STORAGE_SPEC_CODES.contains(&storage_spec_code) {
         return Err(ControlError::InvalidSpecCode(storage_spec_code.to_string()));
     }
+    let common = rabbitmq_common(req, false)?;
+    let specification = if brokers == 1 {
+        product.vm.to_string()
+    } else {
+        format!("{} * {brokers}", product.vm)
+    };
+    let doc = InstanceDoc {
+        description,
+        engine_version: engine_version.to_string(),
+        specification,
+        product_id: product.product_id.to_string(),
+        resource_spec_code: format!("dms.instance.rabbitmq.{}", product.alias),
+        broker_num: brokers,
+        storage_space_gb: storage as u64,
+        storage_spec_code: storage_spec_code.to_string(),
+        available_zones: azs,
+        vpc_id: vpc_id.to_string(),
+        subnet_id: subnet_id.to_string(),
+        security_group_id: security_group_id.to_string(),
+        product_type: product.kind.to_string(),
+        ..common.doc(req)
+    };
+    Ok(common.into_valid(name, doc))
+}
+
+/// What RabbitMQ's V1 and V2 creates check alike: the access user and password, public
+/// access, TLS, the maintenance window and tags.
+struct RabbitmqCommon {
+    user: String,
+    password: String,
+    begin: &'static str,
+    end: &'static str,
+    tags: Vec<Tag>,
+}
+
+impl RabbitmqCommon {
+    /// The fields these rules decide, for the rest of the document to be filled in.
+    fn doc(&self, req: &NewInstance) -> InstanceDoc {
+        InstanceDoc {
+            maintain_begin: self.begin.to_string(),
+            maintain_end: self.end.to_string(),
+            access_user: self.user.clone(),
+            enterprise_project_id: req
+                .enterprise_project_id
+                .clone()
+                .unwrap_or_else(|| "0".into()),
+            enable_publicip: req.enable_publicip.unwrap_or(false),
+            publicip_id: req.publicip_id.clone().unwrap_or_default(),
+            ..InstanceDoc::default()
+        }
+    }
+
+    fn into_valid(self, name: &str, doc: InstanceDoc) -> ValidCreate {
+        ValidCreate {
+            name: name.to_string(),
+            engine: EngineKind::Rabbitmq,
+            doc,
+            sasl_user: Some((self.user, self.password)),
+            tags: self.tags,
+        }
+    }
+}
+
+fn rabbitmq_common(req: &NewInstance, v1: bool) -> Result<RabbitmqCommon, ControlError> {
     // access_user: starts with a letter; letters, digits, '-' and '_'; 4-64 characters.
     let user = required(&req.access_user, "access_user")
         .map_err(|_| ControlError::InvalidUsername("access_user"))?;
     check_username("access_user", user)?;
-    if !user.starts_with(|c: char| c.is_ascii_alphabetic()) {
+    if !user.starts_with(|c: char| c.is_ascii_alphabetic()) || (v1 && user.contains('_')) {
         return Err(ControlError::InvalidUsername("access_user"));
     }
     // Table 4-2: 8-32 characters with at least two character types (error DMS.00400012
@@ -430,43 +516,63 @@ fn validate_rabbitmq_create(
     };
     let tags = req.tags.clone();
     check_tags(&tags)?;
-    let specification = if brokers == 1 {
-        product.vm.to_string()
-    } else {
-        format!("{} * {brokers}", product.vm)
-    };
+    Ok(RabbitmqCommon {
+        user: user.to_string(),
+        password: password.to_string(),
+        begin: window.begin,
+        end: window.end,
+        tags,
+    })
+}
+
+/// Seed 002 6.1.1.1: the V1 create of an old-flavor product.
+fn validate_rabbitmq_v1_create(
+    req: &NewInstance,
+    name: &str,
+    description: String,
+    engine_version: &str,
+    product_id: &str,
+    azs: Vec<String>,
+) -> Result<ValidCreate, ControlError> {
+    let product = catalog::rabbitmq_v1_product(product_id)
+        .ok_or_else(|| ControlError::InvalidProduct(product_id.to_string()))?;
+    let storage = req
+        .storage_space_gb
+        .ok_or_else(|| ControlError::InvalidStorage("storage_space is required".into()))?;
+    let min = 100 * u64::from(product.nodes);
+    let max = catalog::RABBITMQ_MAX_STORAGE_GB;
+    if storage < min as i64 || storage > max as i64 {
+        return Err(ControlError::InvalidStorage(format!(
+            "storage_space of {product_id} must be within {min}-{max} GB"
+        )));
+    }
+    let storage_spec_code = required(&req.storage_spec_code, "storage_spec_code")
+        .map_err(|_| ControlError::InvalidSpecCode(String::new()))?;
+    if !catalog::RABBITMQ_V1_STORAGE_SPEC_CODES.contains(&storage_spec_code) {
+        return Err(ControlError::InvalidSpecCode(storage_spec_code.to_string()));
+    }
+    let common = rabbitmq_common(req, true)?;
     let doc = InstanceDoc {
         description,
         engine_version: engine_version.to_string(),
-        specification,
-        product_id: product.product_id.to_string(),
-        resource_spec_code: format!("dms.instance.rabbitmq.{}", product.alias),
-        broker_num: brokers,
+        specification: if product.nodes == 1 {
+            product.vm.to_string()
+        } else {
+            format!("{} * {}", product.vm, product.nodes)
+        },
+        product_id: product_id.to_string(),
+        resource_spec_code: product.spec_code.to_string(),
+        broker_num: product.nodes,
         storage_space_gb: storage as u64,
         storage_spec_code: storage_spec_code.to_string(),
         available_zones: azs,
-        vpc_id: vpc_id.to_string(),
-        subnet_id: subnet_id.to_string(),
-        security_group_id: security_group_id.to_string(),
-        maintain_begin: window.begin.to_string(),
-        maintain_end: window.end.to_string(),
-        access_user: user.to_string(),
-        enterprise_project_id: req
-            .enterprise_project_id
-            .clone()
-            .unwrap_or_else(|| "0".into()),
-        enable_publicip: req.enable_publicip.unwrap_or(false),
-        publicip_id: req.publicip_id.clone().unwrap_or_default(),
+        vpc_id: required(&req.vpc_id, "vpc_id")?.to_string(),
+        subnet_id: required(&req.subnet_id, "subnet_id")?.to_string(),
+        security_group_id: required(&req.security_group_id, "security_group_id")?.to_string(),
         product_type: product.kind.to_string(),
-        ..InstanceDoc::default()
+        ..common.doc(req)
     };
-    Ok(ValidCreate {
-        name: name.to_string(),
-        engine: EngineKind::Rabbitmq,
-        doc,
-        sasl_user: Some((user.to_string(), password.to_string())),
-        tags,
-    })
+    Ok(common.into_valid(name, doc))
 }
 
 /// The limits of topics created or changed through one generation of the Huawei API.
@@ -695,6 +801,29 @@ mod tests {
         r.storage_space_gb = Some(700);
         let v = validate_create(&r, CreateShape::Flavor, &z).unwrap();
         assert_eq!(v.doc.specification, "4vCPUs 8GB * 7");
+        // V1 (6.1.1.1): old-flavor products, the old disk codes, no '_' in names or users.
+        let mut r = rabbit();
+        r.product_id = Some("00300-30211-0--0".into());
+        r.storage_space_gb = Some(500);
+        r.storage_spec_code = Some(catalog::ULTRA.into());
+        r.engine_version = Some("3.x.x".into());
+        let v = validate_create(&r, CreateShape::Bandwidth, &z).unwrap();
+        assert_eq!(
+            (v.doc.broker_num, v.doc.resource_spec_code.as_str()),
+            (5, "dms.instance.rabbitmq.cluster.c3.4u8g.5")
+        );
+        assert_eq!(v.doc.engine_version, "3.8.35");
+        r.storage_space_gb = Some(400);
+        assert!(matches!(
+            validate_create(&r, CreateShape::Bandwidth, &z),
+            Err(ControlError::InvalidStorage(_))
+        ));
+        r.storage_space_gb = Some(500);
+        r.access_user = Some("v1_user".into());
+        assert!(matches!(
+            validate_create(&r, CreateShape::Bandwidth, &z),
+            Err(ControlError::InvalidUsername(_))
+        ));
         assert!(check_reset_password("-Abcdef1").is_err());
         assert!(check_reset_password("passw0rd").is_err());
         assert!(check_reset_password("Passw0rd").is_ok());

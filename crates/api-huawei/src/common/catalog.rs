@@ -44,6 +44,9 @@ pub(crate) async fn list_products(state: Arc<ApiState>, call: Call) -> Result<Re
             200,
             crate::kafka::render::products_v2(zones, call.query("product_id")),
         )),
+        (EngineKind::Rabbitmq, ApiGeneration::V1) => {
+            Ok(json(200, crate::rabbitmq::render::products_v1()))
+        }
         (EngineKind::Rabbitmq, ApiGeneration::V2) => Ok(json(
             200,
             crate::rabbitmq::render::products_v2(zones, call.query("product_id")),

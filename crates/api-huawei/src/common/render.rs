@@ -140,6 +140,9 @@ pub(crate) fn zones_v2(region: &str, zones: &[Zone]) -> Value {
     })
 }
 
+/// The Kafka documents show the windows as `HH:mm:ss`; seed 002 (RabbitMQ) shows two-digit
+/// hours ("22", "02"). The path names no engine, so one shape serves both: the Kafka one,
+/// which the SDKs (typed `str`) read either way.
 pub(crate) fn maintain_windows() -> Value {
     json!({
         "maintain_windows": catalog::MAINTAIN_WINDOWS.iter().map(|w| json!({

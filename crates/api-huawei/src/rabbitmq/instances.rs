@@ -59,6 +59,20 @@ struct CreateBody {
 }
 
 pub(crate) async fn create(state: Arc<ApiState>, call: Call) -> Result<Response, ApiError> {
+    create_with(state, call, CreateShape::Flavor).await
+}
+
+/// Seed 002 6.1.1.1: the V1 create, of an old-flavor product (`CreateShape::Bandwidth`
+/// stands for the old family here, as it does for Kafka's seed 000).
+pub(crate) async fn create_v1(state: Arc<ApiState>, call: Call) -> Result<Response, ApiError> {
+    create_with(state, call, CreateShape::Bandwidth).await
+}
+
+async fn create_with(
+    state: Arc<ApiState>,
+    call: Call,
+    shape: CreateShape,
+) -> Result<Response, ApiError> {
     let body: CreateBody = call.body()?;
     // The document's examples send "RabbitMQ"; the engine is compared without case.
     let engine = match body.engine.as_deref().filter(|e| !e.trim().is_empty()) {
@@ -102,7 +116,7 @@ pub(crate) async fn create(state: Arc<ApiState>, call: Call) -> Result<Response,
     }
     let id = state
         .plane
-        .create_instance(call.caller()?, &req, CreateShape::Flavor)
+        .create_instance(call.caller()?, &req, shape)
         .await?;
     Ok(json(200, json!({"instance_id": id})))
 }

@@ -13,7 +13,7 @@ use crate::error::ApiGeneration;
 pub(crate) fn instance_fields(
     out: &mut Map<String, Value>,
     v: &InstanceView,
-    _generation: ApiGeneration,
+    generation: ApiGeneration,
 ) {
     let d = &v.doc;
     let management = if d.management_listener.is_empty() {
@@ -42,6 +42,78 @@ pub(crate) fn instance_fields(
     if let Value::Object(fields) = fields {
         out.extend(fields);
     }
+    if generation == ApiGeneration::V1 {
+        // Seed 002 Table 6-6: `extend_times` is a String in V1, and `error_code` says why
+        // an instance failed (null otherwise).
+        out.insert("extend_times".into(), json!(d.extend_times.to_string()));
+        let failed = matches!(v.status.as_str(), "CREATEFAILED" | "ERROR");
+        out.insert(
+            "error_code".into(),
+            if failed {
+                json!("public.00.0024")
+            } else {
+                Value::Null
+            },
+        );
+    }
+}
+
+/// `GET /v1.0/products?engine=rabbitmq` (seed 002 6.1.2.2, in the shape of its example):
+/// the old-flavor products under `Hourly` and `Monthly`.
+pub(crate) fn products_v1() -> Value {
+    let io: Vec<Value> = catalog::RABBITMQ_V1_STORAGE_SPEC_CODES
+        .iter()
+        .map(|c| json!({"io_type": c.rsplit('.').next().unwrap_or(c), "storage_spec_code": c}))
+        .collect();
+    let mode = |monthly: bool| -> Value {
+        let id = |p: &catalog::RabbitmqV1Product| {
+            if monthly {
+                p.monthly_id
+            } else {
+                Some(p.hourly_id)
+            }
+        };
+        let single: Vec<Value> = catalog::RABBITMQ_V1_PRODUCTS
+            .iter()
+            .filter(|p| p.kind == "single")
+            .filter_map(|p| {
+                id(p).map(|pid| {
+                    json!({
+                        "storage": "100", "io": io, "vm_specification": p.vm,
+                        "product_id": pid, "spec_code": p.spec_code,
+                    })
+                })
+            })
+            .collect();
+        let mut vms: Vec<&str> = Vec::new();
+        for p in catalog::RABBITMQ_V1_PRODUCTS
+            .iter()
+            .filter(|p| p.kind == "cluster")
+        {
+            if !vms.contains(&p.vm) {
+                vms.push(p.vm);
+            }
+        }
+        let cluster: Vec<Value> = vms
+            .iter()
+            .map(|vm| {
+                let info: Vec<Value> = catalog::RABBITMQ_V1_PRODUCTS
+                    .iter()
+                    .filter(|p| p.kind == "cluster" && p.vm == *vm)
+                    .filter_map(|p| id(p).map(|pid| json!({
+                        "storage": (100 * p.nodes).to_string(), "io": io,
+                        "node_num": p.nodes.to_string(), "product_id": pid, "spec_code": p.spec_code,
+                    })))
+                    .collect();
+                json!({"vm_specification": vm, "product_info": info})
+            })
+            .collect();
+        json!([{"name": "RabbitMQ", "version": "3.8.35", "values": [
+            {"detail": single, "name": "single"},
+            {"detail": cluster, "name": "cluster"},
+        ]}])
+    };
+    json!({"Hourly": mode(false), "Monthly": mode(true)})
 }
 
 /// `GET /v2/rabbitmq/products` (seed 002 4.6.3).
