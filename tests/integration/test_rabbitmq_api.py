@@ -48,13 +48,14 @@ def create(c, instance_name, **overrides):
         engine="rabbitmq", body=create_body(c, instance_name, **overrides))).instance_id
 
 
-def wait_running(c, iid, timeout=30):
+def wait_running(c, iid, timeout=30, passing=("CREATING",)):
+    """Waits for RUNNING; only the `passing` statuses may be seen on the way."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         s = c.show_instance(ShowInstanceRequest(instance_id=iid))
         if s.status == "RUNNING":
             return s
-        assert s.status == "CREATING", s
+        assert s.status in passing, s
         time.sleep(0.05)
     raise AssertionError(f"{iid} never became RUNNING")
 
@@ -426,3 +427,64 @@ def test_v1_endpoints_with_token_and_aksk(server):
         assert time.monotonic() < deadline, r.text
         time.sleep(0.05)
     assert r.json()["error_code"] == "111404022"
+
+
+def test_tags_restart_faults_and_refusals(server):
+    """The shared instance routes on RabbitMQ instances: tags under rabbitmq's path, modify,
+    batch restart with the busy-status refusal, the lifecycle fault controls, all_failure,
+    background tasks; a tampered signature and another project's credentials refused."""
+    from huaweicloudsdkrabbitmq.v2 import (
+        BatchCreateOrDeleteRabbitMqTagRequest, BatchCreateOrDeleteTagReq, BatchRestartOrDeleteInstanceReq,
+        BatchRestartOrDeleteInstancesRequest, ListBackgroundTasksRequest, ShowRabbitMqProjectTagsRequest,
+        ShowRabbitMqTagsRequest, TagEntity, UpdateInstanceReq, UpdateInstanceRequest,
+    )
+    c = rabbit_client(server)
+    iid = create(c, "rabbit-tags", tags=[TagEntity(key="team", value="orders")])
+    show = wait_running(c, iid)
+    c.batch_create_or_delete_rabbit_mq_tag(BatchCreateOrDeleteRabbitMqTagRequest(instance_id=iid,
+        body=BatchCreateOrDeleteTagReq(action="create", tags=[TagEntity(key="env", value="test")])))
+    tags = {(t.key, t.value) for t in c.show_rabbit_mq_tags(ShowRabbitMqTagsRequest(instance_id=iid)).tags}
+    assert tags == {("team", "orders"), ("env", "test")}
+    project = {t.key: t.values for t in c.show_rabbit_mq_project_tags(ShowRabbitMqProjectTagsRequest()).tags}
+    assert project == {"team": ["orders"], "env": ["test"]}
+    c.update_instance(UpdateInstanceRequest(instance_id=iid, body=UpdateInstanceReq(
+        name="rabbit-tags-2", description="renamed", maintain_begin="06:00", maintain_end="10:00")))
+    show = c.show_instance(ShowInstanceRequest(instance_id=iid))
+    assert (show.name, show.description, show.maintain_begin) == ("rabbit-tags-2", "renamed", "06:00:00")
+
+    # Restart: RESTARTING refuses other operations, then RUNNING with the broker back.
+    server.signed("PUT", "/opendms/admin/lifecycle", {"restart": {"delay_reads": 2}})
+    c.batch_restart_or_delete_instances(BatchRestartOrDeleteInstancesRequest(
+        body=BatchRestartOrDeleteInstanceReq(instances=[iid], action="restart")))
+    assert api_error(lambda: c.reset_password(ResetPasswordRequest(
+        instance_id=iid, body=ResetPasswordReq(new_password="Other-Passw0rd")))) == (400, "DMS.00400026")
+    wait_running(c, iid, passing=("RESTARTING",))
+    connect(show).close()
+    tasks = {(t.name, t.status) for t in c.list_background_tasks(ListBackgroundTasksRequest(instance_id=iid)).tasks}
+    assert {("createInstance", "SUCCESS"), ("restartInstance", "SUCCESS")} <= tasks
+
+    # An injected create failure: CREATEFAILED with its reason, listed with include_failure,
+    # deleted by all_failure=rabbitmq.
+    server.signed("PUT", "/opendms/admin/lifecycle", {"create": {"fail_next": True}})
+    failed = create(c, "rabbit-doomed")
+    deadline = time.monotonic() + 30
+    while c.show_instance(ShowInstanceRequest(instance_id=failed)).status != "CREATEFAILED":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert c.list_instances_details(ListInstancesDetailsRequest(include_failure="true")).instance_num == 2
+    c.batch_restart_or_delete_instances(BatchRestartOrDeleteInstancesRequest(
+        body=BatchRestartOrDeleteInstanceReq(action="delete", all_failure="rabbitmq")))
+    deadline = time.monotonic() + 30
+    while c.list_instances_details(ListInstancesDetailsRequest(include_failure="true")).instance_num != 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+    # Refusals: a tampered signature, and a project the credentials are not for.
+    r = server.signed("PUT", f"/v2/rabbitmq/{server.project_id}/instances/{iid}/vhosts", {"name": "x"},
+                      tamper=lambda b: b.replace(b'"x"', b'"y"'))
+    assert (r.status_code, r.json()["error_code"]) == (401, "APIGW.0301"), r.text
+    other = rabbit_client(server, project_id="f" * 32)
+    status, code = api_error(lambda: other.list_plugins(ListPluginsRequest(instance_id=iid)))
+    assert (status, code) == (401, "DMS.00401004") or status == 403, (status, code)
+    from huaweicloudsdkrabbitmq.v2 import ListVhostsRequest
+    assert [v.name for v in c.list_vhosts(ListVhostsRequest(instance_id=iid)).items] == ["/"]
