@@ -472,6 +472,9 @@ def test_tags_restart_faults_and_refusals(server):
         assert time.monotonic() < deadline
         time.sleep(0.05)
     assert c.list_instances_details(ListInstancesDetailsRequest(include_failure="true")).instance_num == 2
+    # The document's own spelling of the flag.
+    r = server.signed("GET", f"/v2/{server.project_id}/instances", query={"include_failures": "true"})
+    assert r.json()["instance_num"] == 2, r.text
     c.batch_restart_or_delete_instances(BatchRestartOrDeleteInstancesRequest(
         body=BatchRestartOrDeleteInstanceReq(action="delete", all_failure="rabbitmq")))
     deadline = time.monotonic() + 30

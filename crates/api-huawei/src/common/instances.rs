@@ -68,7 +68,11 @@ pub(crate) async fn list(state: Arc<ApiState>, call: Call) -> Result<Response, A
             .or_else(|| call.query("id"))
             .map(str::to_string),
         status: call.query("status").map(str::to_string),
-        include_failure: call.flag("include_failure") || call.flag("includeFailure"),
+        // Seed 002 (Table 4-7) spells it `include_failures`; the SDKs `include_failure`;
+        // seed 000's V1 `includeFailure`.
+        include_failure: call.flag("include_failure")
+            || call.flag("include_failures")
+            || call.flag("includeFailure"),
         exact_match_name: call.flag("exact_match_name") || call.flag("exactMatchName"),
         offset,
         limit,
