@@ -416,6 +416,11 @@ def test_v1_endpoints_with_token_and_aksk(server):
     assert singles[0] == "00300-30109-0--0" and len(singles) == 4
     clusters = {i["product_id"]: i["node_num"] for d in hourly[1]["detail"] for i in d["product_info"]}
     assert clusters["00300-30209-0--0"] == "3" and len(clusters) == 9
+    # The SDK's engine-less products path lists these for RabbitMQ; Kafka's is not served.
+    old = server.signed("GET", "/v2/products", query={"engine": "rabbitmq"}, token=token).json()
+    assert old["Hourly"][0]["values"][0]["detail"][0]["product_id"] == "00300-30109-0--0"
+    r = server.signed("GET", "/v2/products", query={"engine": "kafka"}, token=token)
+    assert (r.status_code, r.json()["error_code"]) == (501, "DMS.00501001") and "list_products" in r.text
     windows = server.signed("GET", "/v1.0/instances/maintain-windows", token=token).json()["maintain_windows"]
     # Seed 002 prints two-digit hours; the shared path answers the Kafka documents' HH:mm:ss.
     assert [(w["begin"][:2], w["end"][:2]) for w in windows][:2] == [("22", "02"), ("02", "06")]

@@ -33,12 +33,10 @@ def wait(iid, want):
 
 
 zone = c.list_available_zones(ListAvailableZonesRequest()).available_zones[0].id
-# The old product family (`GET /v2/products`, Hourly/Monthly) is not served: its own error.
-try:
-    c.list_products(ListProductsRequest(engine="rabbitmq"))
-    raise AssertionError("list_products answered")
-except ServiceResponseException as e:
-    assert (e.status_code, e.error_code) == (501, "DMS.00501001") and "list_products" in e.error_msg, e
+# The old product family (`GET /v2/products`), by billing mode.
+old = c.list_products(ListProductsRequest(engine="rabbitmq"))
+hourly = {v.name: [d.product_id for d in v.detail] for v in old.hourly[0].values}
+assert hourly["single"][0] == "00300-30109-0--0" and len(hourly["cluster"]) == 9, hourly
 iid = c.create_post_paid_instance(CreatePostPaidInstanceRequest(body=CreateInstanceReq(
     name="rabbit-184", engine="rabbitmq", engine_version="3.8.35", storage_space=100,
     access_user="old-sdk", password="Old-Sdk-Pw1", vpc_id="vpc-1", security_group_id="sg-1",

@@ -154,3 +154,20 @@ pub(crate) async fn extend_products(
         super::render::extend_products(state.plane.zones(), &view.doc.product_type),
     ))
 }
+
+/// `GET /v2/products?engine=rabbitmq` (the SDK's `list_products`): the old-flavor products
+/// of seed 002's V1 API in the SDK's `ListProductsResponse` shape. The path is shared with
+/// the Kafka SDK, which OpenDMS does not serve it for.
+pub(crate) async fn list_old_products(
+    state: Arc<ApiState>,
+    call: Call,
+) -> Result<Response, ApiError> {
+    let engine = match call.query("engine").filter(|e| !e.is_empty()) {
+        Some(name) => engine_named(name)?,
+        None => EngineKind::Rabbitmq,
+    };
+    if engine != EngineKind::Rabbitmq {
+        return Err(ApiError::not_supported(call.operation, Some(engine)));
+    }
+    Ok(json(200, super::render::old_products(state.plane.zones())))
+}

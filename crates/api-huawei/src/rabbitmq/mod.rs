@@ -27,6 +27,8 @@ pub(crate) static OPERATIONS: &[Operation] = &[
         "Products an instance can change to (seed 002 4.3.1)", Some(Rabbitmq), instances::extend_products),
     // SDK 3.1.184's engine-less `show_instance_extend_product_info` answers the old product
     // family's shape (hourly/monthly), which OpenDMS does not serve: it stays "not supported".
+    op!(Get "/v2/products", "list_products",
+        "Old-flavor products (huaweicloudsdkrabbitmq list_products)", Some(Rabbitmq), instances::list_old_products),
     op!(Post "/v1.0/{project_id}/instances", "create_instance_v1",
         "Create a RabbitMQ instance of an old-flavor product (seed 002 6.1.1.1)", Some(Rabbitmq), instances::create_v1),
     op!(Post "/v2/{project_id}/instances/{instance_id}/password", "reset_password",

@@ -177,3 +177,41 @@ fn products(zones: &[Zone], keep: impl Fn(&catalog::RabbitmqProduct) -> bool) ->
         "products": products,
     })
 }
+
+/// The SDK's `ListProductsResponse`: the old-flavor products by billing mode, each a flat
+/// `detail` entry with its disk types and zones.
+pub(crate) fn old_products(zones: &[Zone]) -> Value {
+    let az: Vec<&str> = zones.iter().map(|z| z.id.as_str()).collect();
+    let io: Vec<Value> = catalog::RABBITMQ_V1_STORAGE_SPEC_CODES
+        .iter()
+        .map(|c| {
+            let kind = c.rsplit('.').next().unwrap_or(c);
+            json!({"io_type": kind, "storage_spec_code": c, "available_zones": az,
+                   "unavailable_zones": [], "volume_type": kind.to_uppercase()})
+        })
+        .collect();
+    let mode = |monthly: bool| -> Value {
+        let values: Vec<Value> = ["single", "cluster"]
+            .iter()
+            .map(|kind| {
+                let detail: Vec<Value> = catalog::RABBITMQ_V1_PRODUCTS
+                    .iter()
+                    .filter(|p| p.kind == *kind)
+                    .filter_map(|p| {
+                        let id = if monthly { p.monthly_id } else { Some(p.hourly_id) };
+                        id.map(|id| {
+                            json!({
+                                "storage": (100 * p.nodes).to_string(), "product_id": id,
+                                "spec_code": p.spec_code, "io": io, "available_zones": az,
+                                "unavailable_zones": [], "ecs_flavor_id": "", "arch_type": "X86",
+                            })
+                        })
+                    })
+                    .collect();
+                json!({"detail": detail, "name": kind, "available_zones": az, "unavailable_zones": []})
+            })
+            .collect();
+        json!([{"name": "rabbitmq", "version": "3.8.35", "values": values}])
+    };
+    json!({"Hourly": mode(false), "Monthly": mode(true)})
+}
