@@ -1,0 +1,371 @@
+//! One remoting command (a request or its response) and its two header serializations.
+
+use std::collections::BTreeMap;
+
+use bytes::{Buf, BufMut, Bytes};
+use serde_json::{json, Map, Value};
+
+use super::codec::FrameError;
+
+/// Flag bit 0: the command is a response. Bit 1: a request that expects no response.
+const RESPONSE_FLAG: i32 = 1;
+const ONEWAY_FLAG: i32 = 1 << 1;
+
+/// How a command's header is written; a response is written the way its request was.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SerializeType {
+    #[default]
+    Json,
+    /// RocketMQ's own binary layout (`RocketMQSerializable`).
+    RocketMq,
+}
+
+impl SerializeType {
+    pub(crate) fn from_byte(b: u8) -> Option<SerializeType> {
+        match b {
+            0 => Some(SerializeType::Json),
+            1 => Some(SerializeType::RocketMq),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn byte(self) -> u8 {
+        match self {
+            SerializeType::Json => 0,
+            SerializeType::RocketMq => 1,
+        }
+    }
+}
+
+/// The client's language (`LanguageCode`): JSON headers carry its name, binary headers its
+/// ordinal. Unknown values are kept as `Other` rather than refused.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LanguageCode {
+    #[default]
+    Java,
+    Cpp,
+    Dotnet,
+    Python,
+    Delphi,
+    Erlang,
+    Ruby,
+    Other,
+    Http,
+    Go,
+    Php,
+    Oms,
+    Rust,
+}
+
+const LANGUAGES: [(LanguageCode, &str); 13] = [
+    (LanguageCode::Java, "JAVA"),
+    (LanguageCode::Cpp, "CPP"),
+    (LanguageCode::Dotnet, "DOTNET"),
+    (LanguageCode::Python, "PYTHON"),
+    (LanguageCode::Delphi, "DELPHI"),
+    (LanguageCode::Erlang, "ERLANG"),
+    (LanguageCode::Ruby, "RUBY"),
+    (LanguageCode::Other, "OTHER"),
+    (LanguageCode::Http, "HTTP"),
+    (LanguageCode::Go, "GO"),
+    (LanguageCode::Php, "PHP"),
+    (LanguageCode::Oms, "OMS"),
+    (LanguageCode::Rust, "RUST"),
+];
+
+impl LanguageCode {
+    pub fn name(self) -> &'static str {
+        LANGUAGES
+            .iter()
+            .find(|(l, _)| *l == self)
+            .map_or("OTHER", |(_, n)| n)
+    }
+
+    fn ordinal(self) -> u8 {
+        LANGUAGES.iter().position(|(l, _)| *l == self).unwrap_or(7) as u8
+    }
+
+    fn from_ordinal(b: u8) -> LanguageCode {
+        LANGUAGES
+            .get(usize::from(b))
+            .map_or(LanguageCode::Other, |(l, _)| *l)
+    }
+
+    fn from_name(s: &str) -> LanguageCode {
+        LANGUAGES
+            .iter()
+            .find(|(_, n)| n.eq_ignore_ascii_case(s))
+            .map_or(LanguageCode::Other, |(l, _)| *l)
+    }
+}
+
+/// A request or response of the remoting protocol.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RemotingCommand {
+    /// A request code, or a response code in a response.
+    pub code: i32,
+    pub language: LanguageCode,
+    pub version: i32,
+    /// Pairs a response with its request.
+    pub opaque: i32,
+    pub flag: i32,
+    pub remark: Option<String>,
+    /// The request's or response's custom header, as strings (ordered by key, which is also
+    /// the order the ACL signature is computed in).
+    pub ext_fields: BTreeMap<String, String>,
+    pub serialize_type: SerializeType,
+    pub body: Bytes,
+}
+
+impl RemotingCommand {
+    /// A request with `code`.
+    pub fn request(code: i32, opaque: i32) -> RemotingCommand {
+        RemotingCommand {
+            code,
+            opaque,
+            ..RemotingCommand::default()
+        }
+    }
+
+    /// The response to `request` with `code` and `remark`, written the way the request was.
+    pub fn response_to(request: &RemotingCommand, code: i32, remark: Option<String>) -> Self {
+        RemotingCommand {
+            code,
+            language: LanguageCode::Java,
+            version: request.version,
+            opaque: request.opaque,
+            flag: RESPONSE_FLAG,
+            remark,
+            ext_fields: BTreeMap::new(),
+            serialize_type: request.serialize_type,
+            body: Bytes::new(),
+        }
+    }
+
+    pub fn is_response(&self) -> bool {
+        self.flag & RESPONSE_FLAG != 0
+    }
+
+    pub fn is_oneway(&self) -> bool {
+        self.flag & ONEWAY_FLAG != 0
+    }
+
+    pub fn set_oneway(&mut self) {
+        self.flag |= ONEWAY_FLAG;
+    }
+
+    /// A custom header field.
+    pub fn ext(&self, key: &str) -> Option<&str> {
+        self.ext_fields.get(key).map(String::as_str)
+    }
+
+    /// A numeric header field; clients send numbers as strings, some with spaces.
+    pub fn ext_i64(&self, key: &str) -> Option<i64> {
+        self.ext(key).and_then(|v| v.trim().parse().ok())
+    }
+
+    /// A boolean header field: `true`/`false` from Java, `1`/`0` from the C++ clients.
+    pub fn ext_bool(&self, key: &str) -> Option<bool> {
+        match self.ext(key)?.trim() {
+            v if v.eq_ignore_ascii_case("true") || v == "1" => Some(true),
+            v if v.eq_ignore_ascii_case("false") || v == "0" => Some(false),
+            _ => None,
+        }
+    }
+
+    // ---- JSON headers -------------------------------------------------------------------
+
+    /// Reads a JSON header. Lenient as the clients need it: `serializeTypeCurrentRPC` may be
+    /// missing (C++ and JavaScript clients), numbers may be strings, `extFields` values may be
+    /// numbers or booleans, and `remark` may be null.
+    pub(crate) fn from_json_header(header: &[u8]) -> Result<RemotingCommand, FrameError> {
+        let value: Value = serde_json::from_slice(header)
+            .map_err(|e| FrameError::Header(format!("header is not JSON: {e}")))?;
+        let Value::Object(h) = value else {
+            return Err(FrameError::Header("header is not a JSON object".into()));
+        };
+        let code =
+            json_int(&h, "code")?.ok_or_else(|| FrameError::Header("header has no code".into()))?;
+        let mut ext_fields = BTreeMap::new();
+        match h.get("extFields") {
+            None | Some(Value::Null) => {}
+            Some(Value::Object(m)) => {
+                for (k, v) in m {
+                    let s = match v {
+                        Value::String(s) => s.clone(),
+                        Value::Null => continue,
+                        Value::Number(n) => n.to_string(),
+                        Value::Bool(b) => b.to_string(),
+                        other => other.to_string(),
+                    };
+                    ext_fields.insert(k.clone(), s);
+                }
+            }
+            Some(_) => return Err(FrameError::Header("extFields is not an object".into())),
+        }
+        let language = match h.get("language") {
+            Some(Value::String(s)) => LanguageCode::from_name(s),
+            Some(Value::Number(n)) => n
+                .as_u64()
+                .and_then(|n| u8::try_from(n).ok())
+                .map_or(LanguageCode::Other, LanguageCode::from_ordinal),
+            _ => LanguageCode::Java,
+        };
+        Ok(RemotingCommand {
+            code: to_i32(code, "code")?,
+            language,
+            version: to_i32(json_int(&h, "version")?.unwrap_or(0), "version")?,
+            opaque: to_i32(json_int(&h, "opaque")?.unwrap_or(0), "opaque")?,
+            flag: to_i32(json_int(&h, "flag")?.unwrap_or(0), "flag")?,
+            remark: match h.get("remark") {
+                Some(Value::String(s)) => Some(s.clone()),
+                _ => None,
+            },
+            ext_fields,
+            serialize_type: SerializeType::Json,
+            body: Bytes::new(),
+        })
+    }
+
+    pub(crate) fn json_header(&self) -> Vec<u8> {
+        let mut h = Map::new();
+        h.insert("code".into(), json!(self.code));
+        h.insert("language".into(), json!(self.language.name()));
+        h.insert("version".into(), json!(self.version));
+        h.insert("opaque".into(), json!(self.opaque));
+        h.insert("flag".into(), json!(self.flag));
+        if let Some(r) = &self.remark {
+            h.insert("remark".into(), json!(r));
+        }
+        if !self.ext_fields.is_empty() {
+            h.insert("extFields".into(), json!(self.ext_fields));
+        }
+        h.insert("serializeTypeCurrentRPC".into(), json!("JSON"));
+        // Serializing a map of strings and numbers cannot fail.
+        serde_json::to_vec(&Value::Object(h)).unwrap_or_default()
+    }
+
+    // ---- RocketMQ binary headers ----------------------------------------------------------
+
+    /// code:i16 language:u8 version:i16 opaque:i32 flag:i32 remark:(len:i32 bytes)
+    /// extFields:(len:i32 (key-len:i16 key value-len:i32 value)*), big-endian.
+    pub(crate) fn from_binary_header(mut h: &[u8]) -> Result<RemotingCommand, FrameError> {
+        let short = |what: &str| FrameError::Header(format!("binary header too short for {what}"));
+        if h.remaining() < 2 + 1 + 2 + 4 + 4 {
+            return Err(short("its fixed fields"));
+        }
+        let code = i32::from(h.get_i16());
+        let language = LanguageCode::from_ordinal(h.get_u8());
+        let version = i32::from(h.get_i16());
+        let opaque = h.get_i32();
+        let flag = h.get_i32();
+        let remark = match take_sized(&mut h, "remark")? {
+            [] => None,
+            b => Some(utf8(b, "remark")?),
+        };
+        let mut ext = take_sized(&mut h, "extFields")?;
+        let mut ext_fields = BTreeMap::new();
+        while ext.has_remaining() {
+            if ext.remaining() < 2 {
+                return Err(short("an extFields key"));
+            }
+            let key_len = usize::from(ext.get_u16());
+            if ext.remaining() < key_len {
+                return Err(short("an extFields key"));
+            }
+            let key = utf8(&ext[..key_len], "extFields key")?;
+            ext.advance(key_len);
+            if ext.remaining() < 4 {
+                return Err(short("an extFields value"));
+            }
+            let value_len = usize::try_from(ext.get_u32()).unwrap_or(usize::MAX);
+            if ext.remaining() < value_len {
+                return Err(short("an extFields value"));
+            }
+            let value = utf8(&ext[..value_len], "extFields value")?;
+            ext.advance(value_len);
+            ext_fields.insert(key, value);
+        }
+        Ok(RemotingCommand {
+            code,
+            language,
+            version,
+            opaque,
+            flag,
+            remark,
+            ext_fields,
+            serialize_type: SerializeType::RocketMq,
+            body: Bytes::new(),
+        })
+    }
+
+    pub(crate) fn binary_header(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(64);
+        // Code and version are 16-bit in this layout (RocketMQ's own limit).
+        out.put_i16(self.code as i16);
+        out.put_u8(self.language.ordinal());
+        out.put_i16(self.version as i16);
+        out.put_i32(self.opaque);
+        out.put_i32(self.flag);
+        match &self.remark {
+            Some(r) if !r.is_empty() => {
+                out.put_u32(r.len() as u32);
+                out.put_slice(r.as_bytes());
+            }
+            _ => out.put_u32(0),
+        }
+        let mut ext = Vec::new();
+        for (k, v) in &self.ext_fields {
+            ext.put_u16(k.len() as u16);
+            ext.put_slice(k.as_bytes());
+            ext.put_u32(v.len() as u32);
+            ext.put_slice(v.as_bytes());
+        }
+        out.put_u32(ext.len() as u32);
+        out.put_slice(&ext);
+        out
+    }
+}
+
+/// A numeric header field that may be a number or a numeric string.
+fn json_int(h: &Map<String, Value>, key: &str) -> Result<Option<i64>, FrameError> {
+    match h.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => n
+            .as_i64()
+            .map(Some)
+            .ok_or_else(|| FrameError::Header(format!("{key} is not an integer"))),
+        Some(Value::String(s)) => s
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| FrameError::Header(format!("{key} is not an integer: {s:?}"))),
+        Some(_) => Err(FrameError::Header(format!("{key} is not an integer"))),
+    }
+}
+
+fn to_i32(v: i64, key: &str) -> Result<i32, FrameError> {
+    i32::try_from(v).map_err(|_| FrameError::Header(format!("{key} out of range: {v}")))
+}
+
+/// A length-prefixed (i32) field of a binary header.
+fn take_sized<'a>(h: &mut &'a [u8], what: &str) -> Result<&'a [u8], FrameError> {
+    if h.remaining() < 4 {
+        return Err(FrameError::Header(format!(
+            "binary header too short for the {what} length"
+        )));
+    }
+    let len = usize::try_from(h.get_u32()).unwrap_or(usize::MAX);
+    if h.remaining() < len {
+        return Err(FrameError::Header(format!(
+            "{what} length {len} is longer than the header"
+        )));
+    }
+    let (field, rest) = h.split_at(len);
+    *h = rest;
+    Ok(field)
+}
+
+fn utf8(b: &[u8], what: &str) -> Result<String, FrameError> {
+    String::from_utf8(b.to_vec()).map_err(|_| FrameError::Header(format!("{what} is not UTF-8")))
+}
