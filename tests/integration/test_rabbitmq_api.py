@@ -370,11 +370,12 @@ def test_the_older_sdk_3_1_184(server):
     assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stdout[-3000:] + r.stderr[-3000:]
 
 
-def test_v1_endpoints_with_token_and_aksk(server):
-    """Seed 002 chapter 6: the out-of-date V1 paths, over plain HTTP with an IAM token and
-    with an AK/SK signature."""
+@pytest.mark.parametrize("auth", ["token", "aksk"])
+def test_v1_endpoints_with_token_and_aksk(server, auth):
+    """Seed 002 chapter 6: the out-of-date V1 paths, over plain HTTP, every one with an IAM
+    token in one run and with an AK/SK signature in the other."""
     p = server.project_id
-    token = server.token().headers["X-Subject-Token"]
+    token = server.token().headers["X-Subject-Token"] if auth == "token" else None
     zones = server.signed("GET", "/v1.0/availableZones", token=token).json()["available_zones"]
     body = {"name": "rabbit-v1", "description": "", "engine": "RabbitMQ", "engine_version": "3.x.x",
             "storage_space": 300, "access_user": "v1-user", "password": "V1-Passw0rd",
@@ -393,7 +394,7 @@ def test_v1_endpoints_with_token_and_aksk(server):
     assert r.status_code == 200, r.text
     iid = r.json()["instance_id"]
     deadline = time.monotonic() + 30
-    while (show := server.signed("GET", f"/v1.0/{p}/instances/{iid}").json())["status"] != "RUNNING":
+    while (show := server.signed("GET", f"/v1.0/{p}/instances/{iid}", token=token).json())["status"] != "RUNNING":
         assert time.monotonic() < deadline, show
         time.sleep(0.05)
     assert (show["engine"], show["type"], show["product_id"]) == ("rabbitmq", "cluster", "00300-30209-0--0")
@@ -406,7 +407,8 @@ def test_v1_endpoints_with_token_and_aksk(server):
 
     listed = server.signed("GET", f"/v1.0/{p}/instances", query={"engine": "rabbitmq"}, token=token).json()
     assert listed["instance_num"] == 1 and listed["instances"][0]["instance_id"] == iid
-    r = server.signed("PUT", f"/v1.0/{p}/instances/{iid}", {"name": "rabbit-v1b", "description": "renamed"})
+    r = server.signed("PUT", f"/v1.0/{p}/instances/{iid}", {"name": "rabbit-v1b", "description": "renamed"},
+                      token=token)
     assert r.status_code == 204, r.text
     assert server.signed("GET", f"/v1.0/{p}/instances/{iid}", token=token).json()["name"] == "rabbit-v1b"
 
@@ -425,13 +427,23 @@ def test_v1_endpoints_with_token_and_aksk(server):
     # Seed 002 prints two-digit hours; the shared path answers the Kafka documents' HH:mm:ss.
     assert [(w["begin"][:2], w["end"][:2]) for w in windows][:2] == [("22", "02"), ("02", "06")]
 
-    r = server.signed("POST", f"/v1.0/{p}/instances/action", {"action": "delete", "instances": [iid]}, token=token)
-    assert r.status_code in (200, 204), r.text
+    # Delete one (6.1.1.4), and another in a batch (6.1.1.5).
+    second = server.signed("POST", f"/v1.0/{p}/instances", {**body, "name": "rabbit-v1c",
+                           "product_id": "00300-30110-0--0", "storage_space": 100}, token=token).json()["instance_id"]
+    r = server.signed("DELETE", f"/v1.0/{p}/instances/{iid}", token=token)
+    assert r.status_code == 204, r.text
     deadline = time.monotonic() + 30
-    while (r := server.signed("GET", f"/v1.0/{p}/instances/{iid}")).status_code != 404:
-        assert time.monotonic() < deadline, r.text
+    while server.signed("GET", f"/v1.0/{p}/instances/{second}", token=token).json()["status"] != "RUNNING":
+        assert time.monotonic() < deadline
         time.sleep(0.05)
-    assert r.json()["error_code"] == "111404022"
+    r = server.signed("POST", f"/v1.0/{p}/instances/action", {"action": "delete", "instances": [second]}, token=token)
+    assert r.status_code in (200, 204), r.text
+    for gone in (iid, second):
+        deadline = time.monotonic() + 30
+        while (r := server.signed("GET", f"/v1.0/{p}/instances/{gone}", token=token)).status_code != 404:
+            assert time.monotonic() < deadline, r.text
+            time.sleep(0.05)
+        assert r.json()["error_code"] == "111404022"
 
 
 def test_tags_restart_faults_and_refusals(server):
