@@ -157,7 +157,7 @@ impl GroupCoordinator {
         Ok(coordinator)
     }
 
-    fn tick(&self, now: Instant) -> Option<Instant> {
+    pub(crate) fn tick(&self, now: Instant) -> Option<Instant> {
         let mut groups = self.groups.lock();
         let mut next: Option<Instant> = None;
         let mut idle = Vec::new();
@@ -165,7 +165,9 @@ impl GroupCoordinator {
             if let Some(d) = g.tick(now, &self.cfg) {
                 next = Some(next.map_or(d, |n| n.min(d)));
             }
-            if g.is_idle() {
+            // A group declared through the APIs stays until deleted, as in forget_if_idle
+            // (the timer forgot it, so a declared group could vanish from the lists).
+            if g.is_idle() && !g.declared {
                 idle.push(g.id.clone());
             }
         }

@@ -983,3 +983,14 @@ fn subscription_topics_parse_and_reject_garbage() {
         None
     );
 }
+
+#[tokio::test]
+async fn declared_groups_outlive_the_idle_timer() {
+    // The timer forgets empty groups without offsets; one declared through the APIs stays
+    // until it is deleted (a slow CI run saw it vanish after the first idle tick).
+    let dir = tempfile::tempdir().unwrap();
+    let c = open(dir.path());
+    assert!(c.declare_group("declared"));
+    c.tick(tokio::time::Instant::now() + Duration::from_secs(3600));
+    assert_eq!(c.group_ids(), vec!["declared".to_string()]);
+}
