@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use amqp::auth::Access;
 use amqp::broker::ExchangeDeclare;
-use amqp::exchange::{Exchange, ExchangeKind};
+use amqp::exchange::Exchange;
 use amqp::json::table_to_json;
 use amqp::message::{now_ms, parse_expiration, Message};
 use amqp::vhost::VHost;
@@ -132,12 +132,9 @@ pub async fn declare(
             AmqpError::access_refused("operation not permitted on the default exchange").into(),
         );
     }
-    // A plug-in's type while the plug-in is off is as unknown as in RabbitMQ.
-    let kind = ExchangeKind::parse(&kind_name)
-        .filter(|k| k.plugin().is_none_or(|p| state.broker.plugin_enabled(p)))
-        .ok_or_else(|| {
-            AmqpError::command_invalid(format!("unknown exchange type '{kind_name}'"))
-        })?;
+    let kind = state.broker.exchange_kind(&kind_name).ok_or_else(|| {
+        AmqpError::command_invalid(format!("unknown exchange type '{kind_name}'"))
+    })?;
     if name.starts_with("amq.") && v.exchange(name).is_none() {
         return Err(AmqpError::access_refused(format!(
             "exchange name '{name}' contains reserved prefix 'amq.*'"

@@ -62,7 +62,7 @@ fn exchange_types(state: &AppState) -> Value {
     Value::Array(
         EXCHANGE_TYPES
             .iter()
-            .filter(|(k, _)| k.plugin().is_none_or(|p| state.broker.plugin_enabled(p)))
+            .filter(|(k, _)| state.broker.exchange_kind_enabled(*k))
             .map(|(k, d)| json!({"name": k.as_str(), "description": d, "enabled": true}))
             .collect(),
     )

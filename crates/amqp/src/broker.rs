@@ -1009,6 +1009,17 @@ impl Broker {
         self.plugins.read().contains(plugin)
     }
 
+    /// Whether exchanges of `kind` can be declared now: the built-in types always, a
+    /// plug-in's type while its plug-in is on (off, RabbitMQ does not know the type).
+    pub fn exchange_kind_enabled(&self, kind: ExchangeKind) -> bool {
+        kind.plugin().is_none_or(|p| self.plugin_enabled(p))
+    }
+
+    /// The exchange type a declare names, if it can be declared now.
+    pub fn exchange_kind(&self, name: &str) -> Option<ExchangeKind> {
+        ExchangeKind::parse(name).filter(|k| self.exchange_kind_enabled(*k))
+    }
+
     /// The plug-ins switched on.
     pub fn plugins(&self) -> Vec<String> {
         self.plugins.read().iter().cloned().collect()

@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use crate::auth::Access;
 use crate::broker::{generated_name, Broker, ExchangeDeclare, QueueDeclare};
 use crate::error::AmqpError;
-use crate::exchange::{Binding, Destination, Exchange, ExchangeKind};
+use crate::exchange::{Binding, Destination, Exchange};
 use crate::frame::{self, Frame, BASIC_CLASS};
 use crate::message::{now_ms, parse_expiration, short, Message, QueuedMessage};
 use crate::queue::store::QueueLog;
@@ -402,15 +402,12 @@ impl Channel {
                         )));
                     }
                 } else {
-                    // A plug-in type whose plug-in is off is as unknown as in RabbitMQ.
-                    let kind = ExchangeKind::parse(d.kind.as_str())
-                        .filter(|k| k.plugin().is_none_or(|p| ctx.broker.plugin_enabled(p)))
-                        .ok_or_else(|| {
-                            AmqpError::command_invalid(format!(
-                                "unknown exchange type '{}'",
-                                d.kind.as_str()
-                            ))
-                        })?;
+                    let kind = ctx.broker.exchange_kind(d.kind.as_str()).ok_or_else(|| {
+                        AmqpError::command_invalid(format!(
+                            "unknown exchange type '{}'",
+                            d.kind.as_str()
+                        ))
+                    })?;
                     if name.starts_with("amq.") && v.exchange(name).is_none() {
                         return Err(AmqpError::access_refused(format!(
                             "exchange name '{name}' contains reserved prefix 'amq.*'"

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use amqp::auth::{Permission, User};
 use amqp::broker::{ExchangeDeclare, QueueDeclare};
-use amqp::exchange::{Binding, Destination, ExchangeKind};
+use amqp::exchange::{Binding, Destination};
 use amqp::queue::Queue;
 use amqp::vhost::VHost;
 use amqp::{AmqpConfig, AmqpError, AmqpServer, ReplyCode};
@@ -316,9 +316,9 @@ impl BrokerAdmin for RabbitmqAdmin {
 
     async fn create_exchange(&self, e: ExchangeInfo) -> Result<ExchangeInfo, EngineError> {
         let v = self.vhost(&e.vhost)?;
-        // A plug-in's type is unknown while its plug-in is off, as in RabbitMQ.
-        let kind = ExchangeKind::parse(&e.kind)
-            .filter(|k| k.plugin().is_none_or(|p| self.broker.plugin_enabled(p)))
+        let kind = self
+            .broker
+            .exchange_kind(&e.kind)
             .ok_or_else(|| EngineError::Refused(format!("invalid exchange type '{}'", e.kind)))?;
         if e.name.is_empty() || (e.name.starts_with("amq.") && v.exchange(&e.name).is_none()) {
             return Err(EngineError::Refused(format!(
