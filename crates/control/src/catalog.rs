@@ -242,6 +242,17 @@ pub struct RabbitmqV1Product {
     pub spec_code: &'static str,
 }
 
+impl RabbitmqV1Product {
+    /// Its id under one billing mode (monthly: none where the document has none).
+    pub fn id(&self, monthly: bool) -> Option<&'static str> {
+        if monthly {
+            self.monthly_id
+        } else {
+            Some(self.hourly_id)
+        }
+    }
+}
+
 const fn v1(
     hourly_id: &'static str,
     monthly_id: Option<&'static str>,

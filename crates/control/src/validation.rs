@@ -268,17 +268,7 @@ pub fn validate_create(
         doc.kafka_manager_user = user.to_string();
     }
 
-    let (begin, end) = (
-        req.maintain_begin.as_deref().unwrap_or(""),
-        req.maintain_end.as_deref().unwrap_or(""),
-    );
-    let window = match (begin.is_empty(), end.is_empty()) {
-        (true, true) => catalog::default_maintain_window(),
-        (false, false) => {
-            catalog::maintain_window(begin, end).ok_or(ControlError::InvalidMaintainWindow)?
-        }
-        _ => return Err(ControlError::InvalidMaintainWindow),
-    };
+    let window = create_window(req)?;
     doc.maintain_begin = window.begin.to_string();
     doc.maintain_end = window.end.to_string();
 
@@ -314,6 +304,21 @@ pub fn validate_create(
         sasl_user,
         tags,
     })
+}
+
+/// A create's maintenance window: both ends or neither (then the default window).
+fn create_window(req: &NewInstance) -> Result<&'static catalog::MaintainWindow, ControlError> {
+    let (begin, end) = (
+        req.maintain_begin.as_deref().unwrap_or(""),
+        req.maintain_end.as_deref().unwrap_or(""),
+    );
+    match (begin.is_empty(), end.is_empty()) {
+        (true, true) => Ok(catalog::default_maintain_window()),
+        (false, false) => {
+            catalog::maintain_window(begin, end).ok_or(ControlError::InvalidMaintainWindow)
+        }
+        _ => Err(ControlError::InvalidMaintainWindow),
+    }
 }
 
 /// Seed 002 4.1.1 (Table 4-2): a RabbitMQ instance of one documented product, always with its
@@ -503,17 +508,7 @@ fn rabbitmq_common(req: &NewInstance, v1: bool) -> Result<RabbitmqCommon, Contro
             "ssl_enable=true: OpenDMS's RabbitMQ instances do not serve AMQPS (TLS); create the instance with ssl_enable=false".into(),
         ));
     }
-    let (begin, end) = (
-        req.maintain_begin.as_deref().unwrap_or(""),
-        req.maintain_end.as_deref().unwrap_or(""),
-    );
-    let window = match (begin.is_empty(), end.is_empty()) {
-        (true, true) => catalog::default_maintain_window(),
-        (false, false) => {
-            catalog::maintain_window(begin, end).ok_or(ControlError::InvalidMaintainWindow)?
-        }
-        _ => return Err(ControlError::InvalidMaintainWindow),
-    };
+    let window = create_window(req)?;
     let tags = req.tags.clone();
     check_tags(&tags)?;
     Ok(RabbitmqCommon {

@@ -250,14 +250,22 @@ impl ControlPlane {
         id: &str,
     ) -> Result<(InstanceDoc, Arc<dyn BrokerAdmin>), ControlError> {
         let r = self.record(project_id, id).await?;
-        let status = InstanceStatus::of(&r);
+        self.admin_of_running(&r)
+    }
+
+    /// `running_admin` of a record already read.
+    pub(crate) fn admin_of_running(
+        &self,
+        r: &InstanceRecord,
+    ) -> Result<(InstanceDoc, Arc<dyn BrokerAdmin>), ControlError> {
+        let status = InstanceStatus::of(r);
         if status != InstanceStatus::Running && status != InstanceStatus::Extending {
             return Err(ControlError::Busy(status.as_str().into()));
         }
-        let doc = InstanceDoc::of(&r)?;
+        let doc = InstanceDoc::of(r)?;
         let admin = self
             .engines
-            .admin(id)
+            .admin(&r.id)
             .map_err(|_| ControlError::Busy(status.as_str().into()))?;
         Ok((doc, admin))
     }

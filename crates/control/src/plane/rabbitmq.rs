@@ -22,8 +22,8 @@ impl ControlPlane {
         new_password: &str,
     ) -> Result<(), ControlError> {
         validation::check_reset_password(new_password)?;
-        self.rabbitmq_record(project_id, id).await?;
-        let (doc, admin) = self.running_admin(project_id, id).await?;
+        let r = self.rabbitmq_record(project_id, id).await?;
+        let (doc, admin) = self.admin_of_running(&r)?;
         if doc.access_user.is_empty() {
             return Err(ControlError::NotSupported(
                 "the instance has no access user".into(),
@@ -106,8 +106,8 @@ impl ControlPlane {
                 ));
             }
         }
-        self.rabbitmq_record(&caller.project_id, id).await?;
-        let (_, admin) = self.running_admin(&caller.project_id, id).await?;
+        let r = self.rabbitmq_record(&caller.project_id, id).await?;
+        let (_, admin) = self.admin_of_running(&r)?;
         for name in &names {
             if *name != catalog::RABBITMQ_MANAGEMENT_PLUGIN {
                 admin.set_plugin(name, enable)?;
@@ -139,8 +139,8 @@ impl ControlPlane {
         project_id: &str,
         id: &str,
     ) -> Result<Arc<dyn BrokerAdmin>, ControlError> {
-        self.rabbitmq_record(project_id, id).await?;
-        Ok(self.running_admin(project_id, id).await?.1)
+        let r = self.rabbitmq_record(project_id, id).await?;
+        Ok(self.admin_of_running(&r)?.1)
     }
 
     pub async fn vhosts(&self, project_id: &str, id: &str) -> Result<Vec<String>, ControlError> {
@@ -339,11 +339,8 @@ impl ControlPlane {
         id: &str,
     ) -> Result<BTreeMap<String, Vec<VhostPermission>>, ControlError> {
         let r = self.rabbitmq_record(project_id, id).await?;
-        let doc = InstanceDoc::of(&r)?;
-        let mut users = self
-            .rabbitmq_admin(project_id, id)
-            .await?
-            .user_permissions()?;
+        let (doc, admin) = self.admin_of_running(&r)?;
+        let mut users = admin.user_permissions()?;
         users.remove(&doc.access_user);
         Ok(users)
     }
@@ -367,7 +364,7 @@ impl ControlPlane {
                 "{user} is the instance's access user; change its password with reset_password"
             )));
         }
-        let admin = self.rabbitmq_admin(project_id, id).await?;
+        let (_, admin) = self.admin_of_running(&r)?;
         let exists = admin.users()?.iter().any(|u| u == user);
         match (create, exists) {
             (true, true) => {
@@ -403,12 +400,7 @@ impl ControlPlane {
                 "{user} is the instance's access user and cannot be deleted"
             )));
         }
-        if !self
-            .rabbitmq_admin(project_id, id)
-            .await?
-            .delete_user(user)
-            .await?
-        {
+        if !self.admin_of_running(&r)?.1.delete_user(user).await? {
             return Err(ControlError::Refused(format!("user {user} does not exist")));
         }
         Ok(())
