@@ -141,6 +141,19 @@ class Serve:
             self.proc.kill()
 
 
+def create_running(serve, path, body):
+    """Creates an instance and polls show_instance until it is RUNNING: its id and show."""
+    r = serve.http.post(serve.url + path, data=json.dumps(body))
+    r.raise_for_status()
+    iid = r.json()["instance_id"]
+    while True:
+        show = serve.http.get(f"{serve.url}/v2/{PROJECT}/instances/{iid}").json()
+        if show["status"] == "RUNNING":
+            return iid, show
+        if show["status"] == "CREATEFAILED":
+            raise RuntimeError(f"instance {iid} failed: {show.get('status_reason')}")
+
+
 def bench_creates(serve, count):
     zone = serve.zone()
     running, produced, ids = [], [], []
@@ -150,15 +163,7 @@ def bench_creates(serve, count):
                 "available_zones": [zone], "product_id": "c6.2u4g.cluster",
                 "storage_spec_code": "dms.physical.storage.ultra.v2", "enable_auto_topic": True}
         t0 = time.perf_counter()
-        r = serve.http.post(f"{serve.url}/v2/{PROJECT}/kafka/instances", data=json.dumps(body))
-        r.raise_for_status()
-        iid = r.json()["instance_id"]
-        while True:
-            show = serve.http.get(f"{serve.url}/v2/{PROJECT}/instances/{iid}").json()
-            if show["status"] == "RUNNING":
-                break
-            if show["status"] == "CREATEFAILED":
-                raise RuntimeError(f"instance {iid} failed: {show.get('status_reason')}")
+        iid, show = create_running(serve, f"/v2/{PROJECT}/kafka/instances", body)
         t1 = time.perf_counter()
         bootstrap = ",".join(f"{ip}:{show['port']}" for ip in show["connect_address"].split(","))
         produce_one(bootstrap)
@@ -178,15 +183,7 @@ def bench_rabbit_creates(serve, count):
                 "security_group_id": "sg", "subnet_id": "subnet", "available_zones": [zone],
                 "product_id": "c6.2u4g.single", "storage_spec_code": "dms.physical.storage.high.v2"}
         t0 = time.perf_counter()
-        r = serve.http.post(f"{serve.url}/v2/rabbitmq/{PROJECT}/instances", data=json.dumps(body))
-        r.raise_for_status()
-        iid = r.json()["instance_id"]
-        while True:
-            show = serve.http.get(f"{serve.url}/v2/{PROJECT}/instances/{iid}").json()
-            if show["status"] == "RUNNING":
-                break
-            if show["status"] == "CREATEFAILED":
-                raise RuntimeError(f"instance {iid} failed: {show.get('status_reason')}")
+        _, show = create_running(serve, f"/v2/rabbitmq/{PROJECT}/instances", body)
         t1 = time.perf_counter()
         publish_and_get(show["connect_address"], show["port"], "bench-user", "Bench-Passw0rd")
         t2 = time.perf_counter()

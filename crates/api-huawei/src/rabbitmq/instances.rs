@@ -142,9 +142,10 @@ pub(crate) async fn extend_products(
     state: Arc<ApiState>,
     call: Call,
 ) -> Result<Response, ApiError> {
+    // Not a read of the instance's status: `delay_reads` does not count it.
     let view = state
         .plane
-        .show_instance(call.project()?, call.instance_id())
+        .show_instance_quietly(call.project()?, call.instance_id())
         .await?;
     if view.engine != EngineKind::Rabbitmq {
         return Err(ApiError::not_supported(call.operation, Some(view.engine)));

@@ -66,18 +66,11 @@ pub(crate) fn products_v1() -> Value {
         .map(|c| json!({"io_type": c.rsplit('.').next().unwrap_or(c), "storage_spec_code": c}))
         .collect();
     let mode = |monthly: bool| -> Value {
-        let id = |p: &catalog::RabbitmqV1Product| {
-            if monthly {
-                p.monthly_id
-            } else {
-                Some(p.hourly_id)
-            }
-        };
         let single: Vec<Value> = catalog::RABBITMQ_V1_PRODUCTS
             .iter()
             .filter(|p| p.kind == "single")
             .filter_map(|p| {
-                id(p).map(|pid| {
+                p.id(monthly).map(|pid| {
                     json!({
                         "storage": "100", "io": io, "vm_specification": p.vm,
                         "product_id": pid, "spec_code": p.spec_code,
@@ -100,7 +93,7 @@ pub(crate) fn products_v1() -> Value {
                 let info: Vec<Value> = catalog::RABBITMQ_V1_PRODUCTS
                     .iter()
                     .filter(|p| p.kind == "cluster" && p.vm == *vm)
-                    .filter_map(|p| id(p).map(|pid| json!({
+                    .filter_map(|p| p.id(monthly).map(|pid| json!({
                         "storage": (100 * p.nodes).to_string(), "io": io,
                         "node_num": p.nodes.to_string(), "product_id": pid, "spec_code": p.spec_code,
                     })))
@@ -198,8 +191,7 @@ pub(crate) fn old_products(zones: &[Zone]) -> Value {
                     .iter()
                     .filter(|p| p.kind == *kind)
                     .filter_map(|p| {
-                        let id = if monthly { p.monthly_id } else { Some(p.hourly_id) };
-                        id.map(|id| {
+                        p.id(monthly).map(|id| {
                             json!({
                                 "storage": (100 * p.nodes).to_string(), "product_id": id,
                                 "spec_code": p.spec_code, "io": io, "available_zones": az,
