@@ -187,8 +187,7 @@ def test_rabbitmq_instance_lifecycle_through_the_sdk(serve_factory):
     assert [i.instance_id for i in only] == [iid]
     # Another project sees none of it.
     other = rabbit_client(server, project_id="0" * 32)
-    status, _ = api_error(lambda: other.show_instance(ShowInstanceRequest(instance_id=iid)))
-    assert status in (401, 403, 404)
+    assert api_error(lambda: other.show_instance(ShowInstanceRequest(instance_id=iid))) == (401, "DMS.00401004")
 
     # A restart of the server brings the broker back with its user, plug-ins and messages.
     server.stop()
@@ -504,7 +503,6 @@ def test_tags_restart_faults_and_refusals(server):
                       tamper=lambda b: b.replace(b'"x"', b'"y"'))
     assert (r.status_code, r.json()["error_code"]) == (401, "APIGW.0301"), r.text
     other = rabbit_client(server, project_id="f" * 32)
-    status, code = api_error(lambda: other.list_plugins(ListPluginsRequest(instance_id=iid)))
-    assert (status, code) == (401, "DMS.00401004") or status == 403, (status, code)
+    assert api_error(lambda: other.list_plugins(ListPluginsRequest(instance_id=iid))) == (401, "DMS.00401004")
     from huaweicloudsdkrabbitmq.v2 import ListVhostsRequest
     assert [v.name for v in c.list_vhosts(ListVhostsRequest(instance_id=iid)).items] == ["/"]
