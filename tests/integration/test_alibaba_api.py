@@ -131,7 +131,9 @@ def test_order_deploy_topics_groups_release(server, algorithm):
     deadline = time.monotonic() + 30
     while True:
         vo = c.get_instance_list(m.GetInstanceListRequest(region_id=REGION, instance_id=[iid])).body.instance_list.instance_vo[0]
-        if vo.disk_size == 800 and vo.service_status == 5:
+        # service_status 5 also covers EXTENDING (see the legacy SDK test below).
+        huawei = server.client().show_instance(ShowInstanceRequest(instance_id=iid)).status
+        if vo.disk_size == 800 and vo.service_status == 5 and huawei == "RUNNING":
             break
         assert time.monotonic() < deadline
         time.sleep(0.1)
@@ -233,7 +235,11 @@ def test_legacy_sdk_every_operation_and_xml(server):
     deadline = time.monotonic() + 30
     while True:
         vo = call("GetInstanceList")["InstanceList"]["InstanceVO"][0]
-        if vo["DiskSize"] == 900 and vo["ServiceStatus"] == 5:
+        # ServiceStatus 5 also covers EXTENDING, and the new DiskSize is recorded just before
+        # the extension ends (the reconciler writes the size, then RUNNING): the Huawei
+        # status says when it has ended.
+        huawei = server.signed("GET", f"/v2/{server.project_id}/instances/{iid}").json()["status"]
+        if vo["DiskSize"] == 900 and vo["ServiceStatus"] == 5 and huawei == "RUNNING":
             break
         assert time.monotonic() < deadline, vo
         time.sleep(0.1)
