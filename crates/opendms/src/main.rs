@@ -1,6 +1,7 @@
 //! The `opendms` binary: command line, configuration and wiring.
 
 mod rabbitmq;
+mod rocketmq;
 mod serve;
 
 use std::io::Write;
@@ -33,6 +34,8 @@ enum Command {
     Kafka(KafkaArgs),
     /// Run a standalone RabbitMQ-compatible AMQP 0-9-1 broker.
     Rabbitmq(rabbitmq::RabbitmqArgs),
+    /// Run a standalone RocketMQ 4.x cluster: a name server and N brokers.
+    Rocketmq(rocketmq::RocketmqArgs),
 }
 
 #[derive(clap::Args)]
@@ -227,5 +230,6 @@ fn main() -> anyhow::Result<()> {
         Command::Serve(args) => runtime.block_on(serve::run(args)),
         Command::Kafka(args) => runtime.block_on(run_kafka(args)),
         Command::Rabbitmq(args) => runtime.block_on(rabbitmq::run(args)),
+        Command::Rocketmq(args) => runtime.block_on(rocketmq::run(args)),
     }
 }

@@ -1,0 +1,370 @@
+//! PULL_MESSAGE: messages of one queue from an offset, filtered by the subscription's tags;
+//! with the suspend flag and nothing to return, the request waits (long polling) until a
+//! message arrives or its `suspendTimeoutMillis` pass, then is answered as Apache's
+//! `PullRequestHoldService` answers it: the same lookup again, without suspending.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tracing::warn;
+
+use super::clients::Subscription;
+use super::header::Header;
+use super::send::refuse;
+use super::topics::perm;
+use super::{Broker, QueueStore};
+use crate::message::stored_properties;
+use crate::namesrv::APPLY_TOPIC_SUGGESTION;
+use crate::remoting::{codes, RemotingCommand};
+use crate::server::Connection;
+
+const FLAG_COMMIT_OFFSET: i64 = 0x1;
+const FLAG_SUSPEND: i64 = 0x2;
+const FLAG_SUBSCRIPTION: i64 = 0x4;
+
+/// Apache's `maxTransferCountOnMessageInMemory` and `maxTransferBytesOnMessageInMemory`.
+const MAX_TRANSFER_COUNT: usize = 32;
+const MAX_TRANSFER_BYTES: usize = 256 * 1024;
+/// How much a pull scans past messages the tag filter drops before answering.
+const MAX_SCAN_BYTES: usize = 4 * 1024 * 1024;
+/// A suspended pull re-checks at least this often (a queue created while it waits has no
+/// wake-up to give it yet).
+const RECHECK: Duration = Duration::from_millis(500);
+const FAQ_SAME_GROUP: &str = "\nSee http://rocketmq.apache.org/docs/faq/ for further details.";
+
+/// A validated pull.
+struct PullArgs {
+    group: String,
+    topic: String,
+    serial: u32,
+    queue_id: i32,
+    offset: i64,
+    max_count: usize,
+    subscription: Subscription,
+}
+
+/// `GetMessageStatus`, whose name Apache puts in the response remark.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Status {
+    Found,
+    NoMatchedMessage,
+    NoMessageInQueue,
+    OffsetTooSmall,
+    OffsetOverflowOne,
+    OffsetOverflowBadly,
+}
+
+impl Status {
+    fn name(self) -> &'static str {
+        match self {
+            Status::Found => "FOUND",
+            Status::NoMatchedMessage => "NO_MATCHED_MESSAGE",
+            Status::NoMessageInQueue => "NO_MESSAGE_IN_QUEUE",
+            Status::OffsetTooSmall => "OFFSET_TOO_SMALL",
+            Status::OffsetOverflowOne => "OFFSET_OVERFLOW_ONE",
+            Status::OffsetOverflowBadly => "OFFSET_OVERFLOW_BADLY",
+        }
+    }
+}
+
+struct Fetched {
+    status: Status,
+    next_begin: i64,
+    min: i64,
+    max: i64,
+    body: Vec<u8>,
+}
+
+impl Broker {
+    pub(super) async fn pull_message(
+        self: &Arc<Self>,
+        conn: &Arc<Connection>,
+        req: RemotingCommand,
+    ) -> Option<RemotingCommand> {
+        let args = match self.pull_args(conn, &req).await {
+            Ok(a) => a,
+            Err(resp) => return Some(resp),
+        };
+        let sys_flag = req.opt_int("sysFlag").ok().flatten().unwrap_or(0);
+        if sys_flag & FLAG_COMMIT_OFFSET != 0 {
+            if let Ok(Some(commit)) = req.opt_int("commitOffset") {
+                if commit >= 0 {
+                    self.offsets
+                        .commit(&args.group, &args.topic, args.queue_id, commit);
+                }
+            }
+        }
+        let fetched = self.fetch(&args).await;
+        let resp = match fetched {
+            Ok(f) if f.status == Status::OffsetOverflowOne && sys_flag & FLAG_SUSPEND != 0 => {
+                let timeout = req
+                    .opt_int("suspendTimeoutMillis")
+                    .ok()
+                    .flatten()
+                    .unwrap_or(15_000)
+                    .clamp(0, 60_000);
+                let deadline = Instant::now() + Duration::from_millis(timeout as u64);
+                let b = self.clone();
+                let conn = conn.clone();
+                tokio::spawn(async move {
+                    b.wait_for_messages(&args, deadline).await;
+                    let resp = match b.fetch(&args).await {
+                        Ok(f) => pull_response(&req, f),
+                        Err(remark) => {
+                            RemotingCommand::response_to(&req, codes::SYSTEM_ERROR, Some(remark))
+                        }
+                    };
+                    conn.send(resp).await;
+                });
+                return None;
+            }
+            Ok(f) => pull_response(&req, f),
+            Err(remark) => RemotingCommand::response_to(&req, codes::SYSTEM_ERROR, Some(remark)),
+        };
+        Some(resp)
+    }
+
+    async fn pull_args(
+        &self,
+        conn: &Arc<Connection>,
+        req: &RemotingCommand,
+    ) -> Result<PullArgs, RemotingCommand> {
+        let group = req
+            .required("consumerGroup")
+            .map_err(|e| e.into_response(req))?
+            .to_string();
+        let topic = req
+            .required("topic")
+            .map_err(|e| e.into_response(req))?
+            .to_string();
+        let queue_id = req.int("queueId").map_err(|e| e.into_response(req))? as i32;
+        let offset = req.int("queueOffset").map_err(|e| e.into_response(req))?;
+        let max_count = req.int("maxMsgNums").map_err(|e| e.into_response(req))?;
+        let sys_flag = req.int("sysFlag").map_err(|e| e.into_response(req))?;
+        let resp = || RemotingCommand::response_to(req, codes::SUCCESS, None);
+        let Some(g) = self.group_for_consumer(&group).await else {
+            return Err(refuse(
+                resp(),
+                codes::SUBSCRIPTION_GROUP_NOT_EXIST,
+                &format!("subscription group [{group}] does not exist, {FAQ_SAME_GROUP}"),
+            ));
+        };
+        if !g.consume_enable {
+            return Err(refuse(
+                resp(),
+                codes::NO_PERMISSION,
+                &format!("subscription group no permission, {group}"),
+            ));
+        }
+        let Some(t) = self.tables.topic(&topic) else {
+            return Err(refuse(
+                resp(),
+                codes::TOPIC_NOT_EXIST,
+                &format!("topic[{topic}] not exist, apply first please! {APPLY_TOPIC_SUGGESTION}"),
+            ));
+        };
+        if !perm::readable(t.perm) {
+            return Err(refuse(
+                resp(),
+                codes::NO_PERMISSION,
+                &format!("the topic[{topic}] pulling message is forbidden"),
+            ));
+        }
+        if queue_id < 0 || queue_id >= t.read_queue_nums {
+            return Err(refuse(
+                resp(),
+                codes::SYSTEM_ERROR,
+                &format!(
+                    "queueId[{queue_id}] is illegal, topic:[{topic}] topicConfig.readQueueNums:[{}] consumer:[/{}]",
+                    t.read_queue_nums, conn.peer
+                ),
+            ));
+        }
+        let subscription = if sys_flag & FLAG_SUBSCRIPTION != 0 {
+            let expression = req.ext("subscription").unwrap_or("*");
+            let mut s = Subscription::from_expression(&topic, expression);
+            s.expression_type = req.ext("expressionType").map(str::to_string);
+            s
+        } else {
+            let Some(info) = self.clients.consumer_group(&group) else {
+                return Err(refuse(
+                    resp(),
+                    codes::SUBSCRIPTION_NOT_EXIST,
+                    &format!("the consumer's group info not exist{FAQ_SAME_GROUP}"),
+                ));
+            };
+            if !g.consume_broadcast_enable && info.is_broadcasting() {
+                return Err(refuse(
+                    resp(),
+                    codes::NO_PERMISSION,
+                    &format!("the consumer group[{group}] can not consume by broadcast way"),
+                ));
+            }
+            let Some(s) = info.subscriptions.get(&topic).cloned() else {
+                return Err(refuse(
+                    resp(),
+                    codes::SUBSCRIPTION_NOT_EXIST,
+                    &format!("the consumer's subscription not exist{FAQ_SAME_GROUP}"),
+                ));
+            };
+            s
+        };
+        if let Some(kind) = subscription
+            .expression_type
+            .as_deref()
+            .filter(|k| !k.eq_ignore_ascii_case("TAG"))
+        {
+            // Apache's default (`enablePropertyFilter=false`) answers SQL92 subscriptions so.
+            return Err(refuse(
+                resp(),
+                codes::SYSTEM_ERROR,
+                &format!("The broker does not support consumer to filter message by {kind}"),
+            ));
+        }
+        Ok(PullArgs {
+            group,
+            topic,
+            serial: t.serial,
+            queue_id,
+            offset,
+            max_count: usize::try_from(max_count)
+                .unwrap_or(0)
+                .clamp(1, MAX_TRANSFER_COUNT),
+            subscription,
+        })
+    }
+
+    /// `DefaultMessageStore.getMessage`: the status and the messages that pass the filter.
+    async fn fetch(self: &Arc<Self>, a: &PullArgs) -> Result<Fetched, String> {
+        let Some(queue) = self.store.queue(a.serial, a.queue_id) else {
+            return Ok(Fetched {
+                status: Status::NoMessageInQueue,
+                next_begin: 0,
+                min: 0,
+                max: 0,
+                body: Vec::new(),
+            });
+        };
+        let (min, max) = (queue.min_offset(), queue.max_offset());
+        let at = |status, next_begin| Fetched {
+            status,
+            next_begin,
+            min,
+            max,
+            body: Vec::new(),
+        };
+        if max == 0 {
+            return Ok(at(Status::NoMessageInQueue, 0));
+        }
+        if a.offset < min {
+            return Ok(at(Status::OffsetTooSmall, min));
+        }
+        if a.offset == max {
+            return Ok(at(Status::OffsetOverflowOne, a.offset));
+        }
+        if a.offset > max {
+            return Ok(at(Status::OffsetOverflowBadly, max));
+        }
+        let offset = a.offset;
+        let max_count = a.max_count;
+        let sub = a.subscription.clone();
+        let read = tokio::task::spawn_blocking(move || {
+            let mut body = Vec::new();
+            let mut count = 0usize;
+            let mut next = offset;
+            let mut scanned = 0usize;
+            while count < max_count && next < queue.max_offset() && scanned < MAX_SCAN_BYTES {
+                let batch = QueueStore::read(&queue, next, max_count - count, MAX_TRANSFER_BYTES)?;
+                if batch.is_empty() {
+                    break;
+                }
+                for m in batch {
+                    scanned += m.bytes.len();
+                    next = m.queue_offset + 1;
+                    let tags = stored_properties(&m.bytes);
+                    if sub.accepts_tags(tags.as_ref().and_then(|p| p.tags())) {
+                        body.extend_from_slice(&m.bytes);
+                        count += 1;
+                    }
+                }
+                if body.len() >= MAX_TRANSFER_BYTES {
+                    break;
+                }
+            }
+            Ok::<_, msglog::LogError>((body, count, next))
+        })
+        .await;
+        match read {
+            Ok(Ok((body, count, next))) => Ok(Fetched {
+                status: if count > 0 {
+                    Status::Found
+                } else {
+                    Status::NoMatchedMessage
+                },
+                next_begin: next,
+                min,
+                max,
+                body,
+            }),
+            Ok(Err(msglog::LogError::OffsetOutOfRange { log_start, .. })) => {
+                // Retention removed the segment meanwhile.
+                Ok(at(Status::OffsetTooSmall, log_start))
+            }
+            Ok(Err(e)) => {
+                warn!(topic = %a.topic, queue = a.queue_id, error = %e, "pull read failed");
+                Err("store getMessage return null".into())
+            }
+            Err(_) => Err("store getMessage return null".into()),
+        }
+    }
+
+    /// Waits until the queue has a message at or past the pull's offset, or the deadline.
+    async fn wait_for_messages(&self, a: &PullArgs, deadline: Instant) {
+        loop {
+            let queue = self.store.queue(a.serial, a.queue_id);
+            let mut notified = queue.as_ref().map(|q| Box::pin(q.arrived.notified()));
+            if let Some(n) = notified.as_mut() {
+                n.as_mut().enable();
+            }
+            let has = queue.as_ref().is_some_and(|q| q.max_offset() > a.offset);
+            let now = Instant::now();
+            if has || now >= deadline {
+                return;
+            }
+            let wait = (deadline - now).min(RECHECK);
+            match notified {
+                Some(n) => {
+                    let _ = tokio::time::timeout(wait, n).await;
+                }
+                None => tokio::time::sleep(wait).await,
+            }
+        }
+    }
+}
+
+fn pull_response(req: &RemotingCommand, f: Fetched) -> RemotingCommand {
+    let code = match f.status {
+        Status::Found => codes::SUCCESS,
+        Status::NoMatchedMessage => codes::PULL_RETRY_IMMEDIATELY,
+        Status::NoMessageInQueue => {
+            if req.ext_i64("queueOffset").unwrap_or(0) != 0 {
+                codes::PULL_OFFSET_MOVED
+            } else {
+                codes::PULL_NOT_FOUND
+            }
+        }
+        Status::OffsetOverflowOne => codes::PULL_NOT_FOUND,
+        Status::OffsetTooSmall | Status::OffsetOverflowBadly => codes::PULL_OFFSET_MOVED,
+    };
+    let mut resp = RemotingCommand::response_to(req, code, Some(f.status.name().to_string()));
+    resp.ext_fields
+        .insert("suggestWhichBrokerId".into(), "0".into());
+    resp.ext_fields
+        .insert("nextBeginOffset".into(), f.next_begin.to_string());
+    resp.ext_fields
+        .insert("minOffset".into(), f.min.to_string());
+    resp.ext_fields
+        .insert("maxOffset".into(), f.max.to_string());
+    resp.body = f.body.into();
+    resp
+}

@@ -1,0 +1,539 @@
+//! SEND_MESSAGE (v1 header), SEND_MESSAGE_V2 (one-letter header names), SEND_BATCH_MESSAGE
+//! and CONSUMER_SEND_MSG_BACK; and [`Broker::put_messages`], the one way messages enter a
+//! queue (delayed ones go to `SCHEDULE_TOPIC_XXXX` first, as Apache's commit log does).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use msglog::LogError;
+use rand::Rng;
+use tracing::{debug, info, warn};
+
+use super::header::{field, Header};
+use super::topics::{check_topic_name, perm, system, TopicConfig};
+use super::{now_ms, Broker};
+use crate::message::{
+    decode_batch, offset_message_id, prop, sys_flag, MessageError, PhysicalOffset, Properties,
+    StoredMessage,
+};
+use crate::namesrv::APPLY_TOPIC_SUGGESTION;
+use crate::remoting::{codes, RemotingCommand};
+use crate::server::Connection;
+
+/// Apache's 18 delay levels (`messageDelayLevel`), in milliseconds.
+pub const DELAY_LEVELS_MS: [i64; 18] = [
+    1_000, 5_000, 10_000, 30_000, 60_000, 120_000, 180_000, 240_000, 300_000, 360_000, 420_000,
+    480_000, 540_000, 600_000, 1_200_000, 1_800_000, 3_600_000, 7_200_000,
+];
+
+/// Where a put message landed.
+pub struct Placed {
+    pub queue_offset: i64,
+    pub physical_offset: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PutError {
+    #[error("topic[{0}] not exist")]
+    NoTopic(String),
+    #[error("{0}")]
+    Illegal(#[from] MessageError),
+    #[error("{0}")]
+    Log(#[from] LogError),
+}
+
+/// SEND_MESSAGE_V2's one-letter names, in the order of `SendMessageRequestHeaderV2`.
+const V2_NAMES: [(&str, &str); 13] = [
+    ("a", "producerGroup"),
+    ("b", "topic"),
+    ("c", "defaultTopic"),
+    ("d", "defaultTopicQueueNums"),
+    ("e", "queueId"),
+    ("f", "sysFlag"),
+    ("g", "bornTimestamp"),
+    ("h", "flag"),
+    ("i", "properties"),
+    ("j", "reconsumeTimes"),
+    ("k", "unitMode"),
+    ("l", "maxReconsumeTimes"),
+    ("m", "batch"),
+];
+
+impl Broker {
+    pub(super) async fn send_message(
+        self: &Arc<Self>,
+        conn: &Arc<Connection>,
+        req: &RemotingCommand,
+    ) -> RemotingCommand {
+        let mut header = req.clone();
+        if req.code != codes::SEND_MESSAGE {
+            // V2 and batch headers use the short names; normalise to the v1 ones.
+            for (short, long) in V2_NAMES {
+                if let Some(v) = req.ext_fields.get(short) {
+                    header.ext_fields.insert(long.to_string(), v.clone());
+                }
+            }
+        }
+        let h = &header;
+        let topic = field!(req, h.required("topic")).to_string();
+        let queue_id = field!(req, h.int("queueId")) as i32;
+        let sys_flag_in = field!(req, h.int("sysFlag")) as i32;
+        let born_timestamp = field!(req, h.int("bornTimestamp"));
+        let flag = field!(req, h.int("flag")) as i32;
+        let reconsume_times = field!(req, h.opt_int("reconsumeTimes")).unwrap_or(0) as i32;
+        let max_reconsume = field!(req, h.opt_int("maxReconsumeTimes"));
+        let default_topic = h
+            .ext("defaultTopic")
+            .unwrap_or(system::AUTO_CREATE)
+            .to_string();
+        let default_queues = field!(req, h.opt_int("defaultTopicQueueNums")).unwrap_or(4) as i32;
+        let properties = Properties::parse(h.ext("properties").unwrap_or_default());
+
+        let mut resp = RemotingCommand::response_to(req, codes::SUCCESS, None);
+        resp.ext_fields
+            .insert("MSG_REGION".into(), "DefaultRegion".into());
+        resp.ext_fields.insert("TRACE_ON".into(), "true".into());
+
+        if let Err(remark) = check_topic_name(&topic) {
+            return refuse(resp, codes::SYSTEM_ERROR, remark);
+        }
+        if system::send_forbidden(&topic) {
+            return refuse(
+                resp,
+                codes::NO_PERMISSION,
+                &format!("Sending message to topic[{topic}] is forbidden."),
+            );
+        }
+        let Some(config) = self
+            .topic_for_send(&topic, &default_topic, default_queues, conn.peer)
+            .await
+        else {
+            return refuse(
+                resp,
+                codes::TOPIC_NOT_EXIST,
+                &format!("topic[{topic}] not exist, apply first please!{APPLY_TOPIC_SUGGESTION}"),
+            );
+        };
+        if queue_id >= config.queue_count() {
+            return refuse(
+                resp,
+                codes::SYSTEM_ERROR,
+                &format!(
+                    "request queueId[{queue_id}] is illegal, {} Producer: {}",
+                    config.describe(),
+                    conn.peer
+                ),
+            );
+        }
+        if !perm::writable(config.perm) {
+            return refuse(
+                resp,
+                codes::NO_PERMISSION,
+                &format!("the topic[{topic}] sending message is forbidden"),
+            );
+        }
+        let queue_id = if queue_id < 0 {
+            rand::thread_rng().gen_range(0..config.write_queue_nums.max(1))
+        } else {
+            queue_id
+        };
+        let mut topic = topic;
+        let mut queue_id = queue_id;
+        // A message sent to a retry topic past its group's retries goes to the dead letters.
+        if let Some(group) = topic.strip_prefix(system::RETRY_PREFIX) {
+            let Some(g) = self.tables.group(group) else {
+                return refuse(
+                    resp,
+                    codes::SUBSCRIPTION_GROUP_NOT_EXIST,
+                    &format!("subscription group not exist, {group} \nSee http://rocketmq.apache.org/docs/faq/ for further details."),
+                );
+            };
+            let max = max_reconsume.map_or(g.retry_max_times, |m| m as i32);
+            if reconsume_times >= max {
+                let dlq = system::dlq_topic(group);
+                if self
+                    .ensure_topic(&dlq, 1, perm::READ | perm::WRITE)
+                    .await
+                    .is_none()
+                {
+                    return refuse(
+                        resp,
+                        codes::SYSTEM_ERROR,
+                        &format!("topic[{dlq}] not exist"),
+                    );
+                }
+                topic = dlq;
+                queue_id = 0;
+            }
+        }
+
+        let mut stored_props = properties.clone();
+        stored_props.remove(prop::WAIT);
+        stored_props.set(prop::CLUSTER, self.config.cluster.clone());
+        let base = StoredMessage {
+            topic: topic.clone(),
+            queue_id,
+            flag,
+            sys_flag: sys_flag_in,
+            born_timestamp,
+            born_host: conn.peer,
+            store_timestamp: 0,
+            store_host: self.store_host(),
+            reconsume_times,
+            prepared_transaction_offset: 0,
+            body: req.body.clone(),
+            properties: stored_props,
+        };
+        let messages = if req.code == codes::SEND_BATCH_MESSAGE {
+            let batch = match decode_batch(&req.body) {
+                Ok(b) if !b.is_empty() => b,
+                _ => {
+                    return refuse(resp, codes::MESSAGE_ILLEGAL, &self.illegal_remark());
+                }
+            };
+            batch
+                .into_iter()
+                .map(|m| {
+                    let mut props = m.properties;
+                    props.remove(prop::WAIT);
+                    props.set(prop::CLUSTER, self.config.cluster.clone());
+                    StoredMessage {
+                        flag: m.flag,
+                        body: m.body,
+                        properties: props,
+                        ..base.clone()
+                    }
+                })
+                .collect()
+        } else {
+            vec![base]
+        };
+        if messages
+            .iter()
+            .any(|m| m.body.len() > self.config.max_message_size)
+        {
+            return refuse(resp, codes::MESSAGE_ILLEGAL, &self.illegal_remark());
+        }
+        if properties.get(prop::TRANSACTION_PREPARED) == Some("true") {
+            return self.prepare_transaction(resp, messages).await;
+        }
+        match self.put_messages(messages).await {
+            Ok(placed) => {
+                let ids: Vec<String> = placed
+                    .iter()
+                    .map(|p| offset_message_id(self.store_host(), p.physical_offset))
+                    .collect();
+                resp.ext_fields.insert("msgId".into(), ids.join(","));
+                resp.ext_fields
+                    .insert("queueId".into(), queue_id.to_string());
+                let first = placed.first().map_or(0, |p| p.queue_offset);
+                resp.ext_fields
+                    .insert("queueOffset".into(), first.to_string());
+                resp
+            }
+            Err(e) => self.put_error(resp, e),
+        }
+    }
+
+    fn illegal_remark(&self) -> String {
+        format!(
+            "the message is illegal, maybe msg body or properties length not matched. msg body length limit {}B, msg properties length limit 32KB.",
+            self.config.max_message_size
+        )
+    }
+
+    pub(super) fn put_error(&self, resp: RemotingCommand, e: PutError) -> RemotingCommand {
+        match e {
+            PutError::NoTopic(t) => {
+                refuse(resp, codes::SYSTEM_ERROR, &format!("topic[{t}] not exist"))
+            }
+            PutError::Illegal(_) => {
+                let remark = self.illegal_remark();
+                refuse(resp, codes::MESSAGE_ILLEGAL, &remark)
+            }
+            PutError::Log(LogError::QuotaExceeded { used, quota }) => {
+                info!(broker = %self.config.broker_name, used, quota, "send refused: storage quota reached");
+                refuse(
+                    resp,
+                    codes::SERVICE_NOT_AVAILABLE,
+                    &format!("service not available now. It may be caused by one of the following reasons: the broker's disk is full [{}], messages are put to the slave, message store has been shut down, etc.", used.saturating_mul(100) / quota.max(1)),
+                )
+            }
+            PutError::Log(e) => {
+                warn!(broker = %self.config.broker_name, error = %e, "append failed");
+                refuse(resp, codes::SYSTEM_ERROR, "UNKNOWN_ERROR")
+            }
+        }
+    }
+
+    /// The topic to send to, created from the default topic (`TBW102`) when the broker
+    /// allows it, or as a retry topic (`createTopicInSendMessageBackMethod`).
+    async fn topic_for_send(
+        &self,
+        topic: &str,
+        default_topic: &str,
+        default_queues: i32,
+        peer: SocketAddr,
+    ) -> Option<TopicConfig> {
+        if let Some(t) = self.tables.topic(topic) {
+            return Some(t);
+        }
+        if let Some(def) = self.tables.topic(default_topic) {
+            if def.perm & perm::INHERIT != 0 {
+                let queues = default_queues.min(def.write_queue_nums).max(0);
+                let config = TopicConfig::new(topic, queues, def.perm & !perm::INHERIT);
+                let created = self.create_topic(config).await;
+                if created.is_some() {
+                    info!(topic, default_topic, %peer, "topic created by a producer through the default topic");
+                }
+                return created;
+            }
+        }
+        if topic.starts_with(system::RETRY_PREFIX) {
+            return self.ensure_topic(topic, 1, perm::READ | perm::WRITE).await;
+        }
+        None
+    }
+
+    /// The topic, created with `queues` and `perm` if missing.
+    pub(super) async fn ensure_topic(
+        &self,
+        topic: &str,
+        queues: i32,
+        perm: i32,
+    ) -> Option<TopicConfig> {
+        if let Some(t) = self.tables.topic(topic) {
+            return Some(t);
+        }
+        self.create_topic(TopicConfig::new(topic, queues, perm))
+            .await
+    }
+
+    pub(super) async fn create_topic(&self, config: TopicConfig) -> Option<TopicConfig> {
+        match self.tables.put_topic(config) {
+            Ok((c, changed)) => {
+                if changed {
+                    self.tables_changed().await;
+                }
+                Some(c)
+            }
+            Err(e) => {
+                warn!(error = %e, "topic creation failed");
+                None
+            }
+        }
+    }
+
+    /// Appends messages (all to one queue, as one send or batch gives them) and wakes the
+    /// pulls waiting on it. A message with a delay level goes to the schedule topic.
+    pub(crate) async fn put_messages(
+        self: &Arc<Self>,
+        mut messages: Vec<StoredMessage>,
+    ) -> Result<Vec<Placed>, PutError> {
+        let now = now_ms();
+        for m in &mut messages {
+            m.store_timestamp = now;
+            let tx = m.sys_flag & sys_flag::TRANSACTION_MASK;
+            let level = m
+                .properties
+                .get(prop::DELAY)
+                .and_then(|d| d.trim().parse::<i32>().ok())
+                .unwrap_or(0);
+            if level > 0 && (tx == 0 || tx == sys_flag::TRANSACTION_COMMIT) {
+                let level = level.min(DELAY_LEVELS_MS.len() as i32);
+                m.properties.set(prop::REAL_TOPIC, m.topic.clone());
+                m.properties.set(prop::REAL_QID, m.queue_id.to_string());
+                m.topic = system::SCHEDULE.to_string();
+                m.queue_id = level - 1;
+            }
+        }
+        let Some(first) = messages.first() else {
+            return Ok(Vec::new());
+        };
+        let topic = first.topic.clone();
+        let queue_id = first.queue_id;
+        let config = self
+            .tables
+            .topic(&topic)
+            .ok_or_else(|| PutError::NoTopic(topic.clone()))?;
+        let encoded: Vec<Vec<u8>> = messages
+            .iter()
+            .map(StoredMessage::encode)
+            .collect::<Result<_, _>>()?;
+        let serial = config.serial;
+        let b = self.clone();
+        let (queue, base) = tokio::task::spawn_blocking(move || -> Result<_, LogError> {
+            let q = b.store.queue_for_write(serial, queue_id)?;
+            let refs: Vec<&[u8]> = encoded.iter().map(Vec::as_slice).collect();
+            let base = super::QueueStore::append(&q, &refs, now)?;
+            Ok((q, base))
+        })
+        .await
+        .map_err(|e| PutError::Log(LogError::Io(std::io::Error::other(e.to_string()))))??;
+        queue.arrived.notify_waiters();
+        debug!(
+            topic,
+            queue_id,
+            base,
+            count = messages.len(),
+            "messages stored"
+        );
+        Ok((0..messages.len() as i64)
+            .map(|i| Placed {
+                queue_offset: base + i,
+                physical_offset: PhysicalOffset::new(serial, queue_id, base + i).encode(),
+            })
+            .collect())
+    }
+
+    /// CONSUMER_SEND_MSG_BACK: a consumer failed a message; it goes to the group's retry
+    /// topic with the next delay level, or to its dead-letter topic after `retryMaxTimes`.
+    pub(super) async fn consumer_send_back(
+        self: &Arc<Self>,
+        req: &RemotingCommand,
+    ) -> RemotingCommand {
+        let offset = field!(req, req.int("offset"));
+        let group = field!(req, req.required("group")).to_string();
+        let delay_level = field!(req, req.int("delayLevel")) as i32;
+        let max_reconsume = field!(req, req.opt_int("maxReconsumeTimes"));
+        let resp = RemotingCommand::response_to(req, codes::SUCCESS, None);
+        let Some(g) = self.group_for_consumer(&group).await else {
+            return refuse(
+                resp,
+                codes::SUBSCRIPTION_GROUP_NOT_EXIST,
+                &format!("subscription group not exist, {group} \nSee http://rocketmq.apache.org/docs/faq/ for further details."),
+            );
+        };
+        if g.retry_queue_nums <= 0 {
+            return resp;
+        }
+        let retry = system::retry_topic(&group);
+        if self
+            .ensure_topic(&retry, g.retry_queue_nums, perm::READ | perm::WRITE)
+            .await
+            .is_none()
+        {
+            return refuse(
+                resp,
+                codes::SYSTEM_ERROR,
+                &format!("topic[{retry}] not exist"),
+            );
+        }
+        let Some((mut msg, _, physical)) = self.message_at(offset).await else {
+            return refuse(
+                resp,
+                codes::SYSTEM_ERROR,
+                &format!("look message by offset failed, {offset}"),
+            );
+        };
+        if msg.properties.get(prop::RETRY_TOPIC).is_none() {
+            msg.properties.set(prop::RETRY_TOPIC, msg.topic.clone());
+        }
+        msg.properties.remove(prop::WAIT);
+        let max = max_reconsume.map_or(g.retry_max_times, |m| m as i32);
+        let (topic, queue_id) = if msg.reconsume_times >= max || delay_level < 0 {
+            let dlq = system::dlq_topic(&group);
+            if self
+                .ensure_topic(&dlq, 1, perm::READ | perm::WRITE)
+                .await
+                .is_none()
+            {
+                return refuse(
+                    resp,
+                    codes::SYSTEM_ERROR,
+                    &format!("topic[{dlq}] not exist"),
+                );
+            }
+            msg.properties.remove(prop::DELAY);
+            (dlq, 0)
+        } else {
+            let level = if delay_level == 0 {
+                3 + msg.reconsume_times
+            } else {
+                delay_level
+            };
+            msg.properties.set(prop::DELAY, level.to_string());
+            let q = rand::thread_rng().gen_range(0..g.retry_queue_nums.max(1));
+            (retry, q)
+        };
+        if msg.properties.get(prop::ORIGIN_MESSAGE_ID).is_none() {
+            let id = offset_message_id(msg.store_host, physical);
+            msg.properties.set(prop::ORIGIN_MESSAGE_ID, id);
+        }
+        let back = StoredMessage {
+            topic,
+            queue_id,
+            reconsume_times: msg.reconsume_times + 1,
+            ..msg
+        };
+        match self.put_messages(vec![back]).await {
+            Ok(_) => resp,
+            Err(e) => self.put_error(resp, e),
+        }
+    }
+
+    /// The message a physical offset names, if its queue still has it.
+    pub(crate) async fn message_at(
+        self: &Arc<Self>,
+        physical: i64,
+    ) -> Option<(StoredMessage, i64, i64)> {
+        let po = PhysicalOffset::decode(physical);
+        let topic = self.tables.topic_by_serial(po.topic_serial)?;
+        let queue = self.store.queue(topic.serial, po.queue_id as i32)?;
+        // The id keeps the low 32 bits of the queue offset: find the one it names.
+        let max = queue.max_offset();
+        let mut offset = (max & !0xffff_ffff) | i64::from(po.queue_offset);
+        if offset >= max {
+            offset -= 1 << 32;
+        }
+        let m = tokio::task::spawn_blocking(move || super::QueueStore::read_one(&queue, offset))
+            .await
+            .ok()?
+            .ok()??;
+        let (msg, qo, po) = StoredMessage::decode(&m.bytes).ok()?;
+        Some((msg, qo, po))
+    }
+
+    /// A transaction's half message: kept in the half topic until END_TRANSACTION.
+    async fn prepare_transaction(
+        self: &Arc<Self>,
+        resp: RemotingCommand,
+        messages: Vec<StoredMessage>,
+    ) -> RemotingCommand {
+        let Some(msg) = messages.into_iter().next() else {
+            return resp;
+        };
+        let resp = resp;
+        let mut half = msg;
+        half.properties.set(prop::REAL_TOPIC, half.topic.clone());
+        half.properties
+            .set(prop::REAL_QID, half.queue_id.to_string());
+        half.sys_flag &= !sys_flag::TRANSACTION_MASK;
+        let queue_id = half.queue_id;
+        half.topic = system::TRANS_HALF.to_string();
+        half.queue_id = 0;
+        match self.put_messages(vec![half]).await {
+            Ok(placed) => {
+                let mut resp = resp;
+                if let Some(p) = placed.first() {
+                    resp.ext_fields.insert(
+                        "msgId".into(),
+                        offset_message_id(self.store_host(), p.physical_offset),
+                    );
+                    resp.ext_fields
+                        .insert("queueId".into(), queue_id.to_string());
+                    resp.ext_fields
+                        .insert("queueOffset".into(), p.queue_offset.to_string());
+                }
+                resp
+            }
+            Err(e) => self.put_error(resp, e),
+        }
+    }
+}
+
+pub(super) fn refuse(mut resp: RemotingCommand, code: i32, remark: &str) -> RemotingCommand {
+    resp.code = code;
+    resp.remark = Some(remark.to_string());
+    resp
+}

@@ -1,0 +1,178 @@
+//! Message queues on `msglog`: queue `q` of the topic with serial `s` is the partition
+//! `t<s>-<q>`, one record per message, the record offset being the queue offset. Each
+//! record is a stored message (`message.rs`) with its offsets zeroed; they are filled in as
+//! messages are read.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use msglog::{batch, LogConfig, LogError, LogStore, Partition, StoreConfig};
+use parking_lot::RwLock;
+use tokio::sync::Notify;
+
+use crate::message::{patch_offsets, PhysicalOffset};
+
+/// One message queue: its log and a wake-up for pulls suspended on it.
+pub struct MessageQueue {
+    pub serial: u32,
+    pub queue_id: i32,
+    pub log: Arc<Partition>,
+    pub arrived: Notify,
+}
+
+impl MessageQueue {
+    pub fn min_offset(&self) -> i64 {
+        self.log.log_start_offset()
+    }
+
+    pub fn max_offset(&self) -> i64 {
+        self.log.high_watermark()
+    }
+}
+
+/// A message read back: its queue offset, physical offset and stored bytes (offsets filled).
+pub struct ReadMessage {
+    pub queue_offset: i64,
+    pub physical_offset: i64,
+    pub bytes: Vec<u8>,
+}
+
+pub struct QueueStore {
+    log: LogStore,
+    queues: RwLock<HashMap<(u32, i32), Arc<MessageQueue>>>,
+}
+
+fn log_name(serial: u32) -> String {
+    format!("t{serial}")
+}
+
+impl QueueStore {
+    /// Opens the log directory and recovers every queue in it.
+    pub fn open(dir: &Path, config: StoreConfig) -> Result<QueueStore, LogError> {
+        let log = LogStore::open(dir, config)?;
+        let s = QueueStore {
+            log,
+            queues: RwLock::new(HashMap::new()),
+        };
+        for (name, id) in s.log.partitions_on_disk()? {
+            if let Some(serial) = name.strip_prefix('t').and_then(|n| n.parse::<u32>().ok()) {
+                s.open_queue(serial, id)?;
+            }
+        }
+        Ok(s)
+    }
+
+    pub fn log(&self) -> &LogStore {
+        &self.log
+    }
+
+    fn open_queue(&self, serial: u32, queue_id: i32) -> Result<Arc<MessageQueue>, LogError> {
+        if let Some(q) = self.queues.read().get(&(serial, queue_id)) {
+            return Ok(q.clone());
+        }
+        let log = self
+            .log
+            .open_partition(&log_name(serial), queue_id, LogConfig::default())?;
+        let q = Arc::new(MessageQueue {
+            serial,
+            queue_id,
+            log,
+            arrived: Notify::new(),
+        });
+        Ok(self
+            .queues
+            .write()
+            .entry((serial, queue_id))
+            .or_insert(q)
+            .clone())
+    }
+
+    /// The queue if it has ever been written (blocking: may create its directory).
+    pub fn queue_for_write(
+        &self,
+        serial: u32,
+        queue_id: i32,
+    ) -> Result<Arc<MessageQueue>, LogError> {
+        self.open_queue(serial, queue_id)
+    }
+
+    /// The queue if it exists; a queue never written has no log and is empty.
+    pub fn queue(&self, serial: u32, queue_id: i32) -> Option<Arc<MessageQueue>> {
+        self.queues.read().get(&(serial, queue_id)).cloned()
+    }
+
+    /// (min, max) offsets; (0, 0) for a queue never written.
+    pub fn offsets(&self, serial: u32, queue_id: i32) -> (i64, i64) {
+        self.queue(serial, queue_id)
+            .map_or((0, 0), |q| (q.min_offset(), q.max_offset()))
+    }
+
+    /// Appends stored messages (blocking); returns the first queue offset.
+    pub fn append(queue: &MessageQueue, messages: &[&[u8]], now_ms: i64) -> Result<i64, LogError> {
+        let records = batch::encode_entries(messages, now_ms);
+        let info = queue.log.append(&records, now_ms)?;
+        Ok(info.base_offset)
+    }
+
+    /// Up to `max_count` messages from `offset` within about `max_bytes` (blocking), their
+    /// offsets filled in.
+    pub fn read(
+        queue: &MessageQueue,
+        offset: i64,
+        max_count: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<ReadMessage>, LogError> {
+        let fetched = queue.log.read(offset, max_bytes)?;
+        let mut out = Vec::new();
+        let mut bytes = 0usize;
+        for (o, entry) in batch::decode_entries(&fetched.records)? {
+            if o < offset {
+                continue;
+            }
+            if out.len() >= max_count || (bytes > 0 && bytes + entry.len() > max_bytes) {
+                break;
+            }
+            let physical = PhysicalOffset::new(queue.serial, queue.queue_id, o).encode();
+            let mut m = entry.to_vec();
+            patch_offsets(&mut m, o, physical);
+            bytes += m.len();
+            out.push(ReadMessage {
+                queue_offset: o,
+                physical_offset: physical,
+                bytes: m,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The one message at `offset`, if the queue still has it (blocking).
+    pub fn read_one(queue: &MessageQueue, offset: i64) -> Result<Option<ReadMessage>, LogError> {
+        if offset < queue.min_offset() || offset >= queue.max_offset() {
+            return Ok(None);
+        }
+        Ok(Self::read(queue, offset, 1, 1)?
+            .into_iter()
+            .next()
+            .filter(|m| m.queue_offset == offset))
+    }
+
+    /// Removes every queue of a topic and its logs (blocking).
+    pub fn remove_topic(&self, serial: u32) -> Result<(), LogError> {
+        self.queues.write().retain(|(s, _), _| *s != serial);
+        self.log.remove_topic(&log_name(serial))
+    }
+
+    /// Every open queue of a topic.
+    pub fn queues_of(&self, serial: u32) -> Vec<Arc<MessageQueue>> {
+        let mut v: Vec<_> = self
+            .queues
+            .read()
+            .values()
+            .filter(|q| q.serial == serial)
+            .cloned()
+            .collect();
+        v.sort_by_key(|q| q.queue_id);
+        v
+    }
+}

@@ -1,0 +1,252 @@
+//! Connections of the remoting protocol, shared by the name server and the brokers.
+//!
+//! One task reads a connection's frames and hands each request to its [`Service`] in turn
+//! (so requests of one connection are handled in the order sent, as Netty's pipeline does
+//! with one processor executor per code); one task writes what the service answers. A
+//! handler that must answer later (a suspended pull) keeps the [`Connection`] and sends on
+//! it when ready. Brokers also call clients over their connection (NOTIFY_CONSUMER_IDS_CHANGED,
+//! CHECK_TRANSACTION_STATE, CONSUME_MESSAGE_DIRECTLY): [`Connection::request`] pairs the
+//! client's response with the call by opaque id.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use parking_lot::Mutex;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tracing::{debug, info, warn};
+
+use crate::broker::Broker;
+use crate::namesrv::NameServer;
+use crate::remoting::{self, codes, RemotingCommand};
+
+/// Responses and calls queued for one connection's writer; a reader waits when it is full,
+/// so a client that does not read its responses stops being read.
+const OUTBOUND_QUEUE: usize = 1024;
+
+/// What answers a listener's requests.
+#[derive(Clone)]
+pub enum Service {
+    NameServer(Arc<NameServer>),
+    Broker(Arc<Broker>),
+}
+
+impl Service {
+    async fn handle(
+        &self,
+        conn: &Arc<Connection>,
+        request: RemotingCommand,
+    ) -> Option<RemotingCommand> {
+        match self {
+            Service::NameServer(n) => Some(n.handle(conn, request)),
+            Service::Broker(b) => b.handle(conn, request).await,
+        }
+    }
+
+    fn closed(&self, conn: &Arc<Connection>) {
+        if let Service::Broker(b) = self {
+            b.connection_closed(conn);
+        }
+    }
+}
+
+static CONNECTION_IDS: AtomicU64 = AtomicU64::new(1);
+
+/// One client connection: its addresses and a way to write to it.
+pub struct Connection {
+    pub id: u64,
+    pub peer: SocketAddr,
+    pub local: SocketAddr,
+    outbound: mpsc::Sender<RemotingCommand>,
+    pending: Mutex<HashMap<i32, oneshot::Sender<RemotingCommand>>>,
+    next_opaque: AtomicI32,
+    closed: AtomicBool,
+}
+
+impl Connection {
+    /// Queues a response or oneway call; false when the connection is gone.
+    pub async fn send(&self, cmd: RemotingCommand) -> bool {
+        self.outbound.send(cmd).await.is_ok()
+    }
+
+    /// Queues without waiting; false when the connection is gone or its queue is full.
+    pub fn try_send(&self, cmd: RemotingCommand) -> bool {
+        self.outbound.try_send(cmd).is_ok()
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Relaxed)
+    }
+
+    /// Sends a request to the client on this connection.
+    pub fn oneway(&self, mut request: RemotingCommand) -> bool {
+        request.opaque = self.next_opaque.fetch_add(1, Ordering::Relaxed);
+        request.set_oneway();
+        self.try_send(request)
+    }
+
+    /// Calls the client on this connection and waits for its response.
+    pub async fn request(
+        &self,
+        mut request: RemotingCommand,
+        timeout: Duration,
+    ) -> Option<RemotingCommand> {
+        let opaque = self.next_opaque.fetch_add(1, Ordering::Relaxed);
+        request.opaque = opaque;
+        let (tx, rx) = oneshot::channel();
+        self.pending.lock().insert(opaque, tx);
+        if !self.send(request).await {
+            self.pending.lock().remove(&opaque);
+            return None;
+        }
+        let answer = tokio::time::timeout(timeout, rx).await;
+        self.pending.lock().remove(&opaque);
+        answer.ok()?.ok()
+    }
+
+    fn complete(&self, response: RemotingCommand) {
+        if let Some(tx) = self.pending.lock().remove(&response.opaque) {
+            let _ = tx.send(response);
+        } else {
+            debug!(
+                conn = self.id,
+                opaque = response.opaque,
+                "response to no pending call"
+            );
+        }
+    }
+}
+
+/// A listener and its accept task.
+pub struct Listener {
+    local_addr: SocketAddr,
+    accept: JoinHandle<()>,
+}
+
+impl Listener {
+    pub async fn bind(addr: SocketAddr, service: Service) -> std::io::Result<Listener> {
+        Listener::serve(TcpListener::bind(addr).await?, service)
+    }
+
+    /// Serves a socket already bound (a broker binds first to learn its port).
+    pub fn serve(listener: TcpListener, service: Service) -> std::io::Result<Listener> {
+        let local_addr = listener.local_addr()?;
+        let accept = tokio::spawn(accept_loop(listener, service));
+        Ok(Listener { local_addr, accept })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Stops accepting (open connections end with their clients).
+    pub async fn stop(self) {
+        self.accept.abort();
+        let _ = self.accept.await;
+    }
+}
+
+async fn accept_loop(listener: TcpListener, service: Service) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                let _ = stream.set_nodelay(true);
+                tokio::spawn(serve(stream, peer, service.clone()));
+            }
+            Err(e) => {
+                warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+async fn serve(stream: TcpStream, peer: SocketAddr, service: Service) {
+    let local = stream.local_addr().unwrap_or(peer);
+    let (mut reader, mut writer) = stream.into_split();
+    let (tx, mut rx) = mpsc::channel::<RemotingCommand>(OUTBOUND_QUEUE);
+    let conn = Arc::new(Connection {
+        id: CONNECTION_IDS.fetch_add(1, Ordering::Relaxed),
+        peer,
+        local,
+        outbound: tx,
+        pending: Mutex::new(HashMap::new()),
+        next_opaque: AtomicI32::new(1),
+        closed: AtomicBool::new(false),
+    });
+    debug!(conn = conn.id, %peer, "remoting connection opened");
+    let writer_task = tokio::spawn(async move {
+        let mut buf = BytesMut::with_capacity(64 * 1024);
+        while let Some(cmd) = rx.recv().await {
+            remoting::encode(&cmd, &mut buf);
+            // Whatever else is queued goes out in the same write.
+            while buf.len() < 1024 * 1024 {
+                match rx.try_recv() {
+                    Ok(cmd) => remoting::encode(&cmd, &mut buf),
+                    Err(_) => break,
+                }
+            }
+            if writer.write_all(&buf).await.is_err() {
+                break;
+            }
+            buf.clear();
+        }
+    });
+
+    let mut buf = BytesMut::with_capacity(16 * 1024);
+    'read: loop {
+        loop {
+            match remoting::decode(&mut buf, remoting::DEFAULT_MAX_FRAME) {
+                Ok(Some(cmd)) => {
+                    if cmd.is_response() {
+                        conn.complete(cmd);
+                        continue;
+                    }
+                    let oneway = cmd.is_oneway();
+                    let code = cmd.code;
+                    if let Some(response) = service.handle(&conn, cmd).await {
+                        if !oneway && !conn.send(response).await {
+                            break 'read;
+                        }
+                    } else {
+                        debug!(conn = conn.id, code, "request answered later or oneway");
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    // Apache RocketMQ closes the channel on a frame it cannot decode.
+                    info!(conn = conn.id, %peer, error = %e, "closing connection: bad frame");
+                    break 'read;
+                }
+            }
+        }
+        if buf.capacity() - buf.len() < 4096 {
+            buf.reserve(16 * 1024);
+        }
+        match reader.read_buf(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+    conn.closed.store(true, Ordering::Relaxed);
+    service.closed(&conn);
+    // Handlers may still hold the connection (a suspended pull); what they send now goes
+    // nowhere, and the socket closes here.
+    writer_task.abort();
+    debug!(%peer, "remoting connection closed");
+}
+
+/// The response Apache RocketMQ gives to a request code nobody handles.
+pub fn not_supported(request: &RemotingCommand) -> RemotingCommand {
+    RemotingCommand::response_to(
+        request,
+        codes::REQUEST_CODE_NOT_SUPPORTED,
+        Some(format!(" request type {} not supported", request.code)),
+    )
+}
