@@ -348,3 +348,27 @@ def test_malformed_frames_close_only_their_connection(rocketmq):
     h, _, _ = good.call(GET_ROUTEINFO_BY_TOPIC, {"topic": "TBW102"})
     assert h["code"] == SUCCESS
     assert rmq.proc.poll() is None
+
+
+def test_plain_acl_signs_and_permissions(rocketmq, tmp_path):
+    acl = tmp_path / "plain_acl.json"
+    acl.write_text(json.dumps({
+        "globalWhiteRemoteAddresses": [],
+        "accounts": [
+            {"accessKey": "RocketMQ", "secretKey": "12345678", "whiteRemoteAddress": "", "admin": False,
+             "defaultTopicPerm": "DENY", "defaultGroupPerm": "SUB", "topicPerms": ["acl-open=PUB|SUB"]},
+            {"accessKey": "rocketmq2", "secretKey": "12345678", "admin": True},
+        ],
+    }))
+    rmq = rocketmq(extra_args=["--acl-file", str(acl)])
+    got = java("acl", rmq.namesrv, "acl-open", "acl-closed", "RocketMQ", "12345678")
+    assert got["sent"] == "SEND_OK" and got["consumed"] is True, got
+    # Refusals as Apache 4.9's remoting layer reports an AclException: SYSTEM_ERROR (1).
+    assert got["noPermission"]["code"] == SYSTEM_ERROR
+    assert "AclException: No default permission for topic:acl-closed" in got["noPermission"]["remark"], got
+    assert got["wrongSecret"]["code"] == SYSTEM_ERROR
+    assert "AclException: Check signature failed for accessKey=RocketMQ" in got["wrongSecret"]["remark"], got
+    # Unsigned requests are refused too.
+    w = wire.Wire(rmq.broker_addrs[0])
+    h, _, _ = w.call(GET_MAX_OFFSET, {"topic": "acl-open", "queueId": "0"})
+    assert (h["code"], h["remark"]) == (SYSTEM_ERROR, "org.apache.rocketmq.acl.common.AclException: No accessKey is configured")

@@ -47,6 +47,11 @@ pub struct RocketmqArgs {
     /// (Apache's transactionTimeOut).
     #[arg(long, default_value_t = 6_000)]
     transaction_timeout_ms: u64,
+    /// Switch plain ACL on with the accounts of this file: Apache's plain_acl.yml in its JSON
+    /// form (globalWhiteRemoteAddresses, accounts with accessKey, secretKey,
+    /// whiteRemoteAddress, admin, defaultTopicPerm, defaultGroupPerm, topicPerms, groupPerms).
+    #[arg(long)]
+    acl_file: Option<PathBuf>,
 }
 
 pub async fn run(args: RocketmqArgs) -> anyhow::Result<()> {
@@ -58,6 +63,19 @@ pub async fn run(args: RocketmqArgs) -> anyhow::Result<()> {
     if args.brokers == 0 || args.brokers > 26 {
         anyhow::bail!("--brokers must be between 1 and 26");
     }
+    let acl = match &args.acl_file {
+        Some(path) => {
+            let text = std::fs::read(path)
+                .with_context(|| format!("cannot read the acl file {}", path.display()))?;
+            let config: rocketmq::acl::AclConfig = serde_json::from_slice(&text)
+                .with_context(|| format!("{} is not plain_acl in JSON form", path.display()))?;
+            for account in &config.accounts {
+                rocketmq::acl::check_account(account).map_err(anyhow::Error::msg)?;
+            }
+            Some(config)
+        }
+        None => None,
+    };
     let mut brokers = Vec::new();
     for i in 0..args.brokers {
         let name = format!("broker-{}", char::from(b'a' + i as u8));
@@ -77,6 +95,7 @@ pub async fn run(args: RocketmqArgs) -> anyhow::Result<()> {
         bc.quota_bytes = args.quota_bytes;
         bc.transaction_check_interval = Duration::from_millis(args.transaction_check_interval_ms);
         bc.transaction_timeout = Duration::from_millis(args.transaction_timeout_ms);
+        bc.acl.clone_from(&acl);
         brokers.push(bc);
     }
     let cluster = RocketmqCluster::start(RocketmqConfig {

@@ -8,6 +8,7 @@
 //! and clients; [`message`] is the stored message layout and its ids. [`RocketmqCluster`]
 //! starts one name server and N brokers that register with it in-process.
 
+pub mod acl;
 pub mod broker;
 pub mod message;
 pub mod namesrv;

@@ -25,6 +25,7 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use msglog::{FlushPolicy, LogIo, QuotaPolicy, StoreConfig};
+use parking_lot::RwLock;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
@@ -32,6 +33,7 @@ pub use clients::{ConsumerGroup, Subscription};
 pub use store::QueueStore;
 pub use topics::{GroupConfig, TopicConfig};
 
+use crate::acl::{Acl, AclConfig};
 use crate::namesrv::{BrokerRegistration, NameServer, QueueData};
 use crate::remoting::{codes, RemotingCommand};
 use crate::server::{not_supported, Connection};
@@ -72,6 +74,8 @@ pub struct BrokerConfig {
     pub transaction_timeout: Duration,
     /// How often undecided half messages are checked (`transactionCheckInterval`, 60 s).
     pub transaction_check_interval: Duration,
+    /// Plain ACL (`aclEnable` with `plain_acl.yml`); `None` lets every request through.
+    pub acl: Option<AclConfig>,
 }
 
 impl BrokerConfig {
@@ -90,6 +94,7 @@ impl BrokerConfig {
             max_message_size: 4 * 1024 * 1024,
             transaction_timeout: Duration::from_secs(6),
             transaction_check_interval: Duration::from_secs(60),
+            acl: None,
         }
     }
 }
@@ -114,6 +119,7 @@ pub struct Broker {
     locks: consumer::QueueLocks,
     transactions: transaction::Transactions,
     namesrv: Arc<NameServer>,
+    acl: RwLock<Option<Arc<Acl>>>,
     started: Instant,
     /// One table write at a time, in order.
     table_writes: tokio::sync::Mutex<()>,
@@ -147,6 +153,7 @@ impl Broker {
             },
         )?;
         let offsets = ConsumerOffsets::open(&dir)?;
+        let acl = RwLock::new(config.acl.clone().map(|c| Arc::new(Acl::new(c))));
         let schedule = Schedule::open(&dir)?;
         let broker = Arc::new(Broker {
             config,
@@ -158,6 +165,7 @@ impl Broker {
             locks: consumer::QueueLocks::default(),
             transactions: transaction::Transactions::default(),
             namesrv,
+            acl,
             started: Instant::now(),
             table_writes: tokio::sync::Mutex::new(()),
         });
@@ -312,11 +320,32 @@ impl Broker {
         }
     }
 
+    /// Switches ACL on (with these accounts) or off; requests after this call see it.
+    pub fn set_acl(&self, config: Option<AclConfig>) {
+        *self.acl.write() = config.map(|c| Arc::new(Acl::new(c)));
+    }
+
     pub async fn handle(
         self: &Arc<Self>,
         conn: &Arc<Connection>,
         req: RemotingCommand,
     ) -> Option<RemotingCommand> {
+        let acl = self.acl.read().clone();
+        if let Some(acl) = acl {
+            if let Err(remark) = acl.check(&req, conn.peer.ip()) {
+                info!(
+                    code = req.code,
+                    peer = %conn.peer,
+                    access_key = req.ext(crate::acl::ACCESS_KEY).unwrap_or_default(),
+                    "request refused by acl"
+                );
+                return Some(RemotingCommand::response_to(
+                    &req,
+                    codes::SYSTEM_ERROR,
+                    Some(remark),
+                ));
+            }
+        }
         let response = match req.code {
             codes::SEND_MESSAGE | codes::SEND_MESSAGE_V2 | codes::SEND_BATCH_MESSAGE => {
                 self.send_message(conn, &req).await

@@ -64,6 +64,7 @@ public final class Workload {
             case "errors": out = errors(ns, args[2]); break;
             case "transaction": out = transaction(ns, args[2]); break;
             case "query": out = query(ns, args[2]); break;
+            case "acl": out = acl(ns, args[2], args[3], args[4], args[5]); break;
             case "durable-produce": durableProduce(ns, args[2], Integer.parseInt(args[3])); return;
             case "consume-keys": out = consumeKeys(ns, args[2], args[3], Integer.parseInt(args[4]), Integer.parseInt(args[5])); break;
             default: throw new IllegalArgumentException("unknown scenario " + scenario);
@@ -558,5 +559,78 @@ public final class Workload {
             sb.append('"').append(k).append('"');
         }
         return sb.append("]}").toString();
+    }
+
+    static org.apache.rocketmq.remoting.RPCHook credentials(String ak, String sk) {
+        return new org.apache.rocketmq.acl.common.AclClientRPCHook(new org.apache.rocketmq.acl.common.SessionCredentials(ak, sk));
+    }
+
+    /** The broker's refusal of one send: its response code and remark. */
+    static String refusal(DefaultMQProducer p, Message m) {
+        try {
+            p.send(m);
+            return "{\"code\":0,\"remark\":\"\"}";
+        } catch (MQClientException e) {
+            Throwable cause = e.getCause() instanceof MQBrokerException ? e.getCause() : e;
+            String remark = cause instanceof MQBrokerException ? ((MQBrokerException) cause).getErrorMessage() : e.getErrorMessage();
+            return String.format("{\"code\":%d,\"remark\":%s}", e.getResponseCode(), quote(remark));
+        } catch (MQBrokerException e) {
+            return String.format("{\"code\":%d,\"remark\":%s}", e.getResponseCode(), quote(e.getErrorMessage()));
+        } catch (Exception e) {
+            return String.format("{\"code\":-2,\"remark\":%s}", quote(e.toString()));
+        }
+    }
+
+    static String quote(String s) {
+        return "\"" + (s == null ? "" : s.replace("\\", "\\\\").replace("\"", "\\\"").replace("\n", "\\n")) + "\"";
+    }
+
+    /**
+     * An ACL-enabled broker: the admin account creates the topic; the user account sends to
+     * and consumes from it; a wrong secret and a topic without permission are refused.
+     */
+    static String acl(String ns, String topic, String closedTopic, String ak, String sk) throws Exception {
+        DefaultMQAdminExt admin = new DefaultMQAdminExt(credentials("rocketmq2", "12345678"));
+        admin.setNamesrvAddr(ns);
+        admin.setInstanceName("acl-admin-" + System.nanoTime());
+        admin.start();
+        org.apache.rocketmq.common.protocol.body.ClusterInfo info = admin.examineBrokerClusterInfo();
+        for (org.apache.rocketmq.common.protocol.route.BrokerData b : info.getBrokerAddrTable().values()) {
+            for (String t : new String[] {topic, closedTopic}) {
+                admin.createAndUpdateTopicConfig(b.selectBrokerAddr(), new org.apache.rocketmq.common.TopicConfig(t, 2, 2, 6));
+            }
+        }
+        admin.shutdown();
+        DefaultMQProducer good = new DefaultMQProducer("acl-pg", credentials(ak, sk));
+        good.setNamesrvAddr(ns);
+        good.setInstanceName("acl-good-" + System.nanoTime());
+        good.setPollNameServerInterval(1000);
+        good.start();
+        String sent = good.send(message(topic, "a", "acl-key", "allowed")).getSendStatus().name();
+        String noPermission = refusal(good, message(closedTopic, "a", "k", "not allowed"));
+        good.shutdown();
+        DefaultMQProducer bad = new DefaultMQProducer("acl-pg", credentials(ak, sk + "-wrong"));
+        bad.setNamesrvAddr(ns);
+        bad.setInstanceName("acl-bad-" + System.nanoTime());
+        bad.start();
+        String wrongSecret = refusal(bad, message(topic, "a", "k", "wrong secret"));
+        bad.shutdown();
+        Set<String> got = ConcurrentHashMap.newKeySet();
+        DefaultMQPushConsumer c = new DefaultMQPushConsumer("acl-cg", credentials(ak, sk),
+            new org.apache.rocketmq.client.consumer.rebalance.AllocateMessageQueueAveragely());
+        c.setNamesrvAddr(ns);
+        c.setInstanceName("acl-c-" + System.nanoTime());
+        c.setConsumeFromWhere(ConsumeFromWhere.CONSUME_FROM_FIRST_OFFSET);
+        c.subscribe(topic, "*");
+        c.registerMessageListener((MessageListenerConcurrently) (msgs, ctx) -> {
+            for (MessageExt m : msgs) got.add(m.getKeys());
+            return ConsumeConcurrentlyStatus.CONSUME_SUCCESS;
+        });
+        c.start();
+        long deadline = System.currentTimeMillis() + 60_000;
+        while (System.currentTimeMillis() < deadline && got.isEmpty()) Thread.sleep(100);
+        c.shutdown();
+        return String.format("{\"sent\":\"%s\",\"consumed\":%s,\"noPermission\":%s,\"wrongSecret\":%s}", sent,
+            got.contains("acl-key"), noPermission, wrongSecret);
     }
 }
