@@ -372,3 +372,10 @@ def test_plain_acl_signs_and_permissions(rocketmq, tmp_path):
     w = wire.Wire(rmq.broker_addrs[0])
     h, _, _ = w.call(GET_MAX_OFFSET, {"topic": "acl-open", "queueId": "0"})
     assert (h["code"], h["remark"]) == (SYSTEM_ERROR, "org.apache.rocketmq.acl.common.AclException: No accessKey is configured")
+
+
+def test_admin_reaches_online_consumers(rocketmq):
+    rmq = rocketmq()
+    got = java("online", rmq.namesrv, "live")
+    assert got == {"connections": 1, "direct": "CR_SUCCESS", "directDelivered": True, "runningInfo": True,
+                   "resetQueues": 4, "consumedAgain": 19}, got

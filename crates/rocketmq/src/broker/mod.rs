@@ -11,6 +11,7 @@ mod clients;
 mod consumer;
 mod header;
 mod offsets;
+mod online;
 mod pull;
 mod query;
 mod schedule;
@@ -30,6 +31,7 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 pub use clients::{ConsumerGroup, Subscription};
+pub use online::OnlineError;
 pub use store::QueueStore;
 pub use topics::{GroupConfig, TopicConfig};
 
@@ -377,6 +379,10 @@ impl Broker {
             codes::GET_BROKER_RUNTIME_INFO => self.runtime_info(&req),
             codes::GET_ALL_CONSUMER_OFFSET => self.all_consumer_offsets(&req),
             codes::GET_ALL_DELAY_OFFSET => self.all_delay_offsets(&req),
+            codes::GET_CONSUMER_CONNECTION_LIST => self.consumer_connections(&req),
+            codes::INVOKE_BROKER_TO_RESET_OFFSET => self.invoke_reset_offset(&req).await,
+            codes::GET_CONSUMER_RUNNING_INFO => self.consumer_running_info(&req).await,
+            codes::CONSUME_MESSAGE_DIRECTLY => self.consume_message_directly(&req).await,
             _ => {
                 info!(code = req.code, peer = %conn.peer, "request code not supported");
                 not_supported(&req)

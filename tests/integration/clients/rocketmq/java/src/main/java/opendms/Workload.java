@@ -65,6 +65,7 @@ public final class Workload {
             case "transaction": out = transaction(ns, args[2]); break;
             case "query": out = query(ns, args[2]); break;
             case "acl": out = acl(ns, args[2], args[3], args[4], args[5]); break;
+            case "online": out = online(ns, args[2]); break;
             case "durable-produce": durableProduce(ns, args[2], Integer.parseInt(args[3])); return;
             case "consume-keys": out = consumeKeys(ns, args[2], args[3], Integer.parseInt(args[4]), Integer.parseInt(args[5])); break;
             default: throw new IllegalArgumentException("unknown scenario " + scenario);
@@ -632,5 +633,57 @@ public final class Workload {
         c.shutdown();
         return String.format("{\"sent\":\"%s\",\"consumed\":%s,\"noPermission\":%s,\"wrongSecret\":%s}", sent,
             got.contains("acl-key"), noPermission, wrongSecret);
+    }
+
+    /**
+     * What admin tools do to online consumers through the broker: list the group's
+     * connections, hand one message to the client's listener (CONSUME_MESSAGE_DIRECTLY),
+     * read its running info, and reset the group's offsets to before the messages, which the
+     * live consumer must follow (it receives every message again).
+     */
+    static String online(String ns, String topic) throws Exception {
+        createTopic(ns, topic, 2);
+        String group = "online-" + topic;
+        Map<String, AtomicInteger> received = new ConcurrentHashMap<>();
+        DefaultMQPushConsumer c = consumer(ns, group, "live");
+        c.subscribe(topic, "*");
+        c.registerMessageListener((MessageListenerConcurrently) (msgs, ctx) -> {
+            for (MessageExt m : msgs) received.computeIfAbsent(m.getKeys(), k -> new AtomicInteger()).incrementAndGet();
+            return ConsumeConcurrentlyStatus.CONSUME_SUCCESS;
+        });
+        c.start();
+        Thread.sleep(2000);
+        long before = System.currentTimeMillis() - 1000;
+        DefaultMQProducer p = producer(ns, "pg-" + topic);
+        String offsetMsgId = null;
+        for (int i = 0; i < 20; i++) {
+            SendResult r = p.send(message(topic, "t", "k" + i, "m" + i));
+            if (i == 0) offsetMsgId = r.getOffsetMsgId();
+        }
+        p.shutdown();
+        long deadline = System.currentTimeMillis() + 60_000;
+        while (System.currentTimeMillis() < deadline && received.size() < 20) Thread.sleep(100);
+        Thread.sleep(2000);  // offsets committed
+        DefaultMQAdminExt admin = admin(ns);
+        org.apache.rocketmq.common.protocol.body.ConsumerConnection conn = admin.examineConsumerConnectionInfo(group);
+        String clientId = conn.getConnectionSet().iterator().next().getClientId();
+        org.apache.rocketmq.common.protocol.body.ConsumeMessageDirectlyResult direct =
+            admin.consumeMessageDirectly(group, clientId, topic, offsetMsgId);
+        org.apache.rocketmq.common.protocol.body.ConsumerRunningInfo info = admin.getConsumerRunningInfo(group, clientId, false);
+        int afterDirect = received.get("k0").get();
+        Map<MessageQueue, Long> reset = admin.resetOffsetByTimestamp(topic, group, before, true);
+        deadline = System.currentTimeMillis() + 60_000;
+        int again = 0;
+        while (System.currentTimeMillis() < deadline) {
+            again = 0;
+            for (int i = 1; i < 20; i++) if (received.get("k" + i).get() >= 2) again++;
+            if (again == 19) break;
+            Thread.sleep(100);
+        }
+        admin.shutdown();
+        c.shutdown();
+        return String.format("{\"connections\":%d,\"direct\":\"%s\",\"directDelivered\":%s,\"runningInfo\":%s,\"resetQueues\":%d,\"consumedAgain\":%d}",
+            conn.getConnectionSet().size(), direct.getConsumeResult(), afterDirect >= 2, info != null && info.getProperties() != null,
+            reset.size(), again);
     }
 }
