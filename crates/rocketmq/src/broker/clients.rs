@@ -20,7 +20,9 @@ pub struct Subscription {
     pub topic: String,
     pub sub_string: String,
     pub tags_set: Vec<String>,
+    #[serde(deserialize_with = "lenient_i64s")]
     pub code_set: Vec<i64>,
+    #[serde(deserialize_with = "lenient_i64")]
     pub sub_version: i64,
     pub expression_type: Option<String>,
     pub class_filter_mode: bool,
@@ -69,11 +71,69 @@ impl Subscription {
 #[serde(rename_all = "camelCase", default)]
 pub struct ConsumerData {
     pub group_name: String,
+    #[serde(deserialize_with = "consume_type")]
     pub consume_type: String,
+    #[serde(deserialize_with = "message_model")]
     pub message_model: String,
+    #[serde(deserialize_with = "consume_from_where")]
     pub consume_from_where: String,
     pub subscription_data_set: Vec<Subscription>,
     pub unit_mode: bool,
+}
+
+/// A number, or a number in a string (the C++ client writes `subVersion` so).
+fn lenient_i64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    Ok(as_i64(&serde_json::Value::deserialize(d)?).unwrap_or(0))
+}
+
+fn lenient_i64s<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<i64>, D::Error> {
+    Ok(match serde_json::Value::deserialize(d)? {
+        serde_json::Value::Array(v) => v.iter().filter_map(as_i64).collect(),
+        _ => Vec::new(),
+    })
+}
+
+fn as_i64(v: &serde_json::Value) -> Option<i64> {
+    match v {
+        serde_json::Value::Number(n) => n.as_i64(),
+        serde_json::Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// Java enums arrive by name from Java and Go clients and by ordinal from the C++ client
+/// (fastjson reads both): these read either into the name.
+fn enum_name<'de, D: serde::Deserializer<'de>>(d: D, names: &[&str]) -> Result<String, D::Error> {
+    match serde_json::Value::deserialize(d)? {
+        serde_json::Value::String(s) => Ok(s),
+        serde_json::Value::Number(n) => Ok(n
+            .as_u64()
+            .and_then(|i| names.get(usize::try_from(i).ok()?))
+            .map_or_else(|| n.to_string(), |s| (*s).to_string())),
+        _ => Ok(String::new()),
+    }
+}
+
+fn consume_type<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    enum_name(d, &["CONSUME_ACTIVELY", "CONSUME_PASSIVELY"])
+}
+
+fn message_model<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    enum_name(d, &["BROADCASTING", "CLUSTERING"])
+}
+
+fn consume_from_where<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    enum_name(
+        d,
+        &[
+            "CONSUME_FROM_LAST_OFFSET",
+            "CONSUME_FROM_LAST_OFFSET_AND_FROM_MIN_WHEN_BOOT_FIRST",
+            "CONSUME_FROM_MIN_OFFSET",
+            "CONSUME_FROM_MAX_OFFSET",
+            "CONSUME_FROM_FIRST_OFFSET",
+            "CONSUME_FROM_TIMESTAMP",
+        ],
+    )
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -284,5 +344,25 @@ mod tests {
             hb.consumer_data_set[0].subscription_data_set[0].tags_set,
             ["TagA"]
         );
+        // The C++ client writes the enums as ordinals.
+        let hb: HeartbeatData = serde_json::from_str(
+            r#"{"clientID":"127.0.0.1@c1","consumerDataSet":[{"consumeFromWhere":4,"consumeType":1,"groupName":"g","messageModel":0,"subscriptionDataSet":[{"codeSet":["5"],"subString":"*","subVersion":"1796556225297","tagsSet":[],"topic":"t"}]}]}"#,
+        )
+        .unwrap();
+        let c = &hb.consumer_data_set[0];
+        assert_eq!(
+            (
+                c.consume_type.as_str(),
+                c.message_model.as_str(),
+                c.consume_from_where.as_str()
+            ),
+            (
+                "CONSUME_PASSIVELY",
+                "BROADCASTING",
+                "CONSUME_FROM_FIRST_OFFSET"
+            )
+        );
+        assert_eq!(c.subscription_data_set[0].sub_version, 1_796_556_225_297);
+        assert_eq!(c.subscription_data_set[0].code_set, [5]);
     }
 }

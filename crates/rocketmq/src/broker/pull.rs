@@ -343,6 +343,16 @@ impl Broker {
 }
 
 fn pull_response(req: &RemotingCommand, f: Fetched) -> RemotingCommand {
+    tracing::debug!(
+        topic = req.ext("topic").unwrap_or_default(),
+        queue = req.ext("queueId").unwrap_or_default(),
+        offset = req.ext("queueOffset").unwrap_or_default(),
+        status = f.status.name(),
+        next = f.next_begin,
+        max = f.max,
+        bytes = f.body.len(),
+        "pull answered"
+    );
     let code = match f.status {
         Status::Found => codes::SUCCESS,
         Status::NoMatchedMessage => codes::PULL_RETRY_IMMEDIATELY,

@@ -184,7 +184,10 @@ impl Broker {
             body: req.body.clone(),
             properties: stored_props,
         };
-        let messages = if req.code == codes::SEND_BATCH_MESSAGE {
+        // Apache decides by the header's batch flag (`m`), not the request code: the C++
+        // client sends batches as SEND_MESSAGE_V2 with m=true.
+        let batch = h.ext_bool("batch").unwrap_or(false) || req.code == codes::SEND_BATCH_MESSAGE;
+        let messages = if batch {
             let batch = match decode_batch(&req.body) {
                 Ok(b) if !b.is_empty() => b,
                 _ => {
