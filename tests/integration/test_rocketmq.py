@@ -369,6 +369,13 @@ def test_broker_refusals_match_apache(rocketmq):
     h, _, _ = w.call(UPDATE_AND_CREATE_TOPIC, {"topic": "TBW102", "readQueueNums": "1", "writeQueueNums": "1",
                                               "perm": "6"})
     assert (h["code"], h["remark"]) == (SYSTEM_ERROR, "The topic[TBW102] is conflict with system topic.")
+    sql_pull = {"consumerGroup": "g", "topic": "auto-made", "queueId": "0", "queueOffset": "0", "maxMsgNums": "1",
+                "sysFlag": "4", "commitOffset": "0", "suspendTimeoutMillis": "0", "subscription": "a >",
+                "expressionType": "SQL92"}
+    h, _, _ = w.call(PULL_MESSAGE, sql_pull)
+    assert (h["code"], h["remark"]) == (23, "parse the consumer's subscription failed")
+    h, _, _ = w.call(PULL_MESSAGE, dict(sql_pull, expressionType="XPATH"))
+    assert (h["code"], h["remark"]) == (SYSTEM_ERROR, "The broker does not support consumer to filter message by XPATH")
 
 
 def test_malformed_frames_close_only_their_connection(rocketmq):
@@ -419,3 +426,9 @@ def test_admin_reaches_online_consumers(rocketmq):
     got = java("online", rmq.namesrv, "live")
     assert got == {"connections": 1, "direct": "CR_SUCCESS", "directDelivered": True, "runningInfo": True,
                    "resetQueues": 4, "consumedAgain": 19}, got
+
+
+def test_java_client_sql92_filter_and_message_trace(rocketmq):
+    rmq = rocketmq()
+    got = java("sql-trace", rmq.namesrv, "selective")
+    assert got == {"matched": "s0,s1,s2,s3", "traced": 10}, got

@@ -52,6 +52,9 @@ pub struct RocketmqArgs {
     /// whiteRemoteAddress, admin, defaultTopicPerm, defaultGroupPerm, topicPerms, groupPerms).
     #[arg(long)]
     acl_file: Option<PathBuf>,
+    /// SQL92 property filters (Apache's enablePropertyFilter).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    enable_property_filter: bool,
 }
 
 pub async fn run(args: RocketmqArgs) -> anyhow::Result<()> {
@@ -96,6 +99,7 @@ pub async fn run(args: RocketmqArgs) -> anyhow::Result<()> {
         bc.transaction_check_interval = Duration::from_millis(args.transaction_check_interval_ms);
         bc.transaction_timeout = Duration::from_millis(args.transaction_timeout_ms);
         bc.acl.clone_from(&acl);
+        bc.enable_property_filter = args.enable_property_filter;
         brokers.push(bc);
     }
     let cluster = RocketmqCluster::start(RocketmqConfig {

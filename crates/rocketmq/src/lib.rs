@@ -10,6 +10,7 @@
 
 pub mod acl;
 pub mod broker;
+pub mod filter;
 pub mod message;
 pub mod namesrv;
 pub mod remoting;

@@ -14,7 +14,7 @@ use crate::server::Connection;
 pub const CHANNEL_EXPIRY: Duration = Duration::from_secs(120);
 
 /// A subscription as the heartbeat carries it (`SubscriptionData`).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct Subscription {
     pub topic: String,
@@ -26,6 +26,9 @@ pub struct Subscription {
     pub sub_version: i64,
     pub expression_type: Option<String>,
     pub class_filter_mode: bool,
+    /// The compiled SQL92 expression of a SQL92 subscription.
+    #[serde(skip)]
+    pub sql: Option<std::sync::Arc<crate::filter::Expr>>,
 }
 
 impl Subscription {
@@ -47,6 +50,22 @@ impl Subscription {
             }
         }
         s
+    }
+
+    /// Compiles a SQL92 subscription's expression (a tag subscription has nothing to do).
+    pub fn compile(&mut self) -> Result<(), crate::filter::ParseError> {
+        if self.is_sql92() {
+            self.sql = Some(std::sync::Arc::new(crate::filter::parse(&self.sub_string)?));
+        }
+        Ok(())
+    }
+
+    /// Whether a message with these properties passes the subscription.
+    pub fn accepts(&self, props: Option<&crate::message::Properties>) -> bool {
+        match &self.sql {
+            Some(expr) => props.is_some_and(|p| expr.matches(&|k| p.get(k).map(str::to_string))),
+            None => self.accepts_tags(props.and_then(|p| p.tags())),
+        }
     }
 
     pub fn is_sql92(&self) -> bool {
@@ -222,7 +241,12 @@ impl Clients {
                 let subs: BTreeMap<String, Subscription> = c
                     .subscription_data_set
                     .iter()
-                    .map(|s| (s.topic.clone(), s.clone()))
+                    .map(|s| {
+                        let mut s = s.clone();
+                        // A bad expression stays uncompiled: pulls are refused for it.
+                        let _ = s.compile();
+                        (s.topic.clone(), s)
+                    })
                     .collect();
                 // Apache replaces the group's subscriptions by the newest heartbeat's.
                 g.subscriptions = subs;

@@ -94,6 +94,35 @@ impl Broker {
         RemotingCommand::response_to(req, codes::SUCCESS, None)
     }
 
+    /// CHECK_CLIENT_CONFIG: a consumer with a SQL92 subscription asks at start whether the
+    /// broker can filter with it.
+    pub(super) fn check_client_config(&self, req: &RemotingCommand) -> RemotingCommand {
+        let body: serde_json::Value = serde_json::from_slice(&req.body).unwrap_or_default();
+        let mut sub: super::clients::Subscription =
+            serde_json::from_value(body["subscriptionData"].clone()).unwrap_or_default();
+        let kind = sub.expression_type.clone().unwrap_or_else(|| "TAG".into());
+        if kind.eq_ignore_ascii_case("TAG") {
+            return RemotingCommand::response_to(req, codes::SUCCESS, None);
+        }
+        if !self.config.enable_property_filter || !sub.is_sql92() {
+            return RemotingCommand::response_to(
+                req,
+                codes::SYSTEM_ERROR,
+                Some(format!(
+                    "The broker does not support consumer to filter message by {kind}"
+                )),
+            );
+        }
+        match sub.compile() {
+            Ok(()) => RemotingCommand::response_to(req, codes::SUCCESS, None),
+            Err(e) => RemotingCommand::response_to(
+                req,
+                codes::SUBSCRIPTION_PARSE_FAILED,
+                Some(e.to_string()),
+            ),
+        }
+    }
+
     pub(super) fn unregister_client(
         &self,
         conn: &Arc<Connection>,

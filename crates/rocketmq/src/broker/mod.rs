@@ -78,6 +78,9 @@ pub struct BrokerConfig {
     pub transaction_check_interval: Duration,
     /// Plain ACL (`aclEnable` with `plain_acl.yml`); `None` lets every request through.
     pub acl: Option<AclConfig>,
+    /// SQL92 property filters (Apache's `enablePropertyFilter`; off there by default, on here
+    /// as in the cloud products).
+    pub enable_property_filter: bool,
 }
 
 impl BrokerConfig {
@@ -97,6 +100,7 @@ impl BrokerConfig {
             transaction_timeout: Duration::from_secs(6),
             transaction_check_interval: Duration::from_secs(60),
             acl: None,
+            enable_property_filter: true,
         }
     }
 }
@@ -357,6 +361,7 @@ impl Broker {
             codes::QUERY_MESSAGE => self.query_message(&req).await,
             codes::PULL_MESSAGE => return self.pull_message(conn, req).await,
             codes::HEART_BEAT => self.heartbeat(conn, &req).await,
+            codes::CHECK_CLIENT_CONFIG => self.check_client_config(&req),
             codes::UNREGISTER_CLIENT => self.unregister_client(conn, &req),
             codes::GET_CONSUMER_LIST_BY_GROUP => self.consumer_list(&req),
             codes::QUERY_CONSUMER_OFFSET => self.query_consumer_offset(&req),

@@ -182,8 +182,27 @@ impl Broker {
         }
         let subscription = if sys_flag & FLAG_SUBSCRIPTION != 0 {
             let expression = req.ext("subscription").unwrap_or("*");
-            let mut s = Subscription::from_expression(&topic, expression);
-            s.expression_type = req.ext("expressionType").map(str::to_string);
+            let kind = req.ext("expressionType").map(str::to_string);
+            let mut s = if kind
+                .as_deref()
+                .is_some_and(|k| k.eq_ignore_ascii_case("SQL92"))
+            {
+                Subscription {
+                    topic: topic.clone(),
+                    sub_string: expression.to_string(),
+                    ..Subscription::default()
+                }
+            } else {
+                Subscription::from_expression(&topic, expression)
+            };
+            s.expression_type = kind;
+            if self.config.enable_property_filter && s.compile().is_err() {
+                return Err(refuse(
+                    resp(),
+                    codes::SUBSCRIPTION_PARSE_FAILED,
+                    "parse the consumer's subscription failed",
+                ));
+            }
             s
         } else {
             let Some(info) = self.clients.consumer_group(&group) else {
@@ -214,12 +233,21 @@ impl Broker {
             .as_deref()
             .filter(|k| !k.eq_ignore_ascii_case("TAG"))
         {
-            // Apache's default (`enablePropertyFilter=false`) answers SQL92 subscriptions so.
-            return Err(refuse(
-                resp(),
-                codes::SYSTEM_ERROR,
-                &format!("The broker does not support consumer to filter message by {kind}"),
-            ));
+            if !self.config.enable_property_filter || !subscription.is_sql92() {
+                // As Apache answers with `enablePropertyFilter=false`.
+                return Err(refuse(
+                    resp(),
+                    codes::SYSTEM_ERROR,
+                    &format!("The broker does not support consumer to filter message by {kind}"),
+                ));
+            }
+            if subscription.sql.is_none() {
+                return Err(refuse(
+                    resp(),
+                    codes::FILTER_DATA_NOT_EXIST,
+                    "The broker's consumer filter data is not exist!Your expression may be wrong!",
+                ));
+            }
         }
         Ok(PullArgs {
             group,
@@ -281,8 +309,8 @@ impl Broker {
                 for m in batch {
                     scanned += m.bytes.len();
                     next = m.queue_offset + 1;
-                    let tags = stored_properties(&m.bytes);
-                    if sub.accepts_tags(tags.as_ref().and_then(|p| p.tags())) {
+                    let props = stored_properties(&m.bytes);
+                    if sub.accepts(props.as_ref()) {
                         body.extend_from_slice(&m.bytes);
                         count += 1;
                     }

@@ -267,6 +267,8 @@ impl Tables {
             TopicConfig::new(system::SCHEDULE, 18, rw),
             TopicConfig::new(system::TRANS_HALF, 1, rw),
             TopicConfig::new(system::TRANS_OP_HALF, 1, rw),
+            // Apache creates it with traceTopicEnable; clients with trace on send to it.
+            TopicConfig::new(system::TRACE, 1, rw),
             TopicConfig::new(cluster, 16, rw),
             TopicConfig::new(broker_name, 1, rw),
         ];

@@ -66,6 +66,7 @@ public final class Workload {
             case "query": out = query(ns, args[2]); break;
             case "acl": out = acl(ns, args[2], args[3], args[4], args[5]); break;
             case "online": out = online(ns, args[2]); break;
+            case "sql-trace": out = sqlTrace(ns, args[2]); break;
             case "durable-produce": durableProduce(ns, args[2], Integer.parseInt(args[3])); return;
             case "consume-keys": out = consumeKeys(ns, args[2], args[3], Integer.parseInt(args[4]), Integer.parseInt(args[5])); break;
             default: throw new IllegalArgumentException("unknown scenario " + scenario);
@@ -685,5 +686,53 @@ public final class Workload {
         return String.format("{\"connections\":%d,\"direct\":\"%s\",\"directDelivered\":%s,\"runningInfo\":%s,\"resetQueues\":%d,\"consumedAgain\":%d}",
             conn.getConnectionSet().size(), direct.getConsumeResult(), afterDirect >= 2, info != null && info.getProperties() != null,
             reset.size(), again);
+    }
+
+    /**
+     * A SQL92 subscription (a BETWEEN 0 AND 3) over messages with a user property a = 0..9,
+     * and a producer with message trace on, whose trace records land in RMQ_SYS_TRACE_TOPIC.
+     */
+    static String sqlTrace(String ns, String topic) throws Exception {
+        createTopic(ns, topic, 2);
+        Set<String> got = ConcurrentHashMap.newKeySet();
+        DefaultMQPushConsumer c = consumer(ns, "sql-" + topic, "s1");
+        c.subscribe(topic, org.apache.rocketmq.client.consumer.MessageSelector.bySql("a BETWEEN 0 AND 3 AND TAGS = 'sql'"));
+        c.registerMessageListener((MessageListenerConcurrently) (msgs, ctx) -> {
+            for (MessageExt m : msgs) got.add(m.getKeys());
+            return ConsumeConcurrentlyStatus.CONSUME_SUCCESS;
+        });
+        c.start();
+        Thread.sleep(2000);
+        DefaultMQProducer p = new DefaultMQProducer("pg-trace-" + topic, true);
+        p.setNamesrvAddr(ns);
+        p.setInstanceName("trace-" + System.nanoTime());
+        p.start();
+        for (int i = 0; i < 10; i++) {
+            Message m = message(topic, "sql", "s" + i, "v" + i);
+            m.putUserProperty("a", String.valueOf(i));
+            p.send(m);
+        }
+        long deadline = System.currentTimeMillis() + 30_000;
+        while (System.currentTimeMillis() < deadline && got.size() < 4) Thread.sleep(100);
+        Thread.sleep(2000);
+        p.shutdown();
+        c.shutdown();
+        Set<String> traced = ConcurrentHashMap.newKeySet();
+        DefaultMQPushConsumer t = consumer(ns, "trace-reader-" + topic, "t1");
+        t.subscribe("RMQ_SYS_TRACE_TOPIC", "*");
+        t.registerMessageListener((MessageListenerConcurrently) (msgs, ctx) -> {
+            for (MessageExt m : msgs) {
+                String body = new String(m.getBody(), StandardCharsets.UTF_8);
+                for (int i = 0; i < 10; i++) if (body.contains("s" + i)) traced.add("s" + i);
+            }
+            return ConsumeConcurrentlyStatus.CONSUME_SUCCESS;
+        });
+        t.start();
+        deadline = System.currentTimeMillis() + 30_000;
+        while (System.currentTimeMillis() < deadline && traced.size() < 10) Thread.sleep(100);
+        t.shutdown();
+        List<String> sorted = new ArrayList<>(got);
+        Collections.sort(sorted);
+        return String.format("{\"matched\":\"%s\",\"traced\":%d}", String.join(",", sorted), traced.size());
     }
 }
