@@ -44,7 +44,7 @@ impl Service {
         request: RemotingCommand,
     ) -> Option<RemotingCommand> {
         match self {
-            Service::NameServer(n) => Some(n.handle(conn, request)),
+            Service::NameServer(n) => n.handle(conn, request),
             Service::Broker(b) => b.handle(conn, request).await,
         }
     }

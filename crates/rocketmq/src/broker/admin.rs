@@ -191,6 +191,18 @@ impl Broker {
         let write = field!(req, req.int("writeQueueNums")) as i32;
         let perm = field!(req, req.int("perm")) as i32;
         let sys_flag = field!(req, req.opt_int("topicSysFlag")).unwrap_or(0) as i32;
+        let filter_type = req.ext("topicFilterType");
+        if !matches!(filter_type, Some("SINGLE_TAG" | "MULTI_TAG")) {
+            // CreateTopicRequestHeader.checkFields, before anything else is looked at.
+            return refuse(
+                ok(req),
+                codes::SYSTEM_ERROR,
+                &format!(
+                    "org.apache.rocketmq.remoting.exception.RemotingCommandException: topicFilterType = [{}] value invalid",
+                    filter_type.unwrap_or("null")
+                ),
+            );
+        }
         if let Err(remark) = check_topic_name(&topic) {
             return refuse(ok(req), codes::SYSTEM_ERROR, remark);
         }
@@ -213,7 +225,7 @@ impl Broker {
         let mut config = TopicConfig::new(&topic, read, perm);
         config.write_queue_nums = write;
         config.topic_sys_flag = sys_flag;
-        if let Some(t) = req.ext("topicFilterType") {
+        if let Some(t) = filter_type {
             config.topic_filter_type = t.to_string();
         }
         config.order = req.ext_bool("order").unwrap_or(false);

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tracing::warn;
+use tracing::{info, warn};
 
 use super::clients::Subscription;
 use super::header::Header;
@@ -196,12 +196,12 @@ impl Broker {
                 Subscription::from_expression(&topic, expression)
             };
             s.expression_type = kind;
-            if self.config.enable_property_filter && s.compile().is_err() {
-                return Err(refuse(
-                    resp(),
-                    codes::SUBSCRIPTION_PARSE_FAILED,
-                    "parse the consumer's subscription failed",
-                ));
+            if let Err(e) = s.compile() {
+                // Apache 4.9.7 builds no filter data for an expression it cannot parse and
+                // then lets every message through (measured); so do we, and say so.
+                info!(group = %group, topic = %topic, error = %e, "sql92 expression from a pull cannot be parsed: no filtering");
+                s.expression_type = Some("TAG".into());
+                s.sub_string = "*".into();
             }
             s
         } else {
