@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use tracing::{debug, info};
 
 use crate::remoting::{codes, RemotingCommand};
-use crate::server::{not_supported, Connection};
+use crate::server::Connection;
 
 /// `FAQUrl.suggestTodo(FAQUrl.APPLY_TOPIC_URL)`, appended to Apache's topic remarks.
 pub const APPLY_TOPIC_SUGGESTION: &str =
