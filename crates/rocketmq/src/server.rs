@@ -22,7 +22,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
-use crate::broker::Broker;
+use crate::broker::{Broker, Reply};
 use crate::namesrv::NameServer;
 use crate::remoting::{self, codes, RemotingCommand};
 
@@ -38,13 +38,9 @@ pub enum Service {
 }
 
 impl Service {
-    async fn handle(
-        &self,
-        conn: &Arc<Connection>,
-        request: RemotingCommand,
-    ) -> Option<RemotingCommand> {
+    async fn handle(&self, conn: &Arc<Connection>, request: RemotingCommand) -> Reply {
         match self {
-            Service::NameServer(n) => n.handle(conn, request),
+            Service::NameServer(n) => Reply::Now(n.handle(conn, request)),
             Service::Broker(b) => b.handle(conn, request).await,
         }
     }
@@ -210,12 +206,25 @@ async fn serve(stream: TcpStream, peer: SocketAddr, service: Service) {
                     }
                     let oneway = cmd.is_oneway();
                     let code = cmd.code;
-                    if let Some(response) = service.handle(&conn, cmd).await {
-                        if !oneway && !conn.send(response).await {
-                            break 'read;
+                    match service.handle(&conn, cmd).await {
+                        Reply::Now(Some(response)) => {
+                            if !oneway && !conn.send(response).await {
+                                break 'read;
+                            }
                         }
-                    } else {
-                        debug!(conn = conn.id, code, "request answered later or oneway");
+                        Reply::Now(None) => {
+                            debug!(conn = conn.id, code, "request answered later or oneway");
+                        }
+                        Reply::Later(answer) => {
+                            let conn = conn.clone();
+                            tokio::spawn(async move {
+                                if let Some(response) = answer.await {
+                                    if !oneway {
+                                        conn.send(response).await;
+                                    }
+                                }
+                            });
+                        }
                     }
                 }
                 Ok(None) => break,

@@ -19,6 +19,7 @@ mod send;
 mod store;
 pub mod topics;
 mod transaction;
+mod writer;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -124,6 +125,7 @@ pub struct Broker {
     schedule: Schedule,
     locks: consumer::QueueLocks,
     transactions: transaction::Transactions,
+    writers: writer::Writers,
     namesrv: Arc<NameServer>,
     acl: RwLock<Option<Arc<Acl>>>,
     started: Instant,
@@ -170,6 +172,7 @@ impl Broker {
             schedule,
             locks: consumer::QueueLocks::default(),
             transactions: transaction::Transactions::default(),
+            writers: writer::Writers::default(),
             namesrv,
             acl,
             started: Instant::now(),
@@ -331,11 +334,7 @@ impl Broker {
         *self.acl.write() = config.map(|c| Arc::new(Acl::new(c)));
     }
 
-    pub async fn handle(
-        self: &Arc<Self>,
-        conn: &Arc<Connection>,
-        req: RemotingCommand,
-    ) -> Option<RemotingCommand> {
+    pub async fn handle(self: &Arc<Self>, conn: &Arc<Connection>, req: RemotingCommand) -> Reply {
         let acl = self.acl.read().clone();
         if let Some(acl) = acl {
             if let Err(remark) = acl.check(&req, conn.peer.ip()) {
@@ -345,7 +344,7 @@ impl Broker {
                     access_key = req.ext(crate::acl::ACCESS_KEY).unwrap_or_default(),
                     "request refused by acl"
                 );
-                return Some(RemotingCommand::response_to(
+                return Reply::now(RemotingCommand::response_to(
                     &req,
                     codes::SYSTEM_ERROR,
                     Some(remark),
@@ -354,12 +353,12 @@ impl Broker {
         }
         let response = match req.code {
             codes::SEND_MESSAGE | codes::SEND_MESSAGE_V2 | codes::SEND_BATCH_MESSAGE => {
-                self.send_message(conn, &req).await
+                return self.send_message(conn, &req).await
             }
             codes::CONSUMER_SEND_MSG_BACK => self.consumer_send_back(&req).await,
             codes::END_TRANSACTION => self.end_transaction(&req).await,
             codes::QUERY_MESSAGE => self.query_message(&req).await,
-            codes::PULL_MESSAGE => return self.pull_message(conn, req).await,
+            codes::PULL_MESSAGE => return Reply::Now(self.pull_message(conn, req).await),
             codes::HEART_BEAT => self.heartbeat(conn, &req).await,
             codes::CHECK_CLIENT_CONFIG => self.check_client_config(&req),
             codes::UNREGISTER_CLIENT => self.unregister_client(conn, &req),
@@ -393,7 +392,20 @@ impl Broker {
                 not_supported(&req)
             }
         };
-        Some(response)
+        Reply::now(response)
+    }
+}
+
+/// How a broker answers a request: now (or never, for oneway and deferred ones), or when a
+/// future completes; the connection keeps reading meanwhile.
+pub enum Reply {
+    Now(Option<RemotingCommand>),
+    Later(std::pin::Pin<Box<dyn std::future::Future<Output = Option<RemotingCommand>> + Send>>),
+}
+
+impl Reply {
+    pub fn now(response: RemotingCommand) -> Reply {
+        Reply::Now(Some(response))
     }
 }
 

@@ -5,13 +5,13 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use msglog::LogError;
 use rand::Rng;
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 use super::header::{field, Header};
 use super::topics::{check_topic_name, perm, system, TopicConfig};
-use super::{now_ms, Broker};
+use super::writer::{AppendFailure, AppendResult};
+use super::{now_ms, Broker, Reply};
 use crate::message::{
     decode_batch, offset_message_id, prop, sys_flag, MessageError, PhysicalOffset, Properties,
     StoredMessage,
@@ -38,8 +38,54 @@ pub enum PutError {
     NoTopic(String),
     #[error("{0}")]
     Illegal(#[from] MessageError),
-    #[error("{0}")]
-    Log(#[from] LogError),
+    #[error("append failed: {0:?}")]
+    Append(AppendFailure),
+}
+
+/// Messages handed to their queue's writer.
+pub struct PendingPut {
+    written: Option<tokio::sync::oneshot::Receiver<AppendResult>>,
+    serial: u32,
+    queue_id: i32,
+    count: usize,
+}
+
+impl PendingPut {
+    fn empty() -> PendingPut {
+        PendingPut {
+            written: None,
+            serial: 0,
+            queue_id: 0,
+            count: 0,
+        }
+    }
+
+    /// Where the messages landed, once written.
+    pub async fn wait(self) -> Result<Vec<Placed>, PutError> {
+        let Some(rx) = self.written else {
+            return Ok(Vec::new());
+        };
+        let base = rx
+            .await
+            .map_err(|_| PutError::Append(AppendFailure::Other("the queue writer stopped".into())))?
+            .map_err(PutError::Append)?;
+        Ok((0..self.count as i64)
+            .map(|i| Placed {
+                queue_offset: base + i,
+                physical_offset: PhysicalOffset::new(self.serial, self.queue_id, base + i).encode(),
+            })
+            .collect())
+    }
+}
+
+/// `field!` for handlers answering a [`Reply`].
+macro_rules! field_reply {
+    ($req:expr, $e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(e) => return Reply::now(e.into_response($req)),
+        }
+    };
 }
 
 /// SEND_MESSAGE_V2's one-letter names, in the order of `SendMessageRequestHeaderV2`.
@@ -64,7 +110,7 @@ impl Broker {
         self: &Arc<Self>,
         conn: &Arc<Connection>,
         req: &RemotingCommand,
-    ) -> RemotingCommand {
+    ) -> Reply {
         let mut header = req.clone();
         if req.code != codes::SEND_MESSAGE {
             // V2 and batch headers use the short names; normalise to the v1 ones.
@@ -75,18 +121,19 @@ impl Broker {
             }
         }
         let h = &header;
-        let topic = field!(req, h.required("topic")).to_string();
-        let queue_id = field!(req, h.int("queueId")) as i32;
-        let sys_flag_in = field!(req, h.int("sysFlag")) as i32;
-        let born_timestamp = field!(req, h.int("bornTimestamp"));
-        let flag = field!(req, h.int("flag")) as i32;
-        let reconsume_times = field!(req, h.opt_int("reconsumeTimes")).unwrap_or(0) as i32;
-        let max_reconsume = field!(req, h.opt_int("maxReconsumeTimes"));
+        let topic = field_reply!(req, h.required("topic")).to_string();
+        let queue_id = field_reply!(req, h.int("queueId")) as i32;
+        let sys_flag_in = field_reply!(req, h.int("sysFlag")) as i32;
+        let born_timestamp = field_reply!(req, h.int("bornTimestamp"));
+        let flag = field_reply!(req, h.int("flag")) as i32;
+        let reconsume_times = field_reply!(req, h.opt_int("reconsumeTimes")).unwrap_or(0) as i32;
+        let max_reconsume = field_reply!(req, h.opt_int("maxReconsumeTimes"));
         let default_topic = h
             .ext("defaultTopic")
             .unwrap_or(system::AUTO_CREATE)
             .to_string();
-        let default_queues = field!(req, h.opt_int("defaultTopicQueueNums")).unwrap_or(4) as i32;
+        let default_queues =
+            field_reply!(req, h.opt_int("defaultTopicQueueNums")).unwrap_or(4) as i32;
         let properties = Properties::parse(h.ext("properties").unwrap_or_default());
 
         let mut resp = RemotingCommand::response_to(req, codes::SUCCESS, None);
@@ -95,27 +142,27 @@ impl Broker {
         resp.ext_fields.insert("TRACE_ON".into(), "true".into());
 
         if let Err(remark) = check_topic_name(&topic) {
-            return refuse(resp, codes::SYSTEM_ERROR, remark);
+            return Reply::now(refuse(resp, codes::SYSTEM_ERROR, remark));
         }
         if system::send_forbidden(&topic) {
-            return refuse(
+            return Reply::now(refuse(
                 resp,
                 codes::NO_PERMISSION,
                 &format!("Sending message to topic[{topic}] is forbidden."),
-            );
+            ));
         }
         let Some(config) = self
             .topic_for_send(&topic, &default_topic, default_queues, conn.peer)
             .await
         else {
-            return refuse(
+            return Reply::now(refuse(
                 resp,
                 codes::TOPIC_NOT_EXIST,
                 &format!("topic[{topic}] not exist, apply first please!{APPLY_TOPIC_SUGGESTION}"),
-            );
+            ));
         };
         if queue_id >= config.queue_count() {
-            return refuse(
+            return Reply::now(refuse(
                 resp,
                 codes::SYSTEM_ERROR,
                 &format!(
@@ -123,14 +170,14 @@ impl Broker {
                     config.describe(),
                     conn.peer
                 ),
-            );
+            ));
         }
         if !perm::writable(config.perm) {
-            return refuse(
+            return Reply::now(refuse(
                 resp,
                 codes::NO_PERMISSION,
                 &format!("the topic[{topic}] sending message is forbidden"),
-            );
+            ));
         }
         let queue_id = if queue_id < 0 {
             rand::thread_rng().gen_range(0..config.write_queue_nums.max(1))
@@ -142,11 +189,11 @@ impl Broker {
         // A message sent to a retry topic past its group's retries goes to the dead letters.
         if let Some(group) = topic.strip_prefix(system::RETRY_PREFIX) {
             let Some(g) = self.tables.group(group) else {
-                return refuse(
+                return Reply::now(refuse(
                     resp,
                     codes::SUBSCRIPTION_GROUP_NOT_EXIST,
                     &format!("subscription group not exist, {group} \nSee http://rocketmq.apache.org/docs/faq/ for further details."),
-                );
+                ));
             };
             let max = max_reconsume.map_or(g.retry_max_times, |m| m as i32);
             if reconsume_times >= max {
@@ -156,11 +203,11 @@ impl Broker {
                     .await
                     .is_none()
                 {
-                    return refuse(
+                    return Reply::now(refuse(
                         resp,
                         codes::SYSTEM_ERROR,
                         &format!("topic[{dlq}] not exist"),
-                    );
+                    ));
                 }
                 topic = dlq;
                 queue_id = 0;
@@ -191,7 +238,11 @@ impl Broker {
             let batch = match decode_batch(&req.body) {
                 Ok(b) if !b.is_empty() => b,
                 _ => {
-                    return refuse(resp, codes::MESSAGE_ILLEGAL, &self.illegal_remark());
+                    return Reply::now(refuse(
+                        resp,
+                        codes::MESSAGE_ILLEGAL,
+                        &self.illegal_remark(),
+                    ));
                 }
             };
             batch
@@ -215,27 +266,35 @@ impl Broker {
             .iter()
             .any(|m| m.body.len() > self.config.max_message_size)
         {
-            return refuse(resp, codes::MESSAGE_ILLEGAL, &self.illegal_remark());
+            return Reply::now(refuse(resp, codes::MESSAGE_ILLEGAL, &self.illegal_remark()));
         }
         if properties.get(prop::TRANSACTION_PREPARED) == Some("true") {
-            return self.prepare_transaction(resp, messages).await;
+            return Reply::now(self.prepare_transaction(resp, messages).await);
         }
-        match self.put_messages(messages).await {
-            Ok(placed) => {
-                let ids: Vec<String> = placed
-                    .iter()
-                    .map(|p| offset_message_id(self.store_host(), p.physical_offset))
-                    .collect();
-                resp.ext_fields.insert("msgId".into(), ids.join(","));
-                resp.ext_fields
-                    .insert("queueId".into(), queue_id.to_string());
-                let first = placed.first().map_or(0, |p| p.queue_offset);
-                resp.ext_fields
-                    .insert("queueOffset".into(), first.to_string());
-                resp
-            }
-            Err(e) => self.put_error(resp, e),
-        }
+        // Submitted here, in the order the connection sent it; answered when written.
+        let pending = match self.submit_put(messages) {
+            Ok(p) => p,
+            Err(e) => return Reply::now(self.put_error(resp, e)),
+        };
+        let broker = self.clone();
+        Reply::Later(Box::pin(async move {
+            Some(match pending.wait().await {
+                Ok(placed) => {
+                    let ids: Vec<String> = placed
+                        .iter()
+                        .map(|p| offset_message_id(broker.store_host(), p.physical_offset))
+                        .collect();
+                    resp.ext_fields.insert("msgId".into(), ids.join(","));
+                    resp.ext_fields
+                        .insert("queueId".into(), queue_id.to_string());
+                    let first = placed.first().map_or(0, |p| p.queue_offset);
+                    resp.ext_fields
+                        .insert("queueOffset".into(), first.to_string());
+                    resp
+                }
+                Err(e) => broker.put_error(resp, e),
+            })
+        }))
     }
 
     fn illegal_remark(&self) -> String {
@@ -254,7 +313,7 @@ impl Broker {
                 let remark = self.illegal_remark();
                 refuse(resp, codes::MESSAGE_ILLEGAL, &remark)
             }
-            PutError::Log(LogError::QuotaExceeded { used, quota }) => {
+            PutError::Append(AppendFailure::Quota { used, quota }) => {
                 info!(broker = %self.config.broker_name, used, quota, "send refused: storage quota reached");
                 refuse(
                     resp,
@@ -262,7 +321,7 @@ impl Broker {
                     &format!("service not available now. It may be caused by one of the following reasons: the broker's disk is full [{}], messages are put to the slave, message store has been shut down, etc.", used.saturating_mul(100) / quota.max(1)),
                 )
             }
-            PutError::Log(e) => {
+            PutError::Append(AppendFailure::Other(e)) => {
                 warn!(broker = %self.config.broker_name, error = %e, "append failed");
                 refuse(resp, codes::SYSTEM_ERROR, "UNKNOWN_ERROR")
             }
@@ -331,8 +390,17 @@ impl Broker {
     /// pulls waiting on it. A message with a delay level goes to the schedule topic.
     pub(crate) async fn put_messages(
         self: &Arc<Self>,
-        mut messages: Vec<StoredMessage>,
+        messages: Vec<StoredMessage>,
     ) -> Result<Vec<Placed>, PutError> {
+        self.submit_put(messages)?.wait().await
+    }
+
+    /// Hands messages to their queue's writer, in call order; `wait` on the result gives
+    /// where they landed.
+    pub(crate) fn submit_put(
+        self: &Arc<Self>,
+        mut messages: Vec<StoredMessage>,
+    ) -> Result<PendingPut, PutError> {
         let now = now_ms();
         for m in &mut messages {
             m.store_timestamp = now;
@@ -351,7 +419,7 @@ impl Broker {
             }
         }
         let Some(first) = messages.first() else {
-            return Ok(Vec::new());
+            return Ok(PendingPut::empty());
         };
         let topic = first.topic.clone();
         let queue_id = first.queue_id;
@@ -363,30 +431,16 @@ impl Broker {
             .iter()
             .map(StoredMessage::encode)
             .collect::<Result<_, _>>()?;
-        let serial = config.serial;
-        let b = self.clone();
-        let (queue, base) = tokio::task::spawn_blocking(move || -> Result<_, LogError> {
-            let q = b.store.queue_for_write(serial, queue_id)?;
-            let refs: Vec<&[u8]> = encoded.iter().map(Vec::as_slice).collect();
-            let base = super::QueueStore::append(&q, &refs, now)?;
-            Ok((q, base))
-        })
-        .await
-        .map_err(|e| PutError::Log(LogError::Io(std::io::Error::other(e.to_string()))))??;
-        queue.arrived.notify_waiters();
-        debug!(
-            topic,
+        let count = encoded.len();
+        let written = self
+            .writers
+            .submit(self, config.serial, queue_id, encoded, now);
+        Ok(PendingPut {
+            written: Some(written),
+            serial: config.serial,
             queue_id,
-            base,
-            count = messages.len(),
-            "messages stored"
-        );
-        Ok((0..messages.len() as i64)
-            .map(|i| Placed {
-                queue_offset: base + i,
-                physical_offset: PhysicalOffset::new(serial, queue_id, base + i).encode(),
-            })
-            .collect())
+            count,
+        })
     }
 
     /// CONSUMER_SEND_MSG_BACK: a consumer failed a message; it goes to the group's retry

@@ -67,6 +67,9 @@ public final class Workload {
             case "acl": out = acl(ns, args[2], args[3], args[4], args[5]); break;
             case "online": out = online(ns, args[2]); break;
             case "sql-trace": out = sqlTrace(ns, args[2]); break;
+            case "bench-produce": out = benchProduce(ns, args[2], Integer.parseInt(args[3]), Long.parseLong(args[4]), Integer.parseInt(args[5]), Integer.parseInt(args[6])); break;
+            case "bench-consume": out = benchConsume(ns, args[2], args[3], Long.parseLong(args[4]), Integer.parseInt(args[5])); break;
+            case "bench-latency": out = benchLatency(ns, args[2], Integer.parseInt(args[3]), Integer.parseInt(args[4])); break;
             case "durable-produce": durableProduce(ns, args[2], Integer.parseInt(args[3])); return;
             case "consume-keys": out = consumeKeys(ns, args[2], args[3], Integer.parseInt(args[4]), Integer.parseInt(args[5])); break;
             default: throw new IllegalArgumentException("unknown scenario " + scenario);
@@ -734,5 +737,132 @@ public final class Workload {
         List<String> sorted = new ArrayList<>(got);
         Collections.sort(sorted);
         return String.format("{\"matched\":\"%s\",\"traced\":%d}", String.join(",", sorted), traced.size());
+    }
+
+    static long percentile(long[] sorted, double p) {
+        if (sorted.length == 0) return -1;
+        int i = (int) Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1);
+        return sorted[Math.max(0, i)];
+    }
+
+    /**
+     * Benchmark: THREADS threads share one producer and send SIZE-byte messages synchronously
+     * until COUNT messages are sent (COUNT > 0) or SECONDS pass. Reports send TPS, MB/s and the
+     * send round-trip p50/p99 in microseconds.
+     */
+    static String benchProduce(String ns, String topic, int threads, long count, int seconds, int size) throws Exception {
+        DefaultMQProducer p = producer(ns, "bench-pg-" + topic);
+        p.setCompressMsgBodyOverHowmuch(Integer.MAX_VALUE);
+        byte[] body = new byte[size];
+        new java.util.Random(1).nextBytes(body);
+        p.send(new Message(topic, "b", "warmup", body));
+        AtomicLong sent = new AtomicLong();
+        AtomicLong failed = new AtomicLong();
+        long start = System.nanoTime();
+        long deadline = start + seconds * 1_000_000_000L;
+        List<long[]> lat = Collections.synchronizedList(new ArrayList<>());
+        List<Thread> ts = new ArrayList<>();
+        for (int t = 0; t < threads; t++) {
+            Thread th = new Thread(() -> {
+                long[] mine = new long[1 << 20];
+                int n = 0;
+                while (true) {
+                    long k = sent.incrementAndGet();
+                    if ((count > 0 && k > count) || (count <= 0 && System.nanoTime() > deadline)) {
+                        sent.decrementAndGet();
+                        break;
+                    }
+                    long t0 = System.nanoTime();
+                    try {
+                        p.send(new Message(topic, "b", "k" + k, body));
+                    } catch (Exception e) {
+                        failed.incrementAndGet();
+                        sent.decrementAndGet();
+                        continue;
+                    }
+                    if (n < mine.length) mine[n++] = (System.nanoTime() - t0) / 1000;
+                }
+                lat.add(java.util.Arrays.copyOf(mine, n));
+            });
+            th.start();
+            ts.add(th);
+        }
+        for (Thread th : ts) th.join();
+        double secs = (System.nanoTime() - start) / 1e9;
+        p.shutdown();
+        long[] all = lat.stream().flatMapToLong(java.util.Arrays::stream).sorted().toArray();
+        return String.format(java.util.Locale.ROOT,
+            "{\"sent\":%d,\"failed\":%d,\"seconds\":%.2f,\"tps\":%.0f,\"mbps\":%.2f,\"p50us\":%d,\"p99us\":%d}",
+            sent.get(), failed.get(), secs, sent.get() / secs, sent.get() * (double) size / secs / 1e6,
+            percentile(all, 0.5), percentile(all, 0.99));
+    }
+
+    /** Benchmark: a push consumer group reads COUNT messages of TOPIC; reports consume TPS. */
+    static String benchConsume(String ns, String topic, String group, long count, int timeoutSeconds) throws Exception {
+        AtomicLong got = new AtomicLong();
+        AtomicLong first = new AtomicLong();
+        DefaultMQPushConsumer c = consumer(ns, group, "bench");
+        c.setConsumeMessageBatchMaxSize(32);
+        c.setPullBatchSize(32);
+        c.setConsumeThreadMin(4);
+        c.setConsumeThreadMax(4);
+        c.subscribe(topic, "*");
+        c.registerMessageListener((MessageListenerConcurrently) (msgs, ctx) -> {
+            first.compareAndSet(0, System.nanoTime());
+            got.addAndGet(msgs.size());
+            return ConsumeConcurrentlyStatus.CONSUME_SUCCESS;
+        });
+        long start = System.nanoTime();
+        c.start();
+        long deadline = System.currentTimeMillis() + timeoutSeconds * 1000L;
+        while (System.currentTimeMillis() < deadline && got.get() < count) Thread.sleep(20);
+        long end = System.nanoTime();
+        c.shutdown();
+        double secs = (end - Math.max(start, first.get() == 0 ? start : first.get())) / 1e9;
+        return String.format(java.util.Locale.ROOT, "{\"consumed\":%d,\"seconds\":%.2f,\"tps\":%.0f}",
+            got.get(), secs, got.get() / secs);
+    }
+
+    /**
+     * Benchmark: end-to-end latency (send to listener) at RATE messages per second for SECONDS,
+     * one producer and one push consumer; p50/p99 in microseconds.
+     */
+    static String benchLatency(String ns, String topic, int rate, int seconds) throws Exception {
+        createTopic(ns, topic, 4);
+        List<Long> lat = Collections.synchronizedList(new ArrayList<>());
+        DefaultMQPushConsumer c = consumer(ns, "bench-lat-" + topic, "lat");
+        c.subscribe(topic, "*");
+        c.registerMessageListener((MessageListenerConcurrently) (msgs, ctx) -> {
+            long now = System.nanoTime();
+            for (MessageExt m : msgs) {
+                long sentAt = Long.parseLong(m.getUserProperty("sentNanos"));
+                lat.add((now - sentAt) / 1000);
+            }
+            return ConsumeConcurrentlyStatus.CONSUME_SUCCESS;
+        });
+        c.start();
+        Thread.sleep(3000);
+        DefaultMQProducer p = producer(ns, "bench-lat-pg-" + topic);
+        byte[] body = new byte[1024];
+        long intervalNanos = 1_000_000_000L / rate;
+        long start = System.nanoTime();
+        long total = (long) rate * seconds;
+        for (long i = 0; i < total; i++) {
+            long due = start + i * intervalNanos;
+            while (System.nanoTime() < due) Thread.onSpinWait();
+            Message m = new Message(topic, "l", "k" + i, body);
+            m.putUserProperty("sentNanos", Long.toString(System.nanoTime()));
+            p.sendOneway(m);
+        }
+        long deadline = System.currentTimeMillis() + 30_000;
+        while (System.currentTimeMillis() < deadline && lat.size() < total) Thread.sleep(20);
+        p.shutdown();
+        c.shutdown();
+        long[] sorted;
+        synchronized (lat) {
+            sorted = lat.stream().mapToLong(Long::longValue).sorted().toArray();
+        }
+        return String.format("{\"received\":%d,\"p50us\":%d,\"p99us\":%d}", sorted.length,
+            percentile(sorted, 0.5), percentile(sorted, 0.99));
     }
 }
