@@ -261,7 +261,6 @@ impl Broker {
         let topic = field!(req, req.required("topic")).to_string();
         if let Some(t) = self.tables.remove_topic(&topic) {
             self.offsets.remove_topic(&topic);
-            self.writers.forget_topic(t.serial);
             let b = self.clone();
             let _ = tokio::task::spawn_blocking(move || b.store.remove_topic(t.serial)).await;
             self.tables_changed().await;
