@@ -288,6 +288,24 @@ def test_cpp_client_pull_consumer_and_acl(rocketmq, tmp_path):
     assert "request refused by acl" in secured.log_path.read_text()
 
 
+# ---------------------------------------------------------------- the Go client (rocketmq-client-go/v2)
+
+GO_CLIENT = REPO / "target" / "rocketmq-go-client" / "rocketmq-go-workload"
+
+
+def test_go_client_sends_every_way_consumes_delays_and_retries(rocketmq):
+    if not GO_CLIENT.exists():
+        pytest.fail(f"{GO_CLIENT} is missing: scripts/setup-test-env builds it (go build)")
+    rmq = rocketmq()
+    go = lambda *a: run_client([str(GO_CLIENT), *map(str, a)], timeout=300)  # noqa: E731
+    n = 10_000
+    assert go("produce-consume", rmq.namesrv, "go-orders", n) == {
+        "sent": n, "distinct": n, "total": n, "duplicates": 0, "members": 2, "tagA": n // 2, "wrongTag": 0}
+    delayed = go("delay", rmq.namesrv, "go-later")
+    assert delayed["status"] == 0 and delayed["delayMs"] >= 5000, delayed
+    assert go("retry", rmq.namesrv, "go-flaky") == {"attempts": [0, 1]}
+
+
 # ---------------------------------------------------------------- the wire
 
 
