@@ -306,6 +306,35 @@ def test_go_client_sends_every_way_consumes_delays_and_retries(rocketmq):
     assert go("retry", rmq.namesrv, "go-flaky") == {"attempts": [0, 1]}
 
 
+# ---------------------------------------------------------------- ali-ons (npm, pure JavaScript)
+
+NODE_DIR = Path(__file__).resolve().parent / "clients" / "rocketmq" / "node"
+
+
+def create_topic(rmq, topic, queues=4):
+    """UPDATE_AND_CREATE_TOPIC on every broker, as `mqadmin updateTopic -c` does."""
+    for addr in rmq.broker_addrs:
+        h, _, _ = wire.Wire(addr).call(UPDATE_AND_CREATE_TOPIC, {
+            "topic": topic, "readQueueNums": str(queues), "writeQueueNums": str(queues), "perm": "6",
+            "topicFilterType": "SINGLE_TAG"})
+        assert h["code"] == SUCCESS, h
+
+
+def test_ali_ons_sends_consumes_and_delays(rocketmq):
+    if not (NODE_DIR / "node_modules" / "ali-ons").exists():
+        pytest.fail("ali-ons is missing: scripts/setup-test-env installs it (npm ci)")
+    rmq = rocketmq()
+    node = lambda *a: run_client(["node", str(NODE_DIR / "workload.js"), *map(str, a)], timeout=300)  # noqa: E731
+    # ali-ons, written for Alibaba's ONS, does not fall back to TBW102: topics exist first.
+    create_topic(rmq, "js-orders")
+    create_topic(rmq, "js-later")
+    n = 2_000
+    assert node("produce-consume", rmq.namesrv, "js-orders", n) == {
+        "sent": n, "distinct": n, "total": n, "duplicates": 0, "members": 2, "tagA": n // 2, "wrongTag": 0}
+    delayed = node("delay", rmq.namesrv, "js-later")
+    assert delayed["status"] == "SEND_OK" and delayed["delayMs"] >= 5000, delayed
+
+
 # ---------------------------------------------------------------- the wire
 
 

@@ -75,6 +75,16 @@ struct Fetched {
     body: Vec<u8>,
 }
 
+impl Fetched {
+    fn not_found_at(&self, offset: i64) -> bool {
+        match self.status {
+            Status::OffsetOverflowOne => true,
+            Status::NoMessageInQueue => offset == 0,
+            _ => false,
+        }
+    }
+}
+
 impl Broker {
     pub(super) async fn pull_message(
         self: &Arc<Self>,
@@ -96,7 +106,9 @@ impl Broker {
         }
         let fetched = self.fetch(&args).await;
         let resp = match fetched {
-            Ok(f) if f.status == Status::OffsetOverflowOne && sys_flag & FLAG_SUSPEND != 0 => {
+            // Apache suspends whatever answers PULL_NOT_FOUND: the end of the queue, or an empty
+            // queue asked from offset 0.
+            Ok(f) if f.not_found_at(args.offset) && sys_flag & FLAG_SUSPEND != 0 => {
                 let timeout = req
                     .opt_int("suspendTimeoutMillis")
                     .ok()
