@@ -361,6 +361,9 @@ impl Broker {
     /// Waits until the queue has a message at or past the pull's offset, or the deadline.
     async fn wait_for_messages(&self, a: &PullArgs, deadline: Instant) {
         loop {
+            // A queue without a log yet: its creation (by the first message) wakes us.
+            let mut created = Box::pin(self.store.created.notified());
+            created.as_mut().enable();
             let queue = self.store.queue(a.serial, a.queue_id);
             let mut notified = queue.as_ref().map(|q| Box::pin(q.arrived.notified()));
             if let Some(n) = notified.as_mut() {
@@ -376,7 +379,9 @@ impl Broker {
                 Some(n) => {
                     let _ = tokio::time::timeout(wait, n).await;
                 }
-                None => tokio::time::sleep(wait).await,
+                None => {
+                    let _ = tokio::time::timeout(wait, created).await;
+                }
             }
         }
     }

@@ -41,6 +41,8 @@ pub struct ReadMessage {
 pub struct QueueStore {
     log: LogStore,
     queues: RwLock<HashMap<(u32, i32), Arc<MessageQueue>>>,
+    /// Wakes pulls suspended on a queue that had no log yet when its first message arrives.
+    pub created: Notify,
 }
 
 fn log_name(serial: u32) -> String {
@@ -54,6 +56,7 @@ impl QueueStore {
         let s = QueueStore {
             log,
             queues: RwLock::new(HashMap::new()),
+            created: Notify::new(),
         };
         for (name, id) in s.log.partitions_on_disk()? {
             if let Some(serial) = name.strip_prefix('t').and_then(|n| n.parse::<u32>().ok()) {
@@ -80,12 +83,14 @@ impl QueueStore {
             log,
             arrived: Notify::new(),
         });
-        Ok(self
+        let q = self
             .queues
             .write()
             .entry((serial, queue_id))
             .or_insert(q)
-            .clone())
+            .clone();
+        self.created.notify_waiters();
+        Ok(q)
     }
 
     /// The queue if it has ever been written (blocking: may create its directory).
