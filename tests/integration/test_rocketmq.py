@@ -486,3 +486,28 @@ def test_java_client_sql92_filter_and_message_trace(rocketmq):
     rmq = rocketmq()
     got = java("sql-trace", rmq.namesrv, "selective")
     assert got == {"matched": "s0,s1,s2,s3", "traced": 10}, got
+
+
+def test_storage_quota_refuses_sends_and_keeps_what_is_stored(rocketmq):
+    rmq = rocketmq(brokers=1, extra_args=["--quota-bytes", "300000"])
+    w = wire.Wire(rmq.broker_addrs[0])
+    create_topic(rmq, "full", queues=1)
+    body = b"x" * 10_000
+    header = {"a": "pg", "b": "full", "c": "TBW102", "d": "4", "e": "0", "f": "0", "g": "0", "h": "0",
+              "i": wire.properties({"KEYS": "q"}), "j": "0", "k": "false"}
+    accepted, refusal = 0, None
+    for _ in range(100):
+        h, _, _ = w.call(SEND_MESSAGE_V2, header, body=body)
+        if h["code"] != SUCCESS:
+            refusal = h
+            break
+        accepted += 1
+    assert refusal is not None, "the quota never refused a send"
+    assert refusal["code"] == 14 and refusal["remark"].startswith(
+        "service not available now. It may be caused by one of the following reasons: the broker's disk is full")
+    assert 20 <= accepted < 30, accepted
+    # What was stored before the quota is all there.
+    pull = {"consumerGroup": "qg", "topic": "full", "queueId": "0", "queueOffset": "0", "maxMsgNums": "32",
+            "sysFlag": "4", "commitOffset": "0", "suspendTimeoutMillis": "0", "subscription": "*"}
+    h, body_back, _ = w.call(PULL_MESSAGE, pull)
+    assert h["code"] == SUCCESS and h["extFields"]["maxOffset"] == str(accepted)
