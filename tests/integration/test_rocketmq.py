@@ -293,7 +293,7 @@ def test_cpp_client_pull_consumer_and_acl(rocketmq, tmp_path):
 GO_CLIENT = REPO / "target" / "rocketmq-go-client" / "rocketmq-go-workload"
 
 
-def test_go_client_sends_every_way_consumes_delays_and_retries(rocketmq):
+def test_go_client_sends_every_way_consumes_delays_retries_broadcasts_and_orders(rocketmq):
     if not GO_CLIENT.exists():
         pytest.fail(f"{GO_CLIENT} is missing: scripts/setup-test-env builds it (go build)")
     rmq = rocketmq()
@@ -304,6 +304,8 @@ def test_go_client_sends_every_way_consumes_delays_and_retries(rocketmq):
     delayed = go("delay", rmq.namesrv, "go-later")
     assert delayed["status"] == 0 and delayed["delayMs"] >= 5000, delayed
     assert go("retry", rmq.namesrv, "go-flaky") == {"attempts": [0, 1]}
+    assert go("broadcast", rmq.namesrv, "go-news", 30) == {"b1": 30, "b2": 30}
+    assert go("orderly", rmq.namesrv, "go-steps", 20) == {"received": 200, "outOfOrder": 0}
 
 
 # ---------------------------------------------------------------- ali-ons (npm, pure JavaScript)

@@ -6,6 +6,8 @@
 //	                             two members and a group on TagA only
 //	delay NS TOPIC               delay level 2 (5 s)
 //	retry NS TOPIC               a listener that fails once, then succeeds
+//	broadcast NS TOPIC N         two BROADCASTING members each get every message
+//	orderly NS TOPIC STEPS       10 orders sent to a queue by order id, consumed orderly
 package main
 
 import (
@@ -258,6 +260,114 @@ func retry(ns, topic string) map[string]any {
 	return map[string]any{"attempts": attempts}
 }
 
+func broadcast(ns, topic string, n int) map[string]any {
+	ctx := context.Background()
+	p := newProducer(ns, "pg-"+topic)
+	if _, err := p.SendSync(ctx, message(topic, -1, "warmup")); err != nil {
+		fail(err)
+	}
+	var mu sync.Mutex
+	got := map[string]map[string]bool{"b1": {}, "b2": {}}
+	var consumers []rocketmq.PushConsumer
+	for _, name := range []string{"b1", "b2"} {
+		name := name
+		consumers = append(consumers, newConsumer(ns, "bg-"+topic, name, topic, "*", consumer.BroadCasting,
+			func(m *primitive.MessageExt) consumer.ConsumeResult {
+				mu.Lock()
+				got[name][m.GetKeys()] = true
+				mu.Unlock()
+				return consumer.ConsumeSuccess
+			}))
+	}
+	time.Sleep(3 * time.Second)
+	for i := 0; i < n; i++ {
+		if _, err := p.SendSync(ctx, message(topic, i, "")); err != nil {
+			fail(err)
+		}
+	}
+	count := func(name string) int {
+		c := 0
+		for i := 0; i < n; i++ {
+			if got[name]["k"+strconv.Itoa(i)] {
+				c++
+			}
+		}
+		return c
+	}
+	waitFor(func() bool { mu.Lock(); defer mu.Unlock(); return count("b1") >= n && count("b2") >= n }, 60*time.Second)
+	_ = p.Shutdown()
+	for _, c := range consumers {
+		_ = c.Shutdown()
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	return map[string]any{"b1": count("b1"), "b2": count("b2")}
+}
+
+func orderly(ns, topic string, steps int) map[string]any {
+	ctx := context.Background()
+	p, err := rocketmq.NewProducer(
+		producer.WithNsResolver(primitive.NewPassthroughResolver([]string{ns})),
+		producer.WithGroupName("pg-"+topic),
+		producer.WithQueueSelector(producer.NewHashQueueSelector()),
+	)
+	if err != nil {
+		fail(err)
+	}
+	if err := p.Start(); err != nil {
+		fail(err)
+	}
+	for s := 0; s < steps; s++ {
+		for o := 0; o < 10; o++ {
+			m := primitive.NewMessage(topic, []byte(fmt.Sprintf("%d:%d", o, s))).WithTag("order").
+				WithKeys([]string{fmt.Sprintf("o%d-%d", o, s)}).WithShardingKey(strconv.Itoa(o))
+			if _, err := p.SendSync(ctx, m); err != nil {
+				fail(err)
+			}
+		}
+	}
+	_ = p.Shutdown()
+	var mu sync.Mutex
+	last := map[int]int{}
+	outOfOrder, received := 0, 0
+	c, err := rocketmq.NewPushConsumer(
+		consumer.WithNsResolver(primitive.NewPassthroughResolver([]string{ns})),
+		consumer.WithGroupName("og-"+topic),
+		consumer.WithConsumeFromWhere(consumer.ConsumeFromFirstOffset),
+		consumer.WithConsumerOrder(true),
+	)
+	if err != nil {
+		fail(err)
+	}
+	err = c.Subscribe(topic, consumer.MessageSelector{Type: consumer.TAG, Expression: "*"},
+		func(ctx context.Context, msgs ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, m := range msgs {
+				var o, s int
+				fmt.Sscanf(string(m.Body), "%d:%d", &o, &s)
+				prev, seen := last[o]
+				if (!seen && s != 0) || (seen && prev+1 != s) {
+					outOfOrder++
+				}
+				last[o] = s
+				received++
+			}
+			return consumer.ConsumeSuccess, nil
+		})
+	if err != nil {
+		fail(err)
+	}
+	if err := c.Start(); err != nil {
+		fail(err)
+	}
+	waitFor(func() bool { mu.Lock(); defer mu.Unlock(); return received >= 10*steps }, 60*time.Second)
+	_ = c.Shutdown()
+	mu.Lock()
+	defer mu.Unlock()
+	return map[string]any{"received": received, "outOfOrder": outOfOrder}
+}
+
 func main() {
 	rlog.SetLogLevel("error")
 	if len(os.Args) < 4 {
@@ -273,6 +383,12 @@ func main() {
 		out = delay(ns, topic)
 	case "retry":
 		out = retry(ns, topic)
+	case "broadcast":
+		n, _ := strconv.Atoi(os.Args[4])
+		out = broadcast(ns, topic, n)
+	case "orderly":
+		n, _ := strconv.Atoi(os.Args[4])
+		out = orderly(ns, topic, n)
 	default:
 		fail(fmt.Errorf("unknown scenario %s", scenario))
 	}
