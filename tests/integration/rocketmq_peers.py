@@ -121,15 +121,7 @@ class ApacheRocketmq:
         return [p.pid for p in self.procs]
 
     def stop(self):
-        for p in reversed(self.procs):
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in self.procs:
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        stop_all(self.procs)
         self.procs = []
 
     def data_bytes(self):
@@ -181,18 +173,24 @@ class OpenDmsRocketmq:
         return [p.pid for p in self.procs]
 
     def stop(self):
-        for p in self.procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-                try:
-                    p.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait()
+        stop_all(self.procs)
         self.procs = []
 
     def data_bytes(self):
         return _du(self.data_dir)
+
+
+def stop_all(procs):
+    """SIGTERM to each process (last started first), then wait; kill what does not stop."""
+    for p in reversed(procs):
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
 
 
 def _du(path: Path) -> int:

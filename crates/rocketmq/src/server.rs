@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -67,7 +67,6 @@ pub struct Connection {
     outbound: mpsc::Sender<RemotingCommand>,
     pending: Mutex<HashMap<i32, oneshot::Sender<RemotingCommand>>>,
     next_opaque: AtomicI32,
-    closed: AtomicBool,
 }
 
 impl Connection {
@@ -79,10 +78,6 @@ impl Connection {
     /// Queues without waiting; false when the connection is gone or its queue is full.
     pub fn try_send(&self, cmd: RemotingCommand) -> bool {
         self.outbound.try_send(cmd).is_ok()
-    }
-
-    pub fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::Relaxed)
     }
 
     /// Sends a request to the client on this connection.
@@ -188,7 +183,6 @@ async fn serve(stream: TcpStream, peer: SocketAddr, service: Service) {
         outbound: tx,
         pending: Mutex::new(HashMap::new()),
         next_opaque: AtomicI32::new(1),
-        closed: AtomicBool::new(false),
     });
     debug!(conn = conn.id, %peer, "remoting connection opened");
     let mut inbound = BytesMut::with_capacity(16 * 1024);
@@ -263,7 +257,6 @@ async fn serve(stream: TcpStream, peer: SocketAddr, service: Service) {
             }
         }
     }
-    conn.closed.store(true, Ordering::Relaxed);
     service.closed(&conn);
     // Handlers may still hold the connection (a suspended pull); what they send now goes
     // nowhere, and the socket closes here.

@@ -173,6 +173,7 @@ impl Broker {
         let po = PhysicalOffset::decode(physical);
         let topic = self.tables.topic_by_serial(po.topic_serial)?;
         let queue = self.store.queue(topic.serial, po.queue_id as i32)?;
+        // The id keeps the low 32 bits of the queue offset: find the one it names.
         let max = queue.max_offset();
         let mut offset = (max & !0xffff_ffff) | i64::from(po.queue_offset);
         if offset >= max {

@@ -200,11 +200,7 @@ impl Broker {
         RemotingCommand::response_to(req, codes::SUCCESS, None)
     }
 
-    pub(super) fn lock_batch(
-        &self,
-        _conn: &Arc<Connection>,
-        req: &RemotingCommand,
-    ) -> RemotingCommand {
+    pub(super) fn lock_batch(&self, req: &RemotingCommand) -> RemotingCommand {
         let body: LockBody = match serde_json::from_slice(&req.body) {
             Ok(b) => b,
             Err(e) => return refuse_body(req, &e),
@@ -235,11 +231,7 @@ impl Broker {
         resp
     }
 
-    pub(super) fn unlock_batch(
-        &self,
-        _conn: &Arc<Connection>,
-        req: &RemotingCommand,
-    ) -> RemotingCommand {
+    pub(super) fn unlock_batch(&self, req: &RemotingCommand) -> RemotingCommand {
         let body: LockBody = match serde_json::from_slice(&req.body) {
             Ok(b) => b,
             Err(e) => return refuse_body(req, &e),

@@ -534,20 +534,8 @@ impl Broker {
         self: &Arc<Self>,
         physical: i64,
     ) -> Option<(StoredMessage, i64, i64)> {
-        let po = PhysicalOffset::decode(physical);
-        let topic = self.tables.topic_by_serial(po.topic_serial)?;
-        let queue = self.store.queue(topic.serial, po.queue_id as i32)?;
-        // The id keeps the low 32 bits of the queue offset: find the one it names.
-        let max = queue.max_offset();
-        let mut offset = (max & !0xffff_ffff) | i64::from(po.queue_offset);
-        if offset >= max {
-            offset -= 1 << 32;
-        }
-        let m = tokio::task::spawn_blocking(move || super::QueueStore::read_one(&queue, offset))
-            .await
-            .ok()?
-            .ok()??;
-        let (msg, qo, po) = StoredMessage::decode(&m.bytes).ok()?;
+        let bytes = self.stored_bytes_at(physical).await?;
+        let (msg, qo, po) = StoredMessage::decode(&bytes).ok()?;
         Some((msg, qo, po))
     }
 
