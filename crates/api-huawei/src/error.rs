@@ -221,6 +221,15 @@ impl From<ControlError> for ApiError {
             E::Refused(m) => ApiError::dms(400, "400800", format!("Invalid parameter. {m}")),
             E::TaskNotFound(_) => ApiError::dms(404, "404001", msg),
             E::PluginNotFound(_) => ApiError::dms(400, "400970", format!("RabbitMQ plugin is not exist. {msg}")),
+            E::GroupNotFound(_) => ApiError::other(
+                404,
+                "DMS.10240405",
+                format!("The consumption group ID is incorrect or not found. {msg}"),
+            ),
+            E::GroupExists(_) => ApiError::other(400, "DMS.10240018", format!("The consumer group already exists. {msg}")),
+            E::GroupOffline(_) => ApiError::other(400, "DMS.50050004", format!("The consumer group is offline. {msg}")),
+            E::InvalidGroupName(_) => ApiError::other(400, "DMS.10240016", format!("The group ID format is invalid. {msg}")),
+            E::InvalidTimestamp(_) => ApiError::dms(400, "400142", format!("Timestamp is invalid. {msg}")),
             E::NotSupported(m) => ApiError::dms(400, "400800", format!("Invalid parameter. {m}")),
             E::Internal(m) => ApiError::internal(m),
         }

@@ -432,6 +432,62 @@ pub const RABBITMQ_IMPLEMENTED_PLUGINS: &[&str] = &[
 ];
 pub const RABBITMQ_MANAGEMENT_PLUGIN: &str = "rabbitmq_management";
 
+/// One RocketMQ flavor of seed 001 (5.1.1 `product_id`): how many topics and consumer
+/// groups each broker may hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RocketmqProduct {
+    pub product_id: &'static str,
+    pub ecs_flavor_id: &'static str,
+    pub max_topics_per_broker: u32,
+    pub max_groups_per_broker: u32,
+}
+
+/// Seed 001 5.1.1's four flavors and their per-broker topic and group limits.
+pub const ROCKETMQ_PRODUCTS: &[RocketmqProduct] = &[
+    RocketmqProduct {
+        product_id: "c6.4u8g.cluster",
+        ecs_flavor_id: "c6.xlarge.2",
+        max_topics_per_broker: 4000,
+        max_groups_per_broker: 4000,
+    },
+    RocketmqProduct {
+        product_id: "c6.8u16g.cluster",
+        ecs_flavor_id: "c6.2xlarge.2",
+        max_topics_per_broker: 8000,
+        max_groups_per_broker: 8000,
+    },
+    RocketmqProduct {
+        product_id: "c6.12u24g.cluster",
+        ecs_flavor_id: "c6.3xlarge.2",
+        max_topics_per_broker: 12000,
+        max_groups_per_broker: 12000,
+    },
+    RocketmqProduct {
+        product_id: "c6.16u32g.cluster",
+        ecs_flavor_id: "c6.4xlarge.2",
+        max_topics_per_broker: 16000,
+        max_groups_per_broker: 16000,
+    },
+];
+
+pub fn rocketmq_product(product_id: &str) -> Option<&'static RocketmqProduct> {
+    ROCKETMQ_PRODUCTS
+        .iter()
+        .find(|p| p.product_id == product_id)
+}
+
+/// The one version seed 001 creates (`engine_version` "Value: 4.8.0").
+pub const ROCKETMQ_ENGINE_VERSIONS: &[&str] = &["4.8.0"];
+/// Seed 001 5.1.1 `storage_spec_code`.
+pub const ROCKETMQ_STORAGE_SPEC_CODES: &[&str] = &[HIGH_V2, ULTRA_V2];
+/// Broker groups per instance: the Huawei products offer 1 to 10 (seed 001 gives only
+/// "Default: 1").
+pub const ROCKETMQ_MAX_BROKERS: u32 = 10;
+/// Storage per broker: seed 001 gives no range (its examples order 600 GB for one broker);
+/// these are the console's bounds for 4.8.0 instances.
+pub const ROCKETMQ_MIN_STORAGE_PER_BROKER_GB: u64 = 300;
+pub const ROCKETMQ_MAX_STORAGE_PER_BROKER_GB: u64 = 60_000;
+
 /// Engine versions an instance may be created with. 1.1.0 and 2.3.0 are seed 000's; the
 /// current SDK's products list newer ones.
 pub const ENGINE_VERSIONS: &[&str] = &["1.1.0", "2.3.0", "2.7", "3.x"];

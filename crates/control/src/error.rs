@@ -76,6 +76,17 @@ pub enum ControlError {
     /// A plug-in name the engine's plug-in list does not have (seed 002 DMS.00400970).
     #[error("RabbitMQ plugin {0} does not exist")]
     PluginNotFound(String),
+    #[error("consumer group {0} does not exist")]
+    GroupNotFound(String),
+    #[error("consumer group {0} already exists")]
+    GroupExists(String),
+    /// No client of the group is connected (seed 001 DMS.50050004).
+    #[error("consumer group {0} is offline")]
+    GroupOffline(String),
+    #[error("invalid consumer group name {0:?}: 3 to 64 characters of letters, digits, '%', '|', '-' and '_'")]
+    InvalidGroupName(String),
+    #[error("timestamp {0} is invalid")]
+    InvalidTimestamp(i64),
     #[error("{0}")]
     NotSupported(String),
     #[error("internal error: {0}")]

@@ -14,5 +14,7 @@ pub mod validation;
 
 pub use error::ControlError;
 pub use plane::{
-    now_ms, BatchOutcome, Caller, ControlPlane, ListFilter, PlaneConfig, UpgradeRequest,
+    now_ms, permission_name, start_date, topic_permission, AccessPolicy, AclUserRequest,
+    BatchOutcome, Caller, ControlPlane, ListFilter, MessageQuery, MigrationKind, MqGroupRequest,
+    MqTopicChange, MqTopicRequest, PlaneConfig, UpgradeRequest,
 };

@@ -3,6 +3,11 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use engine::mq::{
+    AclUser, BrokerQueues, DirectConsumeResult, MqClient, MqMessage, MqQueueLag, MqQueueOffset,
+    MqQueueOffsets, MqTopic, MqTraceRecord, OutgoingMessage, ResourcePerm, SentMessage,
+    SubscriptionGroup, TopicPermission,
+};
 pub use engine::{
     AccessOperation, AccessResource, AccessRule, BindingInfo, ConsumerInfo, EngineKind,
     ExchangeInfo, NamePattern, NewQueue, NewTopic, PartitionLag, PartitionOffsets, QueueInfo,
@@ -136,8 +141,30 @@ pub struct InstanceDoc {
     pub product_type: String,
     /// Where the broker's management API listens (`ip:port`; RabbitMQ).
     pub management_listener: String,
+    /// Where the name server listens (`ip:port`; RocketMQ).
+    pub namesrv_listener: String,
     /// Broker plug-ins switched on (RabbitMQ).
     pub plugins: Vec<String>,
+    /// Metadata migration tasks (RocketMQ, seed 001 5.6), oldest first.
+    pub migration_tasks: Vec<MigrationTask>,
+}
+
+/// One metadata migration task (seed 001 5.6.2 MetadataTask). It runs when created; its
+/// status says what happened in the brokers.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MigrationTask {
+    pub id: String,
+    pub name: String,
+    pub started_ms: i64,
+    /// `finished` or `failed`.
+    pub status: String,
+    /// `rocketmq` or `rabbitToRocket`.
+    pub kind: String,
+    pub topics: Vec<String>,
+    pub groups: Vec<String>,
+    /// Why it failed.
+    pub reason: String,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -278,6 +305,9 @@ pub struct NewInstance {
     pub public_bandwidth: Option<i64>,
     pub publicip_id: Option<String>,
     pub tags: Vec<Tag>,
+    /// Enforce the broker's ACL (RocketMQ's `enable_acl`).
+    pub enable_acl: Option<bool>,
+    pub ipv6_enable: Option<bool>,
     pub kafka: KafkaOptions,
 }
 
@@ -314,6 +344,10 @@ pub struct InstanceChanges {
     pub security_group_id: Option<String>,
     pub retention_policy: Option<String>,
     pub enterprise_project_id: Option<String>,
+    /// Seed 001 5.1.5: switch the brokers' ACL (RocketMQ).
+    pub enable_acl: Option<bool>,
+    pub enable_publicip: Option<bool>,
+    pub publicip_id: Option<String>,
 }
 
 /// Restart or delete several instances, or delete every failed one of an engine.

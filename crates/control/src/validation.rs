@@ -97,6 +97,68 @@ pub fn check_tags(tags: &[Tag]) -> Result<(), ControlError> {
     Ok(())
 }
 
+/// Seed 001 topic and group names: 3–64 characters of letters, digits, `%`, `|`, `-`, `_`.
+pub fn check_mq_name(kind: &str, name: &str) -> Result<(), ControlError> {
+    let ok = (3..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'%' | b'|' | b'-' | b'_'));
+    match (ok, kind) {
+        (true, _) => Ok(()),
+        (false, "group") => Err(ControlError::InvalidGroupName(name.to_string())),
+        (false, _) => Err(ControlError::InvalidParameter(format!(
+            "{kind} name {name:?}: 3 to 64 characters of letters, digits, '%', '|', '-' and '_'"
+        ))),
+    }
+}
+
+/// Seed 001 5.3.1 `queue_num`: 1–50.
+pub fn check_queue_num(field: &str, n: i64) -> Result<(), ControlError> {
+    if (1..=50).contains(&n) {
+        Ok(())
+    } else {
+        Err(ControlError::InvalidParameter(format!(
+            "{field} {n}: must be within 1-50"
+        )))
+    }
+}
+
+/// Seed 001 5.5.1 `access_key`: starts with a letter; 7–64 letters, digits, `-`, `_`.
+pub fn check_access_key(key: &str) -> Result<(), ControlError> {
+    let ok = (7..=64).contains(&key.len())
+        && key.starts_with(|c: char| c.is_ascii_alphabetic())
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    ok.then_some(()).ok_or_else(|| {
+        ControlError::InvalidParameter(format!(
+            "access_key {key:?}: 7 to 64 characters of letters, digits, '-' and '_', starting with a letter"
+        ))
+    })
+}
+
+/// Seed 001 5.5.1 `secret_key`: 8–32 characters of at least three types, and neither the
+/// user name nor the user name reversed.
+pub fn check_secret_key(access_key: &str, secret: &str) -> Result<(), ControlError> {
+    check_password_classes("secret_key", secret, 3)?;
+    let reversed: String = access_key.chars().rev().collect();
+    if secret == access_key || secret == reversed {
+        return Err(ControlError::WeakPassword("secret_key"));
+    }
+    Ok(())
+}
+
+/// An ACL permission as plain ACL names it: `DENY`, `PUB`, `SUB` or `PUB|SUB`.
+pub fn check_acl_perm(field: &str, perm: &str) -> Result<String, ControlError> {
+    match perm.trim().to_ascii_uppercase().as_str() {
+        p @ ("DENY" | "PUB" | "SUB" | "PUB|SUB") => Ok(p.to_string()),
+        "SUB|PUB" => Ok("PUB|SUB".into()),
+        other => Err(ControlError::InvalidParameter(format!(
+            "{field} {other:?}: must be DENY, PUB, SUB or PUB|SUB"
+        ))),
+    }
+}
+
 /// A create request that passed every rule.
 #[derive(Debug)]
 pub struct ValidCreate {
@@ -126,8 +188,9 @@ pub fn validate_create(
         EngineKind::Rabbitmq => {
             return validate_rabbitmq_create(req, shape, name, description, zones);
         }
-        // The RocketMQ rules (seed 001) arrive with its engine.
-        EngineKind::Rocketmq => return Err(ControlError::EngineUnavailable(engine)),
+        EngineKind::Rocketmq => {
+            return validate_rocketmq_create(req, name, description, zones);
+        }
     }
     let engine_version = required(&req.engine_version, "engine_version")
         .map_err(|_| ControlError::UnsupportedVersion(String::new()))?;
@@ -444,6 +507,121 @@ fn validate_rabbitmq_create(
     Ok(common.into_valid(name, doc))
 }
 
+/// Seed 001 5.1.1 (Table 5-2): a RocketMQ instance of one of the four flavors with
+/// `broker_num` broker groups (default 1, as the table says despite "Mandatory").
+fn validate_rocketmq_create(
+    req: &NewInstance,
+    name: &str,
+    description: String,
+    zones: &[Zone],
+) -> Result<ValidCreate, ControlError> {
+    let engine_version = required(&req.engine_version, "engine_version")
+        .map_err(|_| ControlError::UnsupportedVersion(String::new()))?;
+    if !catalog::ROCKETMQ_ENGINE_VERSIONS.contains(&engine_version) {
+        return Err(ControlError::UnsupportedVersion(engine_version.to_string()));
+    }
+    let vpc_id = required(&req.vpc_id, "vpc_id")?;
+    let security_group_id = required(&req.security_group_id, "security_group_id")?;
+    let subnet_id = required(&req.subnet_id, "subnet_id")?;
+    // "Deploy in 1 AZ or in at least 3 AZs."
+    let azs = req.available_zones.clone().unwrap_or_default();
+    if azs.is_empty() || azs.len() == 2 {
+        return Err(ControlError::ZoneCount(
+            "available_zones must list 1 AZ or at least 3 AZs",
+        ));
+    }
+    for az in &azs {
+        if !zones.iter().any(|z| &z.id == az || &z.code == az) {
+            return Err(ControlError::UnknownZone(az.clone()));
+        }
+    }
+    let product_id = required(&req.product_id, "product_id")
+        .map_err(|_| ControlError::InvalidProduct(String::new()))?;
+    let product = catalog::rocketmq_product(product_id)
+        .ok_or_else(|| ControlError::InvalidProduct(product_id.to_string()))?;
+    let brokers = req.broker_num.unwrap_or(1);
+    if !(1..=i64::from(catalog::ROCKETMQ_MAX_BROKERS)).contains(&brokers) {
+        return Err(ControlError::InvalidParameter(format!(
+            "broker_num must be within 1-{}",
+            catalog::ROCKETMQ_MAX_BROKERS
+        )));
+    }
+    let brokers = brokers as u32;
+    let storage = req
+        .storage_space_gb
+        .ok_or_else(|| ControlError::InvalidStorage("storage_space is required".into()))?;
+    let (min, max) = (
+        catalog::ROCKETMQ_MIN_STORAGE_PER_BROKER_GB * u64::from(brokers),
+        catalog::ROCKETMQ_MAX_STORAGE_PER_BROKER_GB * u64::from(brokers),
+    );
+    if storage < min as i64 || storage > max as i64 {
+        return Err(ControlError::InvalidStorage(format!(
+            "storage_space for {brokers} broker(s) must be within {min}-{max} GB"
+        )));
+    }
+    let storage_spec_code = required(&req.storage_spec_code, "storage_spec_code")
+        .map_err(|_| ControlError::InvalidSpecCode(String::new()))?;
+    if !catalog::ROCKETMQ_STORAGE_SPEC_CODES.contains(&storage_spec_code) {
+        return Err(ControlError::InvalidSpecCode(storage_spec_code.to_string()));
+    }
+    if req.enable_publicip == Some(true)
+        && req.publicip_id.as_deref().unwrap_or("").trim().is_empty()
+    {
+        return Err(ControlError::InvalidParameter(
+            "publicip_id is required when enable_publicip is true".into(),
+        ));
+    }
+    // The embedded brokers serve plain remoting on IPv4 addresses of the pool: TLS and IPv6
+    // are refused by name rather than accepted and not served.
+    if req.ssl_enable == Some(true) {
+        return Err(ControlError::NotSupported(
+            "ssl_enable=true: OpenDMS's RocketMQ instances do not serve TLS; create the instance with ssl_enable=false".into(),
+        ));
+    }
+    if req.ipv6_enable == Some(true) {
+        return Err(ControlError::NotSupported(
+            "ipv6_enable=true: OpenDMS's RocketMQ instances listen on IPv4 addresses only".into(),
+        ));
+    }
+    let window = create_window(req)?;
+    let tags = req.tags.clone();
+    check_tags(&tags)?;
+    let doc = InstanceDoc {
+        description,
+        engine_version: engine_version.to_string(),
+        specification: format!("{} * {brokers} broker", product.product_id),
+        product_id: product.product_id.to_string(),
+        resource_spec_code: String::new(),
+        broker_num: brokers,
+        storage_space_gb: storage as u64,
+        storage_spec_code: storage_spec_code.to_string(),
+        available_zones: azs,
+        vpc_id: vpc_id.to_string(),
+        subnet_id: subnet_id.to_string(),
+        security_group_id: security_group_id.to_string(),
+        maintain_begin: window.begin.to_string(),
+        maintain_end: window.end.to_string(),
+        enterprise_project_id: req
+            .enterprise_project_id
+            .clone()
+            .unwrap_or_else(|| "0".into()),
+        enable_publicip: req.enable_publicip.unwrap_or(false),
+        publicip_id: req.publicip_id.clone().unwrap_or_default(),
+        acl_enabled: req.enable_acl.unwrap_or(false),
+        // Apache's autoCreateTopicEnable default: producers may create topics by sending.
+        enable_auto_topic: true,
+        product_type: "cluster".into(),
+        ..InstanceDoc::default()
+    };
+    Ok(ValidCreate {
+        name: name.to_string(),
+        engine: EngineKind::Rocketmq,
+        doc,
+        sasl_user: None,
+        tags,
+    })
+}
+
 /// What RabbitMQ's V1 and V2 creates check alike: the access user and password, public
 /// access, TLS, the maintenance window and tags.
 struct RabbitmqCommon {
@@ -714,11 +892,94 @@ mod tests {
         );
         check(&|r| r.vpc_id = None, "EmptyField");
         check(&|r| r.engine = None, "UnsupportedEngine");
-        check(
-            &|r| r.engine = Some(EngineKind::Rocketmq),
-            "EngineUnavailable",
-        );
         check(&|r| r.product_id = Some("nope".into()), "InvalidProduct");
+    }
+
+    /// Seed 001 5.1.1's example body.
+    fn rocket() -> NewInstance {
+        NewInstance {
+            name: Some("reliability-1".into()),
+            engine: Some(EngineKind::Rocketmq),
+            engine_version: Some("4.8.0".into()),
+            storage_space_gb: Some(600),
+            vpc_id: Some("vpc".into()),
+            subnet_id: Some("subnet".into()),
+            security_group_id: Some("sg".into()),
+            available_zones: Some(vec![zones()[0].id.clone()]),
+            product_id: Some("c6.4u8g.cluster".into()),
+            storage_spec_code: Some("dms.physical.storage.ultra.v2".into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn rocketmq_rules_each_have_their_error() {
+        let z = zones();
+        let v = validate_create(&rocket(), CreateShape::Flavor, &z).unwrap();
+        assert_eq!(v.doc.broker_num, 1, "broker_num defaults to 1");
+        assert_eq!(v.doc.specification, "c6.4u8g.cluster * 1 broker");
+        assert!(v.sasl_user.is_none());
+        let check = |f: &dyn Fn(&mut NewInstance), want: &str| {
+            let mut r = rocket();
+            f(&mut r);
+            let err = validate_create(&r, CreateShape::Flavor, &z).unwrap_err();
+            assert!(
+                format!("{err:?}").starts_with(want),
+                "{err:?} is not {want}"
+            );
+        };
+        check(
+            &|r| r.engine_version = Some("4.9.7".into()),
+            "UnsupportedVersion",
+        );
+        check(
+            &|r| r.product_id = Some("c6.2u4g.cluster".into()),
+            "InvalidProduct",
+        );
+        check(&|r| r.broker_num = Some(11), "InvalidParameter");
+        check(&|r| r.broker_num = Some(0), "InvalidParameter");
+        check(&|r| r.storage_space_gb = Some(100), "InvalidStorage");
+        check(
+            &|r| r.storage_spec_code = Some("dms.physical.storage.high".into()),
+            "InvalidSpecCode",
+        );
+        check(
+            &|r| r.available_zones = Some(vec![z[0].id.clone(), z[1].id.clone()]),
+            "ZoneCount",
+        );
+        check(&|r| r.ssl_enable = Some(true), "NotSupported");
+        check(&|r| r.ipv6_enable = Some(true), "NotSupported");
+        check(&|r| r.enable_publicip = Some(true), "InvalidParameter");
+        check(&|r| r.subnet_id = None, "EmptyField");
+    }
+
+    #[test]
+    fn rocketmq_resource_rules() {
+        assert!(check_mq_name("topic", "topic-a|b%c_d").is_ok());
+        assert!(matches!(
+            check_mq_name("group", "ab"),
+            Err(ControlError::InvalidGroupName(_))
+        ));
+        assert!(check_mq_name("topic", "has space").is_err());
+        assert!(check_queue_num("queue_num", 50).is_ok());
+        assert!(check_queue_num("queue_num", 51).is_err());
+        assert!(check_access_key("user_01").is_ok());
+        assert!(check_access_key("user01").is_err(), "7 characters at least");
+        assert!(
+            check_access_key("1user_01").is_err(),
+            "starts with a letter"
+        );
+        assert!(check_secret_key("user_01", "Secret_123").is_ok());
+        assert!(
+            check_secret_key("user_01", "secret123").is_err(),
+            "two classes"
+        );
+        assert!(
+            check_secret_key("Aa1_bb22", "22bb_1aA").is_err(),
+            "the name reversed"
+        );
+        assert_eq!(check_acl_perm("p", "sub|pub").unwrap(), "PUB|SUB");
+        assert!(check_acl_perm("p", "ALL").is_err());
     }
 
     fn rabbit() -> NewInstance {

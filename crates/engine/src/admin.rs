@@ -9,6 +9,10 @@ use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
 
+use crate::mq::{
+    AclUser, DirectConsumeResult, MqClient, MqMessage, MqQueueLag, MqQueueOffset, MqQueueOffsets,
+    MqTopic, MqTraceRecord, NewMqTopic, OutgoingMessage, SentMessage, SubscriptionGroup,
+};
 use crate::{EngineError, EngineKind, Limits};
 
 /// A topic (Kafka topic; RocketMQ topic) as the APIs show it.
@@ -349,6 +353,127 @@ pub trait BrokerAdmin: Send + Sync {
         _permissions: Vec<VhostPermission>,
     ) -> Result<(), EngineError> {
         Err(self.unsupported("user permissions"))
+    }
+
+    // ---- message-queue topics, subscription groups, messages, ACL users (RocketMQ) -------
+
+    /// The names of the instance's brokers (`broker-0`, ...), in order.
+    fn broker_names(&self) -> Result<Vec<String>, EngineError> {
+        Err(self.unsupported("brokers"))
+    }
+    /// User topics (system, retry and dead-letter topics left out unless `internal`).
+    fn mq_topics(&self, _internal: bool) -> Result<Vec<MqTopic>, EngineError> {
+        Err(self.unsupported("message-queue topics"))
+    }
+    /// Creates a topic on the brokers it names, or changes it where it is.
+    async fn put_mq_topic(&self, _topic: NewMqTopic) -> Result<MqTopic, EngineError> {
+        Err(self.unsupported("message-queue topics"))
+    }
+    /// Deletes a topic with its messages from every broker; false if there was none.
+    async fn delete_mq_topic(&self, _name: &str) -> Result<bool, EngineError> {
+        Err(self.unsupported("message-queue topics"))
+    }
+    /// Offsets of every queue of a topic; `None` if no broker has it.
+    fn mq_queue_offsets(&self, _topic: &str) -> Result<Option<Vec<MqQueueOffsets>>, EngineError> {
+        Err(self.unsupported("message-queue topics"))
+    }
+    fn subscription_groups(&self) -> Result<Vec<SubscriptionGroup>, EngineError> {
+        Err(self.unsupported("subscription groups"))
+    }
+    async fn put_subscription_group(&self, _group: SubscriptionGroup) -> Result<(), EngineError> {
+        Err(self.unsupported("subscription groups"))
+    }
+    /// Deletes a group with its offsets from every broker; false if there was none.
+    async fn delete_subscription_group(&self, _name: &str) -> Result<bool, EngineError> {
+        Err(self.unsupported("subscription groups"))
+    }
+    /// Topics a group consumes (committed offsets or online subscriptions).
+    fn group_topics(&self, _group: &str) -> Result<Vec<String>, EngineError> {
+        Err(self.unsupported("subscription groups"))
+    }
+    /// Groups that consume a topic.
+    fn topic_groups(&self, _topic: &str) -> Result<Vec<String>, EngineError> {
+        Err(self.unsupported("subscription groups"))
+    }
+    /// Where a group stands in every queue of a topic; `NotFound` without the topic.
+    async fn mq_group_lag(
+        &self,
+        _group: &str,
+        _topic: &str,
+    ) -> Result<Vec<MqQueueLag>, EngineError> {
+        Err(self.unsupported("subscription groups"))
+    }
+    /// The online clients of a group.
+    fn group_clients(&self, _group: &str) -> Result<Vec<MqClient>, EngineError> {
+        Err(self.unsupported("subscription groups"))
+    }
+    /// Moves a group's offsets on a topic to the first message stored at or after
+    /// `timestamp_ms` and tells its online clients; answers the offset of each queue.
+    async fn reset_group_offsets(
+        &self,
+        _group: &str,
+        _topic: &str,
+        _timestamp_ms: i64,
+    ) -> Result<Vec<MqQueueOffset>, EngineError> {
+        Err(self.unsupported("offset resets"))
+    }
+    /// Messages of a topic stored between two times (inclusive), at most `max`.
+    async fn messages_between(
+        &self,
+        _topic: &str,
+        _begin_ms: i64,
+        _end_ms: i64,
+        _max: usize,
+    ) -> Result<Vec<MqMessage>, EngineError> {
+        Err(self.unsupported("message queries"))
+    }
+    /// Messages an id names: an offset message id, or a unique key (in `topic`, or any
+    /// topic when `None`).
+    async fn messages_by_id(
+        &self,
+        _topic: Option<&str>,
+        _id: &str,
+    ) -> Result<Vec<MqMessage>, EngineError> {
+        Err(self.unsupported("message queries"))
+    }
+    async fn send_message(&self, _message: OutgoingMessage) -> Result<SentMessage, EngineError> {
+        Err(self.unsupported("sending messages"))
+    }
+    /// Publishes a dead-letter message again to the topic it was first sent to.
+    async fn resend_dead_letter(
+        &self,
+        _dlq_topic: &str,
+        _id: &str,
+    ) -> Result<SentMessage, EngineError> {
+        Err(self.unsupported("dead-letter resends"))
+    }
+    /// Hands a stored message to one online client of a group and answers its result.
+    async fn consume_directly(
+        &self,
+        _group: &str,
+        _client_id: &str,
+        _id: &str,
+    ) -> Result<DirectConsumeResult, EngineError> {
+        Err(self.unsupported("consumption verification"))
+    }
+    /// The trace records of a message (by its unique key or offset id).
+    async fn message_trace(&self, _id: &str) -> Result<Vec<MqTraceRecord>, EngineError> {
+        Err(self.unsupported("message traces"))
+    }
+    fn acl_users(&self) -> Result<Vec<AclUser>, EngineError> {
+        Err(self.unsupported("ACL users"))
+    }
+    /// Creates or replaces an ACL user; effective at once.
+    async fn put_acl_user(&self, _user: AclUser) -> Result<(), EngineError> {
+        Err(self.unsupported("ACL users"))
+    }
+    /// False if there was none.
+    async fn delete_acl_user(&self, _access_key: &str) -> Result<bool, EngineError> {
+        Err(self.unsupported("ACL users"))
+    }
+    /// Switches ACL enforcement on or off; effective at once.
+    async fn set_acl_enabled(&self, _enabled: bool) -> Result<(), EngineError> {
+        Err(self.unsupported("ACL"))
     }
 
     // ---- plug-ins ------------------------------------------------------------------------

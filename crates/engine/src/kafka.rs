@@ -460,6 +460,7 @@ mod tests {
             data_dir: dir.to_path_buf(),
             listeners: vec!["127.0.0.1:0".parse().unwrap()],
             management_listener: None,
+            namesrv_listener: None,
             advertised_host: None,
             limits: Limits {
                 storage_bytes: Some(1 << 30),

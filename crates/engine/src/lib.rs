@@ -13,9 +13,11 @@ mod admin;
 mod error;
 pub mod kafka;
 mod kind;
+pub mod mq;
 mod plan;
 pub mod rabbitmq;
 mod registry;
+pub mod rocketmq;
 
 use std::path::Path;
 use std::sync::Arc;

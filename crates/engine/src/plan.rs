@@ -17,6 +17,8 @@ pub struct InstancePlan {
     /// Where the broker's management HTTP API listens (RabbitMQ's, at port 15672 in the
     /// cloud); `None` for engines without one.
     pub management_listener: Option<SocketAddr>,
+    /// Where the instance's name server listens (RocketMQ); `None` for other engines.
+    pub namesrv_listener: Option<SocketAddr>,
     /// Host clients are told to dial instead of the listen addresses.
     pub advertised_host: Option<String>,
     pub limits: Limits,

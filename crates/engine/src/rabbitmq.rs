@@ -560,6 +560,7 @@ mod tests {
             data_dir: dir.to_path_buf(),
             listeners: vec![std::net::SocketAddr::from(([127, 0, 0, 1], port))],
             management_listener: None,
+            namesrv_listener: None,
             advertised_host: None,
             limits: Limits {
                 storage_bytes: Some(1 << 30),

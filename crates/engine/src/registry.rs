@@ -33,6 +33,7 @@ impl Engines {
         Engines::new(vec![
             Arc::new(crate::kafka::KafkaEngine),
             Arc::new(crate::rabbitmq::RabbitmqEngine),
+            Arc::new(crate::rocketmq::RocketmqEngine),
         ])
     }
 

@@ -38,6 +38,11 @@ pub struct ServeConfig {
     pub amqp_port: u16,
     /// Management API port of every RabbitMQ instance (`OPENDMS_AMQP_MANAGEMENT_PORT`).
     pub amqp_management_port: u16,
+    /// Name server port of every RocketMQ instance (`OPENDMS_ROCKETMQ_NAMESRV_PORT`; 8100 as
+    /// in the cloud's `namesrv_address`).
+    pub rocketmq_namesrv_port: u16,
+    /// Port every RocketMQ broker listens on (`OPENDMS_ROCKETMQ_BROKER_PORT`; 10100).
+    pub rocketmq_broker_port: u16,
     /// Instances a project may have (reported by `show_quotas`).
     pub instance_quota: u32,
     /// The account created at first start (`OPENDMS_DOMAIN`, `OPENDMS_USER`,
@@ -72,6 +77,8 @@ impl Default for ServeConfig {
             broker_port: 9092,
             amqp_port: 5672,
             amqp_management_port: 15672,
+            rocketmq_namesrv_port: 8100,
+            rocketmq_broker_port: 10100,
             instance_quota: 100,
             bootstrap: BootstrapConfig::default(),
             lifecycle: LifecycleControls::default(),
@@ -164,6 +171,16 @@ pub fn load_config(args: &ServeArgs) -> anyhow::Result<ServeConfig> {
         cfg.amqp_management_port = v
             .parse()
             .context("OPENDMS_AMQP_MANAGEMENT_PORT must be a port number")?;
+    }
+    if let Some(v) = env("OPENDMS_ROCKETMQ_NAMESRV_PORT") {
+        cfg.rocketmq_namesrv_port = v
+            .parse()
+            .context("OPENDMS_ROCKETMQ_NAMESRV_PORT must be a port number")?;
+    }
+    if let Some(v) = env("OPENDMS_ROCKETMQ_BROKER_PORT") {
+        cfg.rocketmq_broker_port = v
+            .parse()
+            .context("OPENDMS_ROCKETMQ_BROKER_PORT must be a port number")?;
     }
     let b = &mut cfg.bootstrap;
     for (slot, name) in [
@@ -369,6 +386,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             broker_port: cfg.broker_port,
             amqp_port: cfg.amqp_port,
             amqp_management_port: cfg.amqp_management_port,
+            rocketmq_namesrv_port: cfg.rocketmq_namesrv_port,
+            rocketmq_broker_port: cfg.rocketmq_broker_port,
             advertised_host: cfg.advertised_host.clone(),
             instance_quota: cfg.instance_quota,
             controls: cfg.lifecycle.clone(),

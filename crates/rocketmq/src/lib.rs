@@ -15,6 +15,7 @@ pub mod message;
 pub mod namesrv;
 pub mod remoting;
 pub mod server;
+pub mod trace;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -51,6 +51,10 @@ pub(crate) async fn list_products(state: Arc<ApiState>, call: Call) -> Result<Re
             200,
             crate::rabbitmq::render::products_v2(zones, call.query("product_id")),
         )),
+        (EngineKind::Rocketmq, ApiGeneration::V2) => Ok(json(
+            200,
+            crate::rocketmq::render::products(zones, call.query("product_id")),
+        )),
         (other, _) => Err(ApiError::not_supported(call.operation, Some(other))),
     }
 }

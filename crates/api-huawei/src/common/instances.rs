@@ -24,6 +24,10 @@ struct UpdateBody {
     security_group_id: Option<String>,
     retention_policy: Option<String>,
     enterprise_project_id: Option<String>,
+    // Seed 001 5.1.5 (RocketMQ's `UpdateInstanceReq`).
+    enable_acl: Option<bool>,
+    enable_publicip: Option<bool>,
+    publicip_id: Option<String>,
 }
 
 /// `BatchRestartOrDeleteInstanceReq`.
@@ -110,6 +114,9 @@ pub(crate) async fn update(state: Arc<ApiState>, call: Call) -> Result<Response,
         security_group_id: b.security_group_id,
         retention_policy: b.retention_policy,
         enterprise_project_id: b.enterprise_project_id,
+        enable_acl: b.enable_acl,
+        enable_publicip: b.enable_publicip,
+        publicip_id: b.publicip_id,
     };
     state
         .plane

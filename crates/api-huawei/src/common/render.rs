@@ -18,9 +18,7 @@ pub(crate) fn instance(plane: &ControlPlane, v: &InstanceView, generation: ApiGe
         match v.engine {
             EngineKind::Kafka => crate::kafka::render::instance_fields(obj, v, generation),
             EngineKind::Rabbitmq => crate::rabbitmq::render::instance_fields(obj, v, generation),
-            // RocketMQ instances cannot be created in this build (its create operations
-            // answer "not supported"); its own fields arrive with its broker.
-            EngineKind::Rocketmq => {}
+            EngineKind::Rocketmq => crate::rocketmq::render::instance_fields(obj, v, generation),
         }
     }
     out

@@ -116,6 +116,8 @@ impl CreateBody {
             public_bandwidth: self.public_bandwidth,
             publicip_id: self.publicip_id,
             tags: self.tags.unwrap_or_default(),
+            enable_acl: None,
+            ipv6_enable: None,
             kafka: KafkaOptions {
                 partition_num: self.partition_num,
                 kafka_manager_user: self.kafka_manager_user,

@@ -17,15 +17,21 @@ use crate::model::{EngineKind, InstanceDoc};
 
 impl ControlPlane {
     /// The ports an instance of `engine` listens on at each of its addresses: the client
-    /// port first, then the management API's if the engine has one.
+    /// (broker) port first, then the second service's if the engine has one: RabbitMQ's
+    /// management API, RocketMQ's name server (which runs at the first address only, but
+    /// every address is checked for it so any can be first).
     fn ports_of(&self, engine: EngineKind) -> Vec<u16> {
         match engine {
             EngineKind::Rabbitmq => vec![self.config.amqp_port, self.config.amqp_management_port],
-            EngineKind::Kafka | EngineKind::Rocketmq => vec![self.config.broker_port],
+            EngineKind::Rocketmq => vec![
+                self.config.rocketmq_broker_port,
+                self.config.rocketmq_namesrv_port,
+            ],
+            EngineKind::Kafka => vec![self.config.broker_port],
         }
     }
 
-    /// How many addresses an instance takes: one per Kafka broker; one for a RabbitMQ
+    /// How many addresses an instance takes: one per Kafka or RocketMQ broker; one for a RabbitMQ
     /// instance whatever its node count (the cloud gives a cluster one connect address,
     /// and the embedded broker serves every node's queues at it).
     pub(crate) fn listener_count(engine: EngineKind, doc: &InstanceDoc) -> u32 {
@@ -50,10 +56,15 @@ impl ControlPlane {
             return Ok(false);
         };
         doc.listeners = listeners.iter().map(|a| a.to_string()).collect();
-        doc.management_listener = match (ports.get(1), listeners.first()) {
+        let second = match (ports.get(1), listeners.first()) {
             (Some(port), Some(first)) => SocketAddr::new(first.ip(), *port).to_string(),
             _ => String::new(),
         };
+        if engine == EngineKind::Rocketmq {
+            doc.namesrv_listener = second;
+        } else {
+            doc.management_listener = second;
+        }
         Ok(true)
     }
 

@@ -223,6 +223,33 @@ impl ControlPlane {
         if let Some(e) = req.enterprise_project_id.as_deref() {
             doc.enterprise_project_id = e.to_string();
         }
+        if let Some(on) = req.enable_acl.filter(|on| *on != doc.acl_enabled) {
+            // Seed 001 5.1.5: the brokers' ACL switches at once (RocketMQ instances only).
+            if engine_of(&r)? != EngineKind::Rocketmq {
+                return Err(ControlError::NotSupported(
+                    "enable_acl is a RocketMQ instance setting".into(),
+                ));
+            }
+            self.set_rocketmq_acl(&r, on).await?;
+            doc.acl_enabled = on;
+        }
+        if req.enable_publicip == Some(true)
+            && req
+                .publicip_id
+                .as_deref()
+                .is_none_or(|p| p.trim().is_empty())
+            && doc.publicip_id.is_empty()
+        {
+            return Err(ControlError::InvalidParameter(
+                "publicip_id is required when enable_publicip is true".into(),
+            ));
+        }
+        if let Some(on) = req.enable_publicip {
+            doc.enable_publicip = on;
+        }
+        if let Some(p) = req.publicip_id.as_deref() {
+            doc.publicip_id = p.to_string();
+        }
         doc.store_in(&mut r)?;
         r.updated_at_ms = now_ms();
         self.save(&r).await?;

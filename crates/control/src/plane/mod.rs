@@ -13,9 +13,11 @@
 mod addresses;
 mod groups;
 mod instances;
+mod migration;
 mod orders;
 mod rabbitmq;
 mod reconciler;
+mod rocketmq;
 mod security;
 mod tasks;
 #[cfg(test)]
@@ -40,7 +42,12 @@ use crate::lifecycle::LifecycleControls;
 use crate::model::*;
 
 pub use instances::BatchOutcome;
+pub use migration::{start_date, MigrationKind};
 pub use orders::UpgradeRequest;
+pub use rocketmq::{
+    permission_name, topic_permission, AccessPolicy, AclUserRequest, MessageQuery, MqGroupRequest,
+    MqTopicChange, MqTopicRequest,
+};
 
 const GIB: u64 = 1 << 30;
 
@@ -60,6 +67,10 @@ pub struct PlaneConfig {
     /// (15672), at its own address.
     pub amqp_port: u16,
     pub amqp_management_port: u16,
+    /// Every RocketMQ instance's name server port (8100 in the cloud) and broker port
+    /// (10100), at their own addresses.
+    pub rocketmq_namesrv_port: u16,
+    pub rocketmq_broker_port: u16,
     /// Host advertised to clients instead of the listen addresses.
     pub advertised_host: Option<String>,
     /// Instances a project may have (`show_quotas`).

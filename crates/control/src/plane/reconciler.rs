@@ -59,6 +59,7 @@ impl ControlPlane {
                 .filter_map(|l| l.parse().ok())
                 .collect(),
             management_listener: doc.management_listener.parse().ok(),
+            namesrv_listener: doc.namesrv_listener.parse().ok(),
             advertised_host: self.config.advertised_host.clone(),
             limits: limits_of(doc),
             auto_create_topics: doc.enable_auto_topic,

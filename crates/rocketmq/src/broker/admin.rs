@@ -241,7 +241,7 @@ impl Broker {
         ok(req)
     }
 
-    fn is_system_topic(&self, topic: &str) -> bool {
+    pub(super) fn is_system_topic(&self, topic: &str) -> bool {
         matches!(
             topic,
             system::AUTO_CREATE
@@ -260,13 +260,7 @@ impl Broker {
 
     pub(super) async fn delete_topic(self: &Arc<Self>, req: &RemotingCommand) -> RemotingCommand {
         let topic = field!(req, req.required("topic")).to_string();
-        if let Some(t) = self.tables.remove_topic(&topic) {
-            self.offsets.remove_topic(&topic);
-            let b = self.clone();
-            let _ = tokio::task::spawn_blocking(move || b.store.remove_topic(t.serial)).await;
-            self.tables_changed().await;
-            info!(topic, "topic deleted");
-        }
+        self.remove_topic(&topic).await;
         ok(req)
     }
 
@@ -347,38 +341,40 @@ impl Broker {
         with_body(req, format!("{{\"offsetTable\":{table}}}"))
     }
 
-    /// ConsumeStats: broker and consumer offsets of a group on one topic or all it consumes.
-    pub(super) fn consume_stats(&self, req: &RemotingCommand) -> RemotingCommand {
-        let group = field!(req, req.required("consumerGroup"));
+    /// ConsumeStats: broker and consumer offsets of a group on one topic or all it consumes,
+    /// the store time of the last message it consumed in each queue, and its rate.
+    pub(super) async fn consume_stats(self: &Arc<Self>, req: &RemotingCommand) -> RemotingCommand {
+        let group = field!(req, req.required("consumerGroup")).to_string();
         let topics: Vec<String> = match req.ext("topic").filter(|t| !t.is_empty()) {
             Some(t) => vec![t.to_string()],
-            None => self.offsets.topics_of_group(group),
+            None => self.offsets.topics_of_group(&group),
         };
         let mut table = String::from("{");
         let mut first = true;
         for topic in topics {
-            let Some(t) = self.tables.topic(&topic) else {
+            let Some(lag) = self.consume_lag(&group, &topic).await else {
                 continue;
             };
-            let committed = self.offsets.of(group, &topic);
-            for q in 0..t.write_queue_nums {
-                let (_, max) = self.store.offsets(t.serial, q);
-                let consumer = committed.get(&q).copied().unwrap_or(0);
+            for q in lag {
                 if !first {
                     table.push(',');
                 }
                 first = false;
                 let _ = write!(
                     table,
-                    "{}:{{\"brokerOffset\":{max},\"consumerOffset\":{consumer},\"lastTimestamp\":0}}",
-                    mq_key(&topic, self.name(), q)
+                    "{}:{{\"brokerOffset\":{},\"consumerOffset\":{},\"lastTimestamp\":{}}}",
+                    mq_key(&topic, self.name(), q.queue_id),
+                    q.broker_offset,
+                    q.consumer_offset,
+                    q.last_consumed_ms
                 );
             }
         }
         table.push('}');
+        let tps = self.stats.group_tps(&group);
         with_body(
             req,
-            format!("{{\"consumeTps\":0.0,\"offsetTable\":{table}}}"),
+            format!("{{\"consumeTps\":{tps:?},\"offsetTable\":{table}}}"),
         )
     }
 
@@ -394,14 +390,15 @@ impl Broker {
             "commitLogDiskUsed",
             self.store.log().used_bytes().to_string(),
         );
-        if let Some(q) = self.config.quota_bytes {
+        if let Some(q) = self.store.log().config().quota_bytes {
             let ratio = self.store.log().used_bytes() as f64 / q.max(1) as f64;
             table.insert("commitLogDiskRatio", format!("{ratio:.4}"));
         }
-        table.insert("msgPutTotalTodayNow", "0".into());
-        table.insert("msgGetTotalTodayNow", "0".into());
-        table.insert("putTps", "0.0 0.0 0.0".into());
-        table.insert("getTransferedTps", "0.0 0.0 0.0".into());
+        let (put_today, got_today) = self.stats.today();
+        table.insert("msgPutTotalTodayNow", put_today.to_string());
+        table.insert("msgGetTotalTodayNow", got_today.to_string());
+        table.insert("putTps", self.stats.tps_line(false));
+        table.insert("getTransferedTps", self.stats.tps_line(true));
         table.insert("brokerName", self.config.broker_name.clone());
         with_body(req, json!({ "table": table }).to_string())
     }

@@ -10,12 +10,14 @@ mod admin;
 mod clients;
 mod consumer;
 mod header;
+mod manage;
 mod offsets;
 mod online;
 mod pull;
 mod query;
 mod schedule;
 mod send;
+mod stats;
 mod store;
 pub mod topics;
 mod transaction;
@@ -32,7 +34,9 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 pub use clients::{ConsumerGroup, Subscription};
+pub use manage::{DirectResult, ManageError, OnlineClient, QueueLag, QueueStat};
 pub use online::OnlineError;
+pub use send::{Placed, PutError};
 pub use store::QueueStore;
 pub use topics::{GroupConfig, TopicConfig};
 
@@ -129,6 +133,7 @@ pub struct Broker {
     namesrv: Arc<NameServer>,
     acl: RwLock<Option<Arc<Acl>>>,
     started: Instant,
+    stats: Arc<stats::BrokerStats>,
     /// One table write at a time, in order.
     table_writes: tokio::sync::Mutex<()>,
 }
@@ -176,6 +181,7 @@ impl Broker {
             namesrv,
             acl,
             started: Instant::now(),
+            stats: Arc::default(),
             table_writes: tokio::sync::Mutex::new(()),
         });
         broker.register();
@@ -256,6 +262,9 @@ impl Broker {
                 n += 1;
                 let Some(b) = weak.upgrade() else { break };
                 b.deliver_due_messages().await;
+                if n.is_multiple_of(10) {
+                    b.stats.sample(now_ms());
+                }
                 if last_check.elapsed() >= b.config.transaction_check_interval {
                     last_check = Instant::now();
                     b.check_transactions(b.config.transaction_timeout).await;
@@ -379,7 +388,7 @@ impl Broker {
             codes::DELETE_SUBSCRIPTIONGROUP => self.delete_group(&req).await,
             codes::GET_ALL_SUBSCRIPTIONGROUP_CONFIG => self.all_group_config(&req),
             codes::GET_TOPIC_STATS_INFO => self.topic_stats(&req),
-            codes::GET_CONSUME_STATS => self.consume_stats(&req),
+            codes::GET_CONSUME_STATS => self.consume_stats(&req).await,
             codes::GET_BROKER_RUNTIME_INFO => self.runtime_info(&req),
             codes::GET_ALL_CONSUMER_OFFSET => self.all_consumer_offsets(&req),
             codes::GET_ALL_DELAY_OFFSET => self.all_delay_offsets(&req),

@@ -104,20 +104,12 @@ impl Broker {
                 ),
             });
         };
-        let mut table = BTreeMap::new();
-        for q in 0..t.write_queue_nums {
-            let current = self.offsets.query(group, topic, q);
-            let target = if timestamp == -1 {
-                self.store.offsets(t.serial, q).1
-            } else {
-                self.offset_for_time(topic, q, timestamp).await
+        let mut table = self.offsets_at_time(&t, timestamp).await;
+        for (q, target) in table.iter_mut() {
+            match self.offsets.query(group, topic, *q) {
+                Some(c) if !force && *target >= c => *target = c,
+                _ => {}
             }
-            .max(0);
-            let chosen = match current {
-                Some(c) if !force && target >= c => c,
-                _ => target,
-            };
-            table.insert(q, chosen);
         }
         let Some(members) = self
             .clients
@@ -149,6 +141,25 @@ impl Broker {
             info!(topic, group, client = %c.client_id, "offset reset sent to a consumer");
         }
         Ok(table)
+    }
+
+    /// The offset of the first message stored at or after `timestamp` (-1: the end) in
+    /// each write queue of a topic.
+    pub(super) async fn offsets_at_time(
+        self: &Arc<Self>,
+        t: &super::TopicConfig,
+        timestamp: i64,
+    ) -> BTreeMap<i32, i64> {
+        let mut table = BTreeMap::new();
+        for q in 0..t.write_queue_nums {
+            let target = if timestamp == -1 {
+                self.store.offsets(t.serial, q).1
+            } else {
+                self.offset_for_time(&t.topic_name, q, timestamp).await
+            };
+            table.insert(q, target.max(0));
+        }
+        table
     }
 
     /// `ResetOffsetBody` (a map keyed by MessageQueue objects, as fastjson writes it) or, for

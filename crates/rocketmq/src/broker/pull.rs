@@ -335,17 +335,23 @@ impl Broker {
         })
         .await;
         match read {
-            Ok(Ok((body, count, next))) => Ok(Fetched {
-                status: if count > 0 {
-                    Status::Found
-                } else {
-                    Status::NoMatchedMessage
-                },
-                next_begin: next,
-                min,
-                max,
-                body,
-            }),
+            Ok(Ok((body, count, next))) => {
+                if count > 0 {
+                    self.stats
+                        .got(&a.group, &a.topic, count as u64, body.len() as u64);
+                }
+                Ok(Fetched {
+                    status: if count > 0 {
+                        Status::Found
+                    } else {
+                        Status::NoMatchedMessage
+                    },
+                    next_begin: next,
+                    min,
+                    max,
+                    body,
+                })
+            }
             Ok(Err(msglog::LogError::OffsetOutOfRange { log_start, .. })) => {
                 // Retention removed the segment meanwhile.
                 Ok(at(Status::OffsetTooSmall, log_start))

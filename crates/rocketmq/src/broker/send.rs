@@ -48,6 +48,8 @@ pub struct PendingPut {
     serial: u32,
     queue_id: i32,
     count: usize,
+    /// Counted into the broker's stats once written: (stats, topic, body bytes).
+    counted: Option<(Arc<super::stats::BrokerStats>, String, u64)>,
 }
 
 impl PendingPut {
@@ -57,6 +59,7 @@ impl PendingPut {
             serial: 0,
             queue_id: 0,
             count: 0,
+            counted: None,
         }
     }
 
@@ -69,6 +72,9 @@ impl PendingPut {
             .await
             .map_err(|_| PutError::Append(AppendFailure::Other("the queue writer stopped".into())))?
             .map_err(PutError::Append)?;
+        if let Some((stats, topic, bytes)) = &self.counted {
+            stats.put(topic, self.count as u64, *bytes);
+        }
         Ok((0..self.count as i64)
             .map(|i| Placed {
                 queue_offset: base + i,
@@ -432,6 +438,7 @@ impl Broker {
             .map(StoredMessage::encode)
             .collect::<Result<_, _>>()?;
         let count = encoded.len();
+        let bytes: u64 = messages.iter().map(|m| m.body.len() as u64).sum();
         let written = self
             .writers
             .submit(self, config.serial, queue_id, encoded, now);
@@ -440,6 +447,7 @@ impl Broker {
             serial: config.serial,
             queue_id,
             count,
+            counted: Some((self.stats.clone(), topic, bytes)),
         })
     }
 

@@ -72,6 +72,8 @@ public final class Workload {
             case "bench-latency": out = benchLatency(ns, args[2], Integer.parseInt(args[3]), Integer.parseInt(args[4])); break;
             case "durable-produce": durableProduce(ns, args[2], Integer.parseInt(args[3])); return;
             case "consume-keys": out = consumeKeys(ns, args[2], args[3], Integer.parseInt(args[4]), Integer.parseInt(args[5])); break;
+            case "live": live(ns, args[2], args[3]); return;
+            case "acl-send": out = aclSend(ns, args[2], args[3], args[4], args[5]); break;
             default: throw new IllegalArgumentException("unknown scenario " + scenario);
         }
         OUT.println(out);
@@ -564,6 +566,89 @@ public final class Workload {
             sb.append('"').append(k).append('"');
         }
         return sb.append("]}").toString();
+    }
+
+    /** One JSON line on the real stdout, at once. */
+    static synchronized void event(String json) {
+        OUT.println(json);
+        OUT.flush();
+    }
+
+    /**
+     * A consumer and a producer, both with message trace on, driven by lines on stdin, for
+     * tests that act on live clients through the cloud API (tests/integration/
+     * test_rocketmq_api.py). Prints one JSON line per event: `ready` (with the consumer's
+     * client id), `sent` (key, msgId, offsetMsgId), `received` (key, msgId, reconsume
+     * times). Commands: `send KEY`, `fail KEY` (the listener fails that key from now on; the
+     * consumer's maxReconsumeTimes is 0, so a failure sends it to the group's DLQ at once),
+     * `heal KEY`, `quit`.
+     */
+    static void live(String ns, String topic, String group) throws Exception {
+        Set<String> failing = ConcurrentHashMap.newKeySet();
+        DefaultMQPushConsumer c = new DefaultMQPushConsumer(group, true);
+        c.setNamesrvAddr(ns);
+        c.setInstanceName("live-" + System.nanoTime());
+        c.setConsumeFromWhere(ConsumeFromWhere.CONSUME_FROM_FIRST_OFFSET);
+        c.setPersistConsumerOffsetInterval(1000);
+        c.setPollNameServerInterval(1000);
+        c.setMaxReconsumeTimes(0);
+        c.subscribe(topic, "*");
+        c.registerMessageListener((MessageListenerConcurrently) (msgs, ctx) -> {
+            boolean fail = false;
+            for (MessageExt m : msgs) {
+                event(String.format("{\"event\":\"received\",\"key\":%s,\"msgId\":%s,\"reconsume\":%d}",
+                    quote(m.getKeys()), quote(m.getMsgId()), m.getReconsumeTimes()));
+                fail |= failing.contains(m.getKeys());
+            }
+            return fail ? ConsumeConcurrentlyStatus.RECONSUME_LATER : ConsumeConcurrentlyStatus.CONSUME_SUCCESS;
+        });
+        c.start();
+        DefaultMQProducer p = new DefaultMQProducer("pg-" + group, true);
+        p.setNamesrvAddr(ns);
+        p.setInstanceName("live-p-" + System.nanoTime());
+        p.setSendMsgTimeout(10000);
+        p.setPollNameServerInterval(1000);
+        p.start();
+        String clientId = c.getDefaultMQPushConsumerImpl().getmQClientFactory().getClientId();
+        event(String.format("{\"event\":\"ready\",\"clientId\":%s}", quote(clientId)));
+        java.io.BufferedReader in = new java.io.BufferedReader(new java.io.InputStreamReader(System.in, StandardCharsets.UTF_8));
+        String line;
+        while ((line = in.readLine()) != null) {
+            String[] w = line.trim().split(" ", 2);
+            if (w.length == 0 || w[0].isEmpty()) continue;
+            switch (w[0]) {
+                case "send": {
+                    SendResult r = p.send(message(topic, "live", w[1], "body of " + w[1]));
+                    event(String.format("{\"event\":\"sent\",\"key\":%s,\"msgId\":%s,\"offsetMsgId\":%s,\"status\":%s}",
+                        quote(w[1]), quote(r.getMsgId()), quote(r.getOffsetMsgId()), quote(r.getSendStatus().name())));
+                    break;
+                }
+                case "fail": failing.add(w[1]); event("{\"event\":\"ok\"}"); break;
+                case "heal": failing.remove(w[1]); event("{\"event\":\"ok\"}"); break;
+                case "quit":
+                    p.shutdown();
+                    c.shutdown();
+                    event("{\"event\":\"bye\"}");
+                    System.exit(0);
+                    return;
+                default: event("{\"event\":\"unknown\"}");
+            }
+        }
+        p.shutdown();
+        c.shutdown();
+        System.exit(0);
+    }
+
+    /** One send with an ACL account: the broker's answer (code 0 when it was stored). */
+    static String aclSend(String ns, String topic, String ak, String sk, String key) throws Exception {
+        DefaultMQProducer p = new DefaultMQProducer("acl-pg-" + ak, credentials(ak, sk));
+        p.setNamesrvAddr(ns);
+        p.setInstanceName("acl-send-" + System.nanoTime());
+        p.setSendMsgTimeout(10000);
+        p.start();
+        String r = refusal(p, message(topic, "a", key, "acl " + key));
+        p.shutdown();
+        return r;
     }
 
     static org.apache.rocketmq.remoting.RPCHook credentials(String ak, String sk) {

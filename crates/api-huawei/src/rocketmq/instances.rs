@@ -1,0 +1,157 @@
+//! Creating RocketMQ instances (seed 001 5.1.1, the SDK's `create_instance_by_engine` and
+//! `create_post_paid_instance`), their brokers (5.1.7) and nodes, and restarting them.
+
+use std::sync::Arc;
+
+use axum::response::Response;
+use control::model::{CreateShape, EngineKind, NewInstance, Tag};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::page;
+use crate::call::{engine_named, Call};
+use crate::error::ApiError;
+use crate::{json, ApiState};
+
+/// Seed 001 Table 5-2 and the SDK's `CreateInstanceByEngineReq`.
+#[derive(Deserialize)]
+#[allow(dead_code)] // fields read by serde for their types only
+struct CreateBody {
+    name: Option<String>,
+    description: Option<String>,
+    engine: Option<String>,
+    engine_version: Option<String>,
+    storage_space: Option<i64>,
+    vpc_id: Option<String>,
+    subnet_id: Option<String>,
+    security_group_id: Option<String>,
+    available_zones: Option<Vec<String>>,
+    product_id: Option<String>,
+    ssl_enable: Option<bool>,
+    storage_spec_code: Option<String>,
+    enterprise_project_id: Option<String>,
+    enable_acl: Option<bool>,
+    ipv6_enable: Option<bool>,
+    enable_publicip: Option<bool>,
+    publicip_id: Option<String>,
+    broker_num: Option<i64>,
+    tags: Option<Vec<Tag>>,
+    // The SDK's fields beyond the document.
+    proxy_enable: Option<bool>,
+    disk_encrypted_enable: Option<bool>,
+    disk_encrypted_key: Option<String>,
+    arch_type: Option<String>,
+    tls_mode: Option<String>,
+    ipv6_broker_address: Option<String>,
+    ipv6_namesrv_address: Option<String>,
+    bss_param: Option<serde_json::Value>,
+}
+
+pub(crate) async fn create(state: Arc<ApiState>, call: Call) -> Result<Response, ApiError> {
+    let body: CreateBody = call.body()?;
+    let engine = match body.engine.as_deref().filter(|e| !e.trim().is_empty()) {
+        Some(name) => engine_named(name)?,
+        None => call.engine()?,
+    };
+    if engine != EngineKind::Rocketmq {
+        return Err(control::ControlError::UnsupportedEngine(engine.as_str().into()).into());
+    }
+    if body.disk_encrypted_enable == Some(true) {
+        return Err(control::ControlError::NotSupported(
+            "disk_encrypted_enable=true: OpenDMS does not encrypt instance disks".into(),
+        )
+        .into());
+    }
+    if body.proxy_enable == Some(true) {
+        return Err(control::ControlError::NotSupported(
+            "proxy_enable=true: OpenDMS's RocketMQ instances have no gRPC proxy (RocketMQ 5.x clients)".into(),
+        )
+        .into());
+    }
+    let req = NewInstance {
+        name: body.name,
+        description: body.description,
+        engine: Some(engine),
+        engine_version: body.engine_version,
+        product_id: body.product_id,
+        broker_num: body.broker_num,
+        storage_space_gb: body.storage_space,
+        storage_spec_code: body.storage_spec_code,
+        vpc_id: body.vpc_id,
+        subnet_id: body.subnet_id,
+        security_group_id: body.security_group_id,
+        available_zones: body.available_zones,
+        ssl_enable: body.ssl_enable,
+        enterprise_project_id: body.enterprise_project_id,
+        enable_publicip: body.enable_publicip,
+        publicip_id: body.publicip_id,
+        enable_acl: body.enable_acl,
+        ipv6_enable: body.ipv6_enable,
+        tags: body.tags.unwrap_or_default(),
+        ..NewInstance::default()
+    };
+    let id = state
+        .plane
+        .create_instance(call.caller()?, &req, CreateShape::Flavor)
+        .await?;
+    Ok(json(200, json!({"instance_id": id})))
+}
+
+/// 5.1.7: every broker with its ids (one master, id 0, per broker group here).
+pub(crate) async fn list_brokers(state: Arc<ApiState>, call: Call) -> Result<Response, ApiError> {
+    let brokers = state
+        .plane
+        .rocketmq_brokers(call.project()?, call.instance_id())
+        .await?;
+    let items: Vec<Value> = brokers
+        .iter()
+        .map(|(name, _)| json!({"broker_name": name, "ids": [0]}))
+        .collect();
+    let (items, total, next, previous) = page(&call, items)?;
+    Ok(json(
+        200,
+        json!({"brokers": items, "total": total, "next_offset": next, "previous_offset": previous}),
+    ))
+}
+
+/// The SDK's `show_instance_nodes`: every broker node with its address.
+pub(crate) async fn list_nodes(state: Arc<ApiState>, call: Call) -> Result<Response, ApiError> {
+    let brokers = state
+        .plane
+        .rocketmq_brokers(call.project()?, call.instance_id())
+        .await?;
+    let nodes: Vec<Value> = brokers
+        .iter()
+        .map(|(name, addr)| {
+            json!({
+                "id": control::catalog::stable_hex_id(&format!("{}/{name}", call.instance_id())),
+                "broker_name": name, "broker_id": 0, "address": addr, "public_address": "",
+            })
+        })
+        .collect();
+    let (nodes, total, _, _) = page(&call, nodes)?;
+    Ok(json(200, json!({"nodes": nodes, "total": total})))
+}
+
+/// The SDK's `restart_instance`: restarts the brokers (RESTARTING, then RUNNING once they
+/// accept connections again).
+pub(crate) async fn restart(state: Arc<ApiState>, call: Call) -> Result<Response, ApiError> {
+    let view = state
+        .plane
+        .show_instance_quietly(call.project()?, call.instance_id())
+        .await?;
+    if view.engine != EngineKind::Rocketmq {
+        return Err(control::ControlError::InstanceNotFound(call.instance_id().into()).into());
+    }
+    state
+        .plane
+        .restart_instance(call.caller()?, call.instance_id())
+        .await?;
+    let nodes: Vec<String> = (0..view.doc.broker_num)
+        .map(|i| format!("broker-{i}"))
+        .collect();
+    Ok(json(
+        200,
+        json!({"instance_id": call.instance_id(), "nodes": nodes, "result": "success"}),
+    ))
+}
