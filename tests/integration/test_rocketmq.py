@@ -288,6 +288,44 @@ def test_cpp_client_pull_consumer_and_acl(rocketmq, tmp_path):
     assert "request refused by acl" in secured.log_path.read_text()
 
 
+# ---------------------------------------------------------------- rocketmq-client-python 2.0.0 (C++ client 2.1.0)
+
+PY2_DIR = REPO / "target" / "rocketmq-python2"
+PY2_CLIENT = Path(__file__).resolve().parent / "clients" / "rocketmq" / "python2_client.py"
+
+
+def py2(*args, timeout=300):
+    if not (PY2_DIR / "rocketmq" / "librocketmq.so").exists():
+        pytest.fail(f"{PY2_DIR} is missing: scripts/setup-test-env assembles it")
+    return run_client([VENV_PYTHON, str(PY2_CLIENT), *map(str, args)], timeout=timeout,
+                      env={"PYTHONPATH": str(PY2_DIR)})
+
+
+def test_python_client_2_sends_by_sharding_key_transactions_delays_and_acl(rocketmq, tmp_path):
+    rmq = rocketmq()
+    n = 10_000
+    assert py2("produce-consume", rmq.namesrv, "py2-orders", n) == {
+        "sent": n, "distinct": n, "total": n, "duplicates": 0, "members": 2, "tagA": n // 2, "wrongTag": 0}
+    assert py2("orderly", rmq.namesrv, "py2-steps", 20) == {"received": 200, "outOfOrder": 0}
+    delayed = py2("delay", rmq.namesrv, "py2-later")
+    assert delayed["status"] == 0 and delayed["delayMs"] >= 5000, delayed
+    acl = tmp_path / "acl.json"
+    acl.write_text(json.dumps({"accounts": [
+        {"accessKey": "RocketMQ", "secretKey": "12345678", "defaultTopicPerm": "DENY", "defaultGroupPerm": "SUB",
+         "topicPerms": ["py2-acl=PUB|SUB"]}]}))
+    secured = rocketmq(name="secured", brokers=1, extra_args=["--acl-file", str(acl)])
+    got = py2("acl", secured.namesrv, "py2-acl", "RocketMQ", "12345678")
+    assert got == {"status": 0, "consumed": True, "wrongSecret": True}, got
+    assert "request refused by acl" in secured.log_path.read_text()
+
+
+def test_python_client_2_transaction_committed_after_check_back(rocketmq):
+    # Check-back every second, for undecided half messages older than 2 s.
+    rmq = rocketmq(extra_args=["--transaction-check-interval-ms", "1000", "--transaction-timeout-ms", "2000"])
+    got = py2("transaction", rmq.namesrv, "py2-payments")
+    assert got == {"consumed": ["ask-me", "commit-me"], "checkedBack": True}, got
+
+
 # ---------------------------------------------------------------- the Go client (rocketmq-client-go/v2)
 
 GO_CLIENT = REPO / "target" / "rocketmq-go-client" / "rocketmq-go-workload"

@@ -26,6 +26,7 @@ from huaweicloudsdkrocketmq.v2 import (
     ListConsumerGroupOfTopicRequest, ListEngineProductsRequest, ListInstanceConsumerGroupsRequest,
     ListInstancesRequest, ListMessagesRequest, ListMessageTraceRequest, ListRocketInstanceTopicsRequest,
     ListRocketMqMigrationTaskRequest, ListTopicAccessPolicyRequest, ListUserRequest, MetadataDeleteReq,
+    ResizeEngineInstanceReq, ResizeInstanceRequest, RestartInstanceRequest, ShowEngineInstanceExtendProductInfoRequest,
     MigrationRocketMqTopicConfig, ResendReq, ResetConsumeOffsetReq, ResetConsumeOffsetRequest, RocketMQClient,
     SendDlqMessageRequest, SendMessageProperties, SendMessageReq, SendMessageRequest, ShowConsumerConnectionsRequest,
     ShowConsumerListOrDetailsRequest, ShowGroupRequest, ShowInstanceNodesRequest, ShowInstanceRequest,
@@ -66,7 +67,7 @@ def wait_running(c, iid, timeout=30):
         s = c.show_instance(ShowInstanceRequest(instance_id=iid))
         if s.status == "RUNNING":
             return s
-        assert s.status in ("CREATING", "RESTARTING"), s
+        assert s.status in ("CREATING", "RESTARTING", "EXTENDING"), s
         time.sleep(0.05)
     raise AssertionError(f"{iid} never became RUNNING")
 
@@ -231,6 +232,24 @@ def test_rocketmq_instance_lifecycle_topics_groups_and_validation(serve_factory)
     status = c.show_topic_status(ShowTopicStatusRequest(instance_id=iid, topic="orders"))
     assert sum(q.max_offset for b in status.brokers for q in b.queues) == 40
     assert all(q.last_message_time > 0 for b in status.brokers for q in b.queues if q.max_offset > 0)
+
+    # Storage extension grows the brokers' quota live; a restart brings them back with their
+    # topics and messages; scaling by brokers or flavor is refused by name.
+    ext = c.show_engine_instance_extend_product_info(ShowEngineInstanceExtendProductInfoRequest(
+        engine=ENGINE, instance_id=iid))
+    assert "c6.8u16g.cluster" in {p.product_id for p in ext.products}
+    job = c.resize_instance(ResizeInstanceRequest(engine=ENGINE, instance_id=iid, body=ResizeEngineInstanceReq(
+        oper_type="storage", new_storage_space=1500)))
+    assert job.job_id
+    assert wait_running(c, iid).storage_space == 1500
+    assert api_error(lambda: c.resize_instance(ResizeInstanceRequest(
+        engine=ENGINE, instance_id=iid, body=ResizeEngineInstanceReq(oper_type="horizontal", new_broker_num=3))))[1] \
+        == "DMS.00400800"
+    restarted = c.restart_instance(RestartInstanceRequest(engine=ENGINE, instance_id=iid))
+    assert restarted.result == "success"
+    wait_running(c, iid)
+    status = c.show_topic_status(ShowTopicStatusRequest(instance_id=iid, topic="orders"))
+    assert sum(q.max_offset for b in status.brokers for q in b.queues) == 40
 
     # Consumer groups.
     g = c.create_consumer_group_or_batch_delete_consumer_group(CreateConsumerGroupOrBatchDeleteConsumerGroupRequest(
@@ -435,11 +454,13 @@ def test_messages_traces_dead_letters_offsets_and_verification_on_live_clients(s
     live.wait(lambda e: e["event"] == "ok")
     dead = live.send("dead-1")
     live.wait(lambda e: e["event"] == "received" and e["key"] == "dead-1")
+    # Seed 001 5.4.3, which the SDK lacks: raw HTTP with an IAM token.
+    token = server.token().headers["X-Subject-Token"]
     deadline = time.monotonic() + 30
     exported = []
     while time.monotonic() < deadline and not exported:
         r = server.signed("POST", f"/v2/{server.project_id}/instances/{iid}/messages/export",
-                          body={"topic": "%DLQ%live-group", "uniq_key_list": [dead["msgId"]]})
+                          body={"topic": "%DLQ%live-group", "uniq_key_list": [dead["msgId"]]}, token=token)
         assert r.status_code == 200, r.text
         exported = r.json()
         time.sleep(0.5)

@@ -1,7 +1,7 @@
 //! The boundary between the control plane and the brokers.
 //!
 //! The control plane decides what should run; an [`Engine`] runs it. Each broker of OpenDMS
-//! (Kafka and AMQP 0-9-1 today; RocketMQ next) is one implementation: it turns an
+//! (Kafka, AMQP 0-9-1 and RocketMQ) is one implementation: it turns an
 //! [`InstancePlan`] into running brokers and answers an engine-neutral [`BrokerAdmin`] for
 //! them. Everything broker-specific (Kafka config keys, error codes, principals, where SASL
 //! users are stored) stays in that engine's module; nothing above this crate names a type of
@@ -70,7 +70,8 @@ pub trait Broker: Send + Sync {
 
 /// Checks a list of client networks (`a.b.c.d`, `a.b.c.d/n` and the IPv6 forms) as every
 /// engine reads it for [`BrokerAdmin::set_allowed_networks`]. The syntax is the Kafka
-/// broker's allow list; the AMQP broker checks clients with the same list, and RocketMQ will.
+/// broker's allow list; the AMQP broker checks clients with the same list. (RocketMQ instances
+/// have no allow-list API; their engine refuses one as not supported.)
 pub fn check_networks(networks: &[String]) -> Result<(), String> {
     ::kafka::security::AllowList::parse(networks).map(|_| ())
 }

@@ -155,3 +155,49 @@ pub(crate) async fn restart(state: Arc<ApiState>, call: Call) -> Result<Response
         json!({"instance_id": call.instance_id(), "nodes": nodes, "result": "success"}),
     ))
 }
+
+/// The SDK's `show_engine_instance_extend_product_info`: the flavors the instance can be
+/// had in, each with the AZs it can live in. Only storage extension is carried out
+/// (`resize_instance` with `oper_type` `storage`); a flavor or broker change answers
+/// "not supported".
+pub(crate) async fn extend_products(
+    state: Arc<ApiState>,
+    call: Call,
+) -> Result<Response, ApiError> {
+    let view = state
+        .plane
+        .show_instance_quietly(call.project()?, call.instance_id())
+        .await?;
+    if view.engine != EngineKind::Rocketmq {
+        return Err(control::ControlError::InstanceNotFound(call.instance_id().into()).into());
+    }
+    let zones = state.plane.zones();
+    let az: Vec<&str> = zones.iter().map(|z| z.id.as_str()).collect();
+    let mut out = super::render::products(zones, None);
+    if let Some(list) = out.get_mut("products").and_then(Value::as_array_mut) {
+        for p in list.iter_mut().filter_map(Value::as_object_mut) {
+            p.insert("available_zones".into(), json!(az));
+            p.insert("unavailable_zones".into(), json!([]));
+        }
+    }
+    Ok(json(200, out))
+}
+
+/// The SDK's `resize_instance_for_rocket_mq`: the shared extension of the other engines.
+pub(crate) async fn resize(state: Arc<ApiState>, call: Call) -> Result<Response, ApiError> {
+    #[derive(Deserialize)]
+    struct ResizeBody {
+        oper_type: Option<String>,
+        new_storage_space: Option<i64>,
+    }
+    let b: ResizeBody = call.body()?;
+    let req = control::model::Resize {
+        oper_type: b.oper_type,
+        new_storage_space: b.new_storage_space,
+    };
+    let job = state
+        .plane
+        .resize_instance(call.caller()?, call.instance_id(), &req)
+        .await?;
+    Ok(json(200, json!({"job_id": job})))
+}

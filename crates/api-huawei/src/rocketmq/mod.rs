@@ -67,6 +67,12 @@ pub(crate) static OPERATIONS: &[Operation] = &[
         "List broker nodes", Some(Rocketmq), instances::list_nodes),
     op!(Post "/v2/{project_id}/{engine}/instances/{instance_id}/restart", "restart_instance",
         "Restart an instance's brokers", Some(Rocketmq), instances::restart),
+    op!(Get "/v2/{engine}/{project_id}/instances/{instance_id}/extend", "show_engine_instance_extend_product_info",
+        "Products an instance can change to", Some(Rocketmq), instances::extend_products),
+    op!(Get "/v2/{project_id}/rocketmq/instances/{instance_id}/extend", "show_engine_instance_extend_product_info_for_rocket_mq",
+        "Products an instance can change to", Some(Rocketmq), instances::extend_products),
+    op!(Post "/v2/{project_id}/rocketmq/instances/{instance_id}/extend", "resize_instance_for_rocket_mq",
+        "Extend an instance's storage", Some(Rocketmq), instances::resize),
     // ---- topics (5.3) ----------------------------------------------------------------------
     op!(Get "/v2/{project_id}/instances/{instance_id}/topics", "list_rocket_instance_topics",
         "List topics", Some(Rocketmq), topics::list),

@@ -392,15 +392,16 @@ impl ControlPlane {
                 (u64::from(p.max_storage_per_node_gb) * u64::from(doc.broker_num))
                     .min(catalog::RABBITMQ_MAX_STORAGE_GB)
             }),
-            EngineKind::Kafka | EngineKind::Rocketmq => {
-                catalog::bandwidth_spec_by_product(&doc.product_id)
-                    .map(|s| u64::from(s.max_storage_gb))
-                    .or_else(|| {
-                        catalog::flavor(&doc.product_id).map(|f| {
-                            u64::from(f.max_storage_per_node_gb) * u64::from(doc.broker_num)
-                        })
-                    })
+            // So do RocketMQ's (seed 001's four flavors).
+            EngineKind::Rocketmq => {
+                Some(catalog::ROCKETMQ_MAX_STORAGE_PER_BROKER_GB * u64::from(doc.broker_num.max(1)))
             }
+            EngineKind::Kafka => catalog::bandwidth_spec_by_product(&doc.product_id)
+                .map(|s| u64::from(s.max_storage_gb))
+                .or_else(|| {
+                    catalog::flavor(&doc.product_id)
+                        .map(|f| u64::from(f.max_storage_per_node_gb) * u64::from(doc.broker_num))
+                }),
         }
         .unwrap_or(u64::MAX);
         // Seed 002 4.3.2: a RabbitMQ storage extension grows each node by at least 100 GB.

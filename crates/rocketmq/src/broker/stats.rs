@@ -96,27 +96,21 @@ impl BrokerStats {
     /// (in, out).
     pub fn tps(&self, secs: usize) -> (f64, f64) {
         let s = self.samples.lock();
-        let (Some(last), Some(first)) = (s.back(), s.iter().rev().nth(secs.min(s.len() - 1)))
-        else {
+        let Some((first, last, span)) = window(&s, secs) else {
             return (0.0, 0.0);
         };
-        let span = secs.min(s.len() - 1).max(1) as f64;
         (
-            (last.0 - first.0) as f64 / span,
-            (last.1 - first.1) as f64 / span,
+            last.0.saturating_sub(first.0) as f64 / span,
+            last.1.saturating_sub(first.1) as f64 / span,
         )
     }
 
     /// A group's messages consumed per second over the last minute.
     pub fn group_tps(&self, group: &str) -> f64 {
         let s = self.samples.lock();
-        let (Some(last), Some(first)) = (
-            s.back(),
-            s.iter().rev().nth(60.min(s.len().saturating_sub(1))),
-        ) else {
+        let Some((first, last, span)) = window(&s, 60) else {
             return 0.0;
         };
-        let span = 60.min(s.len().saturating_sub(1)).max(1) as f64;
         let n = |m: &HashMap<String, u64>| m.get(group).copied().unwrap_or(0);
         n(&last.2).saturating_sub(n(&first.2)) as f64 / span
     }
@@ -140,6 +134,15 @@ impl BrokerStats {
         };
         format!("{:.1} {:.1} {:.1}", pick(10), pick(60), pick(600))
     }
+}
+
+/// The samples `secs` seconds apart (fewer when there are not that many) and the seconds
+/// between them (at least 1); `None` without samples.
+fn window(s: &VecDeque<Sample>, secs: usize) -> Option<(&Sample, &Sample, f64)> {
+    let last = s.back()?;
+    let back = secs.min(s.len() - 1);
+    let first = s.get(s.len() - 1 - back)?;
+    Some((first, last, back.max(1) as f64))
 }
 
 #[cfg(test)]
