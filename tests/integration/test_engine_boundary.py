@@ -60,9 +60,9 @@ def test_sdk_operations_opendms_lacks_answer_not_supported(server):
         r = server.signed("POST", path, rocket)
         assert (r.status_code, r.json()["error_code"]) == (400, "DMS.00400013"), (path, r.text)
     # An SDK operation of an engine OpenDMS has no handler for answers "not supported".
-    r = server.signed("GET", f"/v2/{p}/rocketmq/instances/{iid}/configs")
+    r = server.signed("GET", f"/v2/{p}/rocketmq/instances/{iid}/diagnosis")
     assert (r.status_code, r.json()["error_code"]) == (501, NOT_SUPPORTED), r.text
-    assert "show_rocket_mq_configs" in r.json()["error_msg"], r.text
+    assert "list_diagnosis_reports_for_rocket_mq" in r.json()["error_msg"], r.text
     r = server.signed("GET", f"/v2/{p}/rabbitmq/tags")
     assert r.status_code == 200 and r.json() == {"tags": []}, r.text
     # Each engine's API sees only its own instances.

@@ -270,16 +270,22 @@ def test_cpp_client_sends_every_way_and_consumes(rocketmq):
     assert cpp("retry", rmq.namesrv, "cpp-flaky") == {"attempts": [0, 1]}
 
 
+def acl_broker(rocketmq, tmp_path, topic):
+    """One broker with plain ACL on: account RocketMQ/12345678 may publish and subscribe to
+    `topic` only (and subscribe as any group)."""
+    acl = tmp_path / f"acl-{topic}.json"
+    acl.write_text(json.dumps({"accounts": [
+        {"accessKey": "RocketMQ", "secretKey": "12345678", "defaultTopicPerm": "DENY", "defaultGroupPerm": "SUB",
+         "topicPerms": [f"{topic}=PUB|SUB"]}]}))
+    return rocketmq(name=f"secured-{topic}", brokers=1, extra_args=["--acl-file", str(acl)])
+
+
 def test_cpp_client_pull_consumer_and_acl(rocketmq, tmp_path):
     # One broker: the 1.x C++ pull consumer keys its offsets by queue id alone, so on a topic
     # spread over two brokers it mixes their offsets up (against Apache's brokers too).
     rmq = rocketmq(brokers=1)
     assert cpp("pull", rmq.namesrv, "cpp-pull", 50) == {"pulled": 50}
-    acl = tmp_path / "acl.json"
-    acl.write_text(json.dumps({"accounts": [
-        {"accessKey": "RocketMQ", "secretKey": "12345678", "defaultTopicPerm": "DENY", "defaultGroupPerm": "SUB",
-         "topicPerms": ["cpp-acl=PUB|SUB"]}]}))
-    secured = rocketmq(name="secured", brokers=1, extra_args=["--acl-file", str(acl)])
+    secured = acl_broker(rocketmq, tmp_path, "cpp-acl")
     got = cpp("acl", secured.namesrv, "cpp-acl", "RocketMQ", "12345678")
     assert got["status"] == 0 and got["consumed"] is True, got
     # The C++ client reports a refused send as a failure of its own wording; the broker's log
@@ -309,11 +315,7 @@ def test_python_client_2_sends_by_sharding_key_transactions_delays_and_acl(rocke
     assert py2("orderly", rmq.namesrv, "py2-steps", 20) == {"received": 200, "outOfOrder": 0}
     delayed = py2("delay", rmq.namesrv, "py2-later")
     assert delayed["status"] == 0 and delayed["delayMs"] >= 5000, delayed
-    acl = tmp_path / "acl.json"
-    acl.write_text(json.dumps({"accounts": [
-        {"accessKey": "RocketMQ", "secretKey": "12345678", "defaultTopicPerm": "DENY", "defaultGroupPerm": "SUB",
-         "topicPerms": ["py2-acl=PUB|SUB"]}]}))
-    secured = rocketmq(name="secured", brokers=1, extra_args=["--acl-file", str(acl)])
+    secured = acl_broker(rocketmq, tmp_path, "py2-acl")
     got = py2("acl", secured.namesrv, "py2-acl", "RocketMQ", "12345678")
     assert got == {"status": 0, "consumed": True, "wrongSecret": True}, got
     assert "request refused by acl" in secured.log_path.read_text()
@@ -344,6 +346,19 @@ def test_go_client_sends_every_way_consumes_delays_retries_broadcasts_and_orders
     assert go("retry", rmq.namesrv, "go-flaky") == {"attempts": [0, 1]}
     assert go("broadcast", rmq.namesrv, "go-news", 30) == {"b1": 30, "b2": 30}
     assert go("orderly", rmq.namesrv, "go-steps", 20) == {"received": 200, "outOfOrder": 0}
+
+
+def test_go_client_transactions_and_acl(rocketmq, tmp_path):
+    if not GO_CLIENT.exists():
+        pytest.fail(f"{GO_CLIENT} is missing: scripts/setup-test-env builds it (go build)")
+    go = lambda *a: run_client([str(GO_CLIENT), *map(str, a)], timeout=300)  # noqa: E731
+    rmq = rocketmq(extra_args=["--transaction-check-interval-ms", "1000", "--transaction-timeout-ms", "2000"])
+    assert go("transaction", rmq.namesrv, "go-payments") == {"consumed": ["ask-me", "commit-me"], "checkedBack": True}
+    secured = acl_broker(rocketmq, tmp_path, "go-acl")
+    got = go("acl", secured.namesrv, "go-acl", "RocketMQ", "12345678")
+    assert (got["sent"], got["consumed"], got["wrongSecretRefused"]) == (True, True, True), got
+    # The Go client passes the broker's remark on: Apache's AclException text.
+    assert "AclException" in got["wrongSecret"] or "signature" in got["wrongSecret"].lower(), got
 
 
 # ---------------------------------------------------------------- ali-ons (npm, pure JavaScript)

@@ -27,6 +27,7 @@ from huaweicloudsdkrocketmq.v2 import (
     ListInstancesRequest, ListMessagesRequest, ListMessageTraceRequest, ListRocketInstanceTopicsRequest,
     ListRocketMqMigrationTaskRequest, ListTopicAccessPolicyRequest, ListUserRequest, MetadataDeleteReq,
     ResizeEngineInstanceReq, ResizeInstanceRequest, RestartInstanceRequest, ShowEngineInstanceExtendProductInfoRequest,
+    ModifyConfigReq, RocketMQConfigReq, ShowRocketMqConfigsRequest, UpdateRocketMqConfigsRequest,
     MigrationRocketMqTopicConfig, ResendReq, ResetConsumeOffsetReq, ResetConsumeOffsetRequest, RocketMQClient,
     SendDlqMessageRequest, SendMessageProperties, SendMessageReq, SendMessageRequest, ShowConsumerConnectionsRequest,
     ShowConsumerListOrDetailsRequest, ShowGroupRequest, ShowInstanceNodesRequest, ShowInstanceRequest,
@@ -245,11 +246,28 @@ def test_rocketmq_instance_lifecycle_topics_groups_and_validation(serve_factory)
     assert api_error(lambda: c.resize_instance(ResizeInstanceRequest(
         engine=ENGINE, instance_id=iid, body=ResizeEngineInstanceReq(oper_type="horizontal", new_broker_num=3))))[1] \
         == "DMS.00400800"
+    # The brokers' live configuration: checked, applied at once, kept across a restart.
+    configs = {x.name: x for x in c.show_rocket_mq_configs(ShowRocketMqConfigsRequest(instance_id=iid)).rocketmq_configs}
+    assert (configs["maxMessageSize"].value, configs["fileReservedTime"].value) == ("4194304", "72")
+    for bad in [RocketMQConfigReq(name="brokerRole", value="SLAVE"), RocketMQConfigReq(name="maxMessageSize", value="0")]:
+        assert api_error(lambda: c.update_rocket_mq_configs(UpdateRocketMqConfigsRequest(
+            instance_id=iid, body=ModifyConfigReq(rocketmq_configs=[bad]))))[1] == "DMS.00400063"
+    c.update_rocket_mq_configs(UpdateRocketMqConfigsRequest(instance_id=iid, body=ModifyConfigReq(rocketmq_configs=[
+        RocketMQConfigReq(name="maxMessageSize", value="100"), RocketMQConfigReq(name="fileReservedTime", value="24")])))
+    big = SendMessageRequest(engine=ENGINE, instance_id=iid, body=SendMessageReq(topic="only-one", body="x" * 200))
+    assert api_error(lambda: c.send_message(big))[1] == "DMS.00400800"
     restarted = c.restart_instance(RestartInstanceRequest(engine=ENGINE, instance_id=iid))
     assert restarted.result == "success"
     wait_running(c, iid)
     status = c.show_topic_status(ShowTopicStatusRequest(instance_id=iid, topic="orders"))
     assert sum(q.max_offset for b in status.brokers for q in b.queues) == 40
+    configs = {x.name: x.value for x in c.show_rocket_mq_configs(
+        ShowRocketMqConfigsRequest(instance_id=iid)).rocketmq_configs}
+    assert (configs["maxMessageSize"], configs["fileReservedTime"]) == ("100", "24")
+    assert api_error(lambda: c.send_message(big))[1] == "DMS.00400800"
+    c.update_rocket_mq_configs(UpdateRocketMqConfigsRequest(instance_id=iid, body=ModifyConfigReq(rocketmq_configs=[
+        RocketMQConfigReq(name="maxMessageSize", value="4194304")])))
+    assert c.send_message(big).msg_id
 
     # Consumer groups.
     g = c.create_consumer_group_or_batch_delete_consumer_group(CreateConsumerGroupOrBatchDeleteConsumerGroupRequest(

@@ -488,6 +488,57 @@ pub const ROCKETMQ_MAX_BROKERS: u32 = 10;
 pub const ROCKETMQ_MIN_STORAGE_PER_BROKER_GB: u64 = 300;
 pub const ROCKETMQ_MAX_STORAGE_PER_BROKER_GB: u64 = 60_000;
 
+/// One parameter of a RocketMQ instance's configuration (the SDK's `show_rocket_mq_configs`):
+/// Apache broker properties that OpenDMS's brokers take without a restart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RocketmqConfigParam {
+    pub name: &'static str,
+    pub default: &'static str,
+    /// `min~max` for numbers, `true,false` for booleans.
+    pub valid_values: &'static str,
+    /// `number` or `boolean`.
+    pub value_type: &'static str,
+    pub min: u64,
+    pub max: u64,
+}
+
+pub const ROCKETMQ_CONFIGS: &[RocketmqConfigParam] = &[
+    // Apache's default retention (72 h), up to 30 days.
+    RocketmqConfigParam {
+        name: "fileReservedTime",
+        default: "72",
+        valid_values: "1~720",
+        value_type: "number",
+        min: 1,
+        max: 720,
+    },
+    // Apache's 4 MiB limit is also the largest a client may set.
+    RocketmqConfigParam {
+        name: "maxMessageSize",
+        default: "4194304",
+        valid_values: "1~4194304",
+        value_type: "number",
+        min: 1,
+        max: 4_194_304,
+    },
+    RocketmqConfigParam {
+        name: "autoCreateTopicEnable",
+        default: "true",
+        valid_values: "true,false",
+        value_type: "boolean",
+        min: 0,
+        max: 1,
+    },
+    RocketmqConfigParam {
+        name: "autoCreateSubscriptionGroup",
+        default: "true",
+        valid_values: "true,false",
+        value_type: "boolean",
+        min: 0,
+        max: 1,
+    },
+];
+
 /// Engine versions an instance may be created with. 1.1.0 and 2.3.0 are seed 000's; the
 /// current SDK's products list newer ones.
 pub const ENGINE_VERSIONS: &[&str] = &["1.1.0", "2.3.0", "2.7", "3.x"];

@@ -15,6 +15,6 @@ pub mod validation;
 pub use error::ControlError;
 pub use plane::{
     now_ms, permission_name, start_date, topic_permission, AccessPolicy, AclUserRequest,
-    BatchOutcome, Caller, ControlPlane, ListFilter, MessageQuery, MigrationKind, MqGroupRequest,
-    MqTopicChange, MqTopicRequest, PlaneConfig, UpgradeRequest,
+    BatchOutcome, Caller, ConfigValue, ControlPlane, ListFilter, MessageQuery, MigrationKind,
+    MqGroupRequest, MqTopicChange, MqTopicRequest, PlaneConfig, UpgradeRequest,
 };

@@ -147,6 +147,9 @@ pub struct InstanceDoc {
     pub plugins: Vec<String>,
     /// Metadata migration tasks (RocketMQ, seed 001 5.6), oldest first.
     pub migration_tasks: Vec<MigrationTask>,
+    /// Broker configuration changed through the API (RocketMQ), by Apache property name;
+    /// a parameter not here has its default (`catalog::ROCKETMQ_CONFIGS`).
+    pub rocketmq_configs: std::collections::BTreeMap<String, String>,
 }
 
 /// One metadata migration task (seed 001 5.6.2 MetadataTask). It runs when created; its

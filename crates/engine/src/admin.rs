@@ -11,7 +11,8 @@ use async_trait::async_trait;
 
 use crate::mq::{
     AclUser, DirectConsumeResult, MqClient, MqMessage, MqQueueLag, MqQueueOffset, MqQueueOffsets,
-    MqTopic, MqTraceRecord, NewMqTopic, OutgoingMessage, SentMessage, SubscriptionGroup,
+    MqSettings, MqTopic, MqTraceRecord, NewMqTopic, OutgoingMessage, SentMessage,
+    SubscriptionGroup,
 };
 use crate::{EngineError, EngineKind, Limits};
 
@@ -474,6 +475,14 @@ pub trait BrokerAdmin: Send + Sync {
     /// Switches ACL enforcement on or off; effective at once.
     async fn set_acl_enabled(&self, _enabled: bool) -> Result<(), EngineError> {
         Err(self.unsupported("ACL"))
+    }
+    /// The brokers' live settings.
+    fn mq_settings(&self) -> Result<MqSettings, EngineError> {
+        Err(self.unsupported("broker settings"))
+    }
+    /// Applies settings to every broker at once.
+    async fn apply_mq_settings(&self, _settings: MqSettings) -> Result<(), EngineError> {
+        Err(self.unsupported("broker settings"))
     }
 
     // ---- plug-ins ------------------------------------------------------------------------

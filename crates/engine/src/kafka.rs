@@ -475,6 +475,7 @@ mod tests {
             declared_groups: vec!["declared".into()],
             retention_hours: 72,
             plugins: None,
+            mq_settings: None,
         }
     }
 

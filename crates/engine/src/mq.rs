@@ -227,3 +227,16 @@ impl std::fmt::Debug for AclUser {
             .finish()
     }
 }
+
+/// Settings every broker of an instance takes at once, without a restart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MqSettings {
+    /// How long messages are kept (`fileReservedTime`).
+    pub retention_hours: u32,
+    /// The largest message body (`maxMessageSize`).
+    pub max_message_bytes: u64,
+    /// Producers may create topics by sending to them (`autoCreateTopicEnable`).
+    pub auto_create_topics: bool,
+    /// Consumers may create subscription groups by using them (`autoCreateSubscriptionGroup`).
+    pub auto_create_groups: bool,
+}

@@ -38,6 +38,9 @@ pub struct InstancePlan {
     pub retention_hours: i64,
     /// Broker plug-ins switched on (RabbitMQ's); `None`: the engine's defaults.
     pub plugins: Option<Vec<String>>,
+    /// Live broker settings (RocketMQ's); `None`: from `retention_hours` and
+    /// `auto_create_topics` and the engine's defaults.
+    pub mq_settings: Option<crate::mq::MqSettings>,
 }
 
 /// What an instance may use; changed on a running instance with `BrokerAdmin::apply_limits`.

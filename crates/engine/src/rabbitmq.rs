@@ -575,6 +575,7 @@ mod tests {
             declared_groups: Vec::new(),
             retention_hours: 72,
             plugins: None,
+            mq_settings: None,
         }
     }
 

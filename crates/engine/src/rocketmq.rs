@@ -18,6 +18,7 @@ use async_trait::async_trait;
 use parking_lot::Mutex;
 use rocketmq::acl::{Account, AclConfig};
 use rocketmq::broker::topics::{perm, system};
+use rocketmq::broker::BrokerSettings;
 use rocketmq::message::{
     offset_message_id, parse_offset_message_id, prop, Properties, StoredMessage,
 };
@@ -25,8 +26,8 @@ use rocketmq::{Broker as RmqBroker, BrokerConfig, FlushMode, RocketmqCluster, Ro
 
 use crate::mq::{
     AclUser, BrokerQueues, DirectConsumeResult, MqClient, MqMessage, MqQueueLag, MqQueueOffset,
-    MqQueueOffsets, MqTopic, MqTraceRecord, NewMqTopic, OutgoingMessage, ResourcePerm, SentMessage,
-    SubscriptionGroup, TopicPermission,
+    MqQueueOffsets, MqSettings, MqTopic, MqTraceRecord, NewMqTopic, OutgoingMessage, ResourcePerm,
+    SentMessage, SubscriptionGroup, TopicPermission,
 };
 use crate::{
     Broker, BrokerAdmin, Credentials, Engine, EngineError, EngineKind, InstancePlan, Limits, Usage,
@@ -112,6 +113,12 @@ impl Engine for RocketmqEngine {
                 bc.retention = Duration::from_secs(plan.retention_hours as u64 * 3600);
             }
             bc.acl = plan.enforce_access_rules.then(|| acl.clone());
+            if let Some(s) = plan.mq_settings {
+                bc.retention = Duration::from_secs(u64::from(s.retention_hours) * 3600);
+                bc.max_message_size = usize::try_from(s.max_message_bytes).unwrap_or(usize::MAX);
+                bc.auto_create_topics = s.auto_create_topics;
+                bc.auto_create_groups = s.auto_create_groups;
+            }
             brokers.push(bc);
         }
         let cluster = RocketmqCluster::start(RocketmqConfig {
@@ -939,6 +946,33 @@ impl BrokerAdmin for RocketmqAdmin {
         self.acl.lock().enabled = enabled;
         self.save_acl().await
     }
+
+    fn mq_settings(&self) -> Result<MqSettings, EngineError> {
+        let b = self
+            .brokers
+            .first()
+            .ok_or_else(|| EngineError::Storage("the instance has no broker".into()))?;
+        let s = b.settings();
+        Ok(MqSettings {
+            retention_hours: u32::try_from(s.retention.as_secs() / 3600).unwrap_or(u32::MAX),
+            max_message_bytes: s.max_message_size as u64,
+            auto_create_topics: s.auto_create_topics,
+            auto_create_groups: s.auto_create_groups,
+        })
+    }
+
+    async fn apply_mq_settings(&self, settings: MqSettings) -> Result<(), EngineError> {
+        for b in &self.brokers {
+            b.apply_settings(BrokerSettings {
+                retention: Duration::from_secs(u64::from(settings.retention_hours) * 3600),
+                max_message_size: usize::try_from(settings.max_message_bytes).unwrap_or(usize::MAX),
+                auto_create_topics: settings.auto_create_topics,
+                auto_create_groups: settings.auto_create_groups,
+            })
+            .await;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -978,6 +1012,7 @@ mod tests {
             declared_groups: Vec::new(),
             retention_hours: 72,
             plugins: None,
+            mq_settings: None,
         }
     }
 

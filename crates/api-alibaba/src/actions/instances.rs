@@ -74,14 +74,17 @@ fn instance_vo(v: &InstanceView, region: &str) -> Value {
     })
 }
 
-/// Every instance of the caller's project, failed ones included. `shows_status`: the answer
+/// Every Kafka instance of the caller's project, failed ones included. `shows_status`: the answer
 /// shows their statuses, so it counts as a read of each for the lifecycle's `delay_reads`.
 pub(super) async fn all_instances(
     state: &AliState,
     p: &Parsed,
     shows_status: bool,
 ) -> Result<Vec<InstanceView>, AliError> {
+    // Message Queue for Kafka lists Kafka instances: the project's RabbitMQ and RocketMQ
+    // instances (made through the Huawei API) are not its.
     let filter = ListFilter {
+        engine: Some(control::model::EngineKind::Kafka),
         include_failure: true,
         quiet: !shows_status,
         ..ListFilter::default()

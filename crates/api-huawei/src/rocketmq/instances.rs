@@ -201,3 +201,54 @@ pub(crate) async fn resize(state: Arc<ApiState>, call: Call) -> Result<Response,
         .await?;
     Ok(json(200, json!({"job_id": job})))
 }
+
+/// The SDK's `ModifyConfigReq`.
+#[derive(Deserialize)]
+struct ConfigsBody {
+    rocketmq_configs: Option<Vec<ConfigEntry>>,
+}
+
+#[derive(Deserialize)]
+struct ConfigEntry {
+    name: String,
+    value: String,
+}
+
+/// The SDK's `show_rocket_mq_configs`: the broker settings that change without a restart.
+pub(crate) async fn show_configs(state: Arc<ApiState>, call: Call) -> Result<Response, ApiError> {
+    let configs = state
+        .plane
+        .rocketmq_configs(call.project()?, call.instance_id())
+        .await?;
+    let items: Vec<Value> = configs
+        .iter()
+        .map(|c| {
+            json!({
+                "name": c.param.name, "value": c.value, "config_type": "dynamic",
+                "default_value": c.param.default, "valid_values": c.param.valid_values,
+                "value_type": c.param.value_type,
+            })
+        })
+        .collect();
+    let (items, total, next, previous) = page(&call, items)?;
+    Ok(json(
+        200,
+        json!({"rocketmq_configs": items, "total": total, "next_offset": next, "previous_offset": previous}),
+    ))
+}
+
+/// The SDK's `update_rocket_mq_configs`: applied to every broker at once; 204.
+pub(crate) async fn update_configs(state: Arc<ApiState>, call: Call) -> Result<Response, ApiError> {
+    let body: ConfigsBody = call.body()?;
+    let changes: Vec<(String, String)> = body
+        .rocketmq_configs
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| (c.name, c.value))
+        .collect();
+    state
+        .plane
+        .update_rocketmq_configs(call.project()?, call.instance_id(), &changes)
+        .await?;
+    Ok(crate::no_content())
+}

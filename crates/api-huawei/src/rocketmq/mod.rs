@@ -73,6 +73,10 @@ pub(crate) static OPERATIONS: &[Operation] = &[
         "Products an instance can change to", Some(Rocketmq), instances::extend_products),
     op!(Post "/v2/{project_id}/rocketmq/instances/{instance_id}/extend", "resize_instance_for_rocket_mq",
         "Extend an instance's storage", Some(Rocketmq), instances::resize),
+    op!(Get "/v2/{project_id}/rocketmq/instances/{instance_id}/configs", "show_rocket_mq_configs",
+        "The brokers' live configuration", Some(Rocketmq), instances::show_configs),
+    op!(Put "/v2/{project_id}/rocketmq/instances/{instance_id}/configs", "update_rocket_mq_configs",
+        "Change the brokers' live configuration", Some(Rocketmq), instances::update_configs),
     // ---- topics (5.3) ----------------------------------------------------------------------
     op!(Get "/v2/{project_id}/instances/{instance_id}/topics", "list_rocket_instance_topics",
         "List topics", Some(Rocketmq), topics::list),

@@ -45,8 +45,8 @@ pub use instances::BatchOutcome;
 pub use migration::{start_date, MigrationKind};
 pub use orders::UpgradeRequest;
 pub use rocketmq::{
-    permission_name, topic_permission, AccessPolicy, AclUserRequest, MessageQuery, MqGroupRequest,
-    MqTopicChange, MqTopicRequest,
+    permission_name, topic_permission, AccessPolicy, AclUserRequest, ConfigValue, MessageQuery,
+    MqGroupRequest, MqTopicChange, MqTopicRequest,
 };
 
 const GIB: u64 = 1 << 30;

@@ -74,6 +74,8 @@ impl ControlPlane {
             declared_groups: doc.declared_groups.keys().cloned().collect(),
             retention_hours: RETENTION_HOURS,
             plugins: (engine_of(r)? == EngineKind::Rabbitmq).then(|| doc.plugins.clone()),
+            mq_settings: (engine_of(r)? == EngineKind::Rocketmq)
+                .then(|| super::rocketmq::mq_settings_of(doc)),
         })
     }
 

@@ -7,12 +7,13 @@ use std::sync::Arc;
 
 use engine::mq::{
     AclUser, DirectConsumeResult, MqClient, MqMessage, MqQueueLag, MqQueueOffset, MqQueueOffsets,
-    MqTopic, MqTraceRecord, NewMqTopic, OutgoingMessage, ResourcePerm, SentMessage,
+    MqSettings, MqTopic, MqTraceRecord, NewMqTopic, OutgoingMessage, ResourcePerm, SentMessage,
     SubscriptionGroup, TopicPermission,
 };
 use engine::{BrokerAdmin, EngineError};
 
 use super::{engine_of, Caller, ControlPlane};
+use crate::catalog;
 use crate::error::ControlError;
 use crate::model::*;
 use crate::validation;
@@ -951,4 +952,115 @@ fn apply_user_request(mut u: AclUser, req: &AclUserRequest) -> Result<AclUser, C
             .collect::<Result<_, ControlError>>()?;
     }
     Ok(u)
+}
+
+/// A configuration parameter and its value (the SDK's `RocketMQConfigResp`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigValue {
+    pub param: &'static catalog::RocketmqConfigParam,
+    pub value: String,
+}
+
+/// The value of a parameter in a document (its default when never changed).
+fn config_value<'a>(doc: &'a InstanceDoc, p: &'a catalog::RocketmqConfigParam) -> &'a str {
+    doc.rocketmq_configs
+        .get(p.name)
+        .map_or(p.default, String::as_str)
+}
+
+/// The brokers' live settings a document asks for.
+pub(crate) fn mq_settings_of(doc: &InstanceDoc) -> MqSettings {
+    let number = |name: &str| {
+        catalog::ROCKETMQ_CONFIGS
+            .iter()
+            .find(|p| p.name == name)
+            .and_then(|p| config_value(doc, p).parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let flag = |name: &str| {
+        catalog::ROCKETMQ_CONFIGS
+            .iter()
+            .find(|p| p.name == name)
+            .is_some_and(|p| config_value(doc, p) == "true")
+    };
+    MqSettings {
+        retention_hours: u32::try_from(number("fileReservedTime")).unwrap_or(u32::MAX),
+        max_message_bytes: number("maxMessageSize"),
+        auto_create_topics: flag("autoCreateTopicEnable"),
+        auto_create_groups: flag("autoCreateSubscriptionGroup"),
+    }
+}
+
+impl ControlPlane {
+    /// The SDK's `show_rocket_mq_configs`: every parameter with the value the brokers use.
+    pub async fn rocketmq_configs(
+        &self,
+        project_id: &str,
+        id: &str,
+    ) -> Result<Vec<ConfigValue>, ControlError> {
+        let r = self.rocketmq_record(project_id, id).await?;
+        let doc = InstanceDoc::of(&r)?;
+        Ok(catalog::ROCKETMQ_CONFIGS
+            .iter()
+            .map(|p| ConfigValue {
+                param: p,
+                value: config_value(&doc, p).to_string(),
+            })
+            .collect())
+    }
+
+    /// The SDK's `update_rocket_mq_configs`: every value is checked before any is applied;
+    /// the brokers take them at once and the instance keeps them across restarts.
+    pub async fn update_rocketmq_configs(
+        &self,
+        project_id: &str,
+        id: &str,
+        changes: &[(String, String)],
+    ) -> Result<(), ControlError> {
+        if changes.is_empty() {
+            return Err(ControlError::InvalidParameter(
+                "rocketmq_configs: the list is empty".into(),
+            ));
+        }
+        let mut checked = Vec::new();
+        for (name, value) in changes {
+            let p = catalog::ROCKETMQ_CONFIGS
+                .iter()
+                .find(|p| p.name == name)
+                .ok_or_else(|| {
+                    ControlError::InvalidParameter(format!(
+                        "rocketmq_configs: {name} is not a configurable parameter ({})",
+                        catalog::ROCKETMQ_CONFIGS
+                            .iter()
+                            .map(|p| p.name)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ))
+                })?;
+            let value = value.trim();
+            let ok = match p.value_type {
+                "boolean" => matches!(value, "true" | "false"),
+                _ => value
+                    .parse::<u64>()
+                    .is_ok_and(|n| (p.min..=p.max).contains(&n)),
+            };
+            if !ok {
+                return Err(ControlError::InvalidParameter(format!(
+                    "rocketmq_configs: {name}={value:?} must be {}",
+                    p.valid_values
+                )));
+            }
+            checked.push((p.name.to_string(), value.to_string()));
+        }
+        let (mut doc, admin) = self.rocketmq_admin(project_id, id).await?;
+        doc.rocketmq_configs.extend(checked.iter().cloned());
+        admin.apply_mq_settings(mq_settings_of(&doc)).await?;
+        self.edit_doc(project_id, id, move |d| {
+            d.rocketmq_configs.extend(checked);
+            Ok(())
+        })
+        .await?;
+        tracing::info!(instance = %id, "rocketmq configuration changed");
+        Ok(())
+    }
 }

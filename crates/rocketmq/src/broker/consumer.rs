@@ -51,7 +51,7 @@ impl Broker {
         if let Some(g) = self.tables.group(group) {
             return Some(g);
         }
-        if !self.config.auto_create_groups {
+        if !self.settings.read().auto_create_groups {
             return None;
         }
         let g = GroupConfig::new(group);

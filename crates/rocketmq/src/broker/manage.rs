@@ -344,6 +344,13 @@ impl Broker {
     /// Appends one message as a producer's send would (delay levels honoured), creating
     /// its topic if it is a retry topic.
     pub async fn put_message(self: &Arc<Self>, message: StoredMessage) -> Result<Placed, PutError> {
+        let limit = self.settings.read().max_message_size;
+        if message.body.len() > limit {
+            return Err(PutError::TooLarge {
+                size: message.body.len(),
+                limit,
+            });
+        }
         if message.topic.starts_with(system::RETRY_PREFIX) {
             self.ensure_topic(
                 &message.topic,

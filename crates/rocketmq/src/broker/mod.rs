@@ -17,6 +17,7 @@ mod pull;
 mod query;
 mod schedule;
 mod send;
+mod settings;
 mod stats;
 mod store;
 pub mod topics;
@@ -37,6 +38,7 @@ pub use clients::{ConsumerGroup, Subscription};
 pub use manage::{DirectResult, ManageError, OnlineClient, QueueLag, QueueStat};
 pub use online::OnlineError;
 pub use send::{Placed, PutError};
+pub use settings::BrokerSettings;
 pub use store::QueueStore;
 pub use topics::{GroupConfig, TopicConfig};
 
@@ -67,6 +69,8 @@ pub struct BrokerConfig {
     pub advertised: SocketAddr,
     pub data_dir: PathBuf,
     /// `autoCreateTopicEnable`: producers may send to unknown topics (through `TBW102`).
+    /// This and the retention, message size and group settings below are where a broker
+    /// starts; they change live through [`Broker::apply_settings`].
     pub auto_create_topics: bool,
     /// `autoCreateSubscriptionGroup`: consumers may use unknown groups.
     pub auto_create_groups: bool,
@@ -134,6 +138,7 @@ pub struct Broker {
     acl: RwLock<Option<Arc<Acl>>>,
     started: Instant,
     stats: Arc<stats::BrokerStats>,
+    settings: RwLock<BrokerSettings>,
     /// One table write at a time, in order.
     table_writes: tokio::sync::Mutex<()>,
 }
@@ -164,10 +169,12 @@ impl Broker {
                 },
                 io: LogIo::Buffered,
             },
+            Some(config.retention),
         )?;
         let offsets = ConsumerOffsets::open(&dir)?;
         let acl = RwLock::new(config.acl.clone().map(|c| Arc::new(Acl::new(c))));
         let schedule = Schedule::open(&dir)?;
+        let settings = RwLock::new(BrokerSettings::of(&config));
         let broker = Arc::new(Broker {
             config,
             tables,
@@ -182,6 +189,7 @@ impl Broker {
             acl,
             started: Instant::now(),
             stats: Arc::default(),
+            settings,
             table_writes: tokio::sync::Mutex::new(()),
         });
         broker.register();

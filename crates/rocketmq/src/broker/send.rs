@@ -40,6 +40,9 @@ pub enum PutError {
     Illegal(#[from] MessageError),
     #[error("append failed: {0:?}")]
     Append(AppendFailure),
+    /// A body over the broker's `maxMessageSize`.
+    #[error("the message body of {size} bytes is over the broker's limit of {limit} bytes")]
+    TooLarge { size: usize, limit: usize },
 }
 
 /// Messages handed to their queue's writer.
@@ -268,10 +271,8 @@ impl Broker {
         } else {
             vec![base]
         };
-        if messages
-            .iter()
-            .any(|m| m.body.len() > self.config.max_message_size)
-        {
+        let max_size = self.settings.read().max_message_size;
+        if messages.iter().any(|m| m.body.len() > max_size) {
             return Reply::now(refuse(resp, codes::MESSAGE_ILLEGAL, &self.illegal_remark()));
         }
         if properties.get(prop::TRANSACTION_PREPARED) == Some("true") {
@@ -306,7 +307,7 @@ impl Broker {
     fn illegal_remark(&self) -> String {
         format!(
             "the message is illegal, maybe msg body or properties length not matched. msg body length limit {}B, msg properties length limit 32KB.",
-            self.config.max_message_size
+            self.settings.read().max_message_size
         )
     }
 
@@ -315,7 +316,7 @@ impl Broker {
             PutError::NoTopic(t) => {
                 refuse(resp, codes::SYSTEM_ERROR, &format!("topic[{t}] not exist"))
             }
-            PutError::Illegal(_) => {
+            PutError::Illegal(_) | PutError::TooLarge { .. } => {
                 let remark = self.illegal_remark();
                 refuse(resp, codes::MESSAGE_ILLEGAL, &remark)
             }

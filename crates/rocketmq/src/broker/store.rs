@@ -40,6 +40,8 @@ pub struct ReadMessage {
 
 pub struct QueueStore {
     log: LogStore,
+    /// What every queue's log keeps (retention), for queues opened later too.
+    log_config: RwLock<LogConfig>,
     queues: RwLock<HashMap<(u32, i32), Arc<MessageQueue>>>,
     /// Wakes pulls suspended on a queue that had no log yet when its first message arrives.
     pub created: Notify,
@@ -50,11 +52,20 @@ fn log_name(serial: u32) -> String {
 }
 
 impl QueueStore {
-    /// Opens the log directory and recovers every queue in it.
-    pub fn open(dir: &Path, config: StoreConfig) -> Result<QueueStore, LogError> {
+    /// Opens the log directory and recovers every queue in it; messages are kept for
+    /// `retention` (`None`: until the quota needs the room).
+    pub fn open(
+        dir: &Path,
+        config: StoreConfig,
+        retention: Option<std::time::Duration>,
+    ) -> Result<QueueStore, LogError> {
         let log = LogStore::open(dir, config)?;
         let s = QueueStore {
             log,
+            log_config: RwLock::new(LogConfig {
+                retention_ms: retention.map(|r| i64::try_from(r.as_millis()).unwrap_or(i64::MAX)),
+                ..LogConfig::default()
+            }),
             queues: RwLock::new(HashMap::new()),
             created: Notify::new(),
         };
@@ -74,9 +85,9 @@ impl QueueStore {
         if let Some(q) = self.queues.read().get(&(serial, queue_id)) {
             return Ok(q.clone());
         }
-        let log = self
-            .log
-            .open_partition(&log_name(serial), queue_id, LogConfig::default())?;
+        let log =
+            self.log
+                .open_partition(&log_name(serial), queue_id, self.log_config.read().clone())?;
         let q = Arc::new(MessageQueue {
             serial,
             queue_id,
@@ -169,6 +180,15 @@ impl QueueStore {
     }
 
     /// Every open queue of a topic.
+    /// Keeps messages for `retention` from now on, in every queue.
+    pub fn set_retention(&self, retention: Option<std::time::Duration>) {
+        let mut c = self.log_config.write();
+        c.retention_ms = retention.map(|r| i64::try_from(r.as_millis()).unwrap_or(i64::MAX));
+        for q in self.queues.read().values() {
+            q.log.set_config(c.clone());
+        }
+    }
+
     pub fn queues_of(&self, serial: u32) -> Vec<Arc<MessageQueue>> {
         let mut v: Vec<_> = self
             .queues

@@ -314,6 +314,29 @@ impl Tables {
         Ok(s)
     }
 
+    /// Adds `TBW102` (producers may create topics through it) or removes it; true when
+    /// that changed something.
+    pub fn set_auto_create_topics(&self, on: bool) -> Result<bool, TableError> {
+        let present = self.topic(system::AUTO_CREATE).is_some();
+        match (on, present) {
+            (true, false) => {
+                let mut c = TopicConfig::new(
+                    system::AUTO_CREATE,
+                    8,
+                    perm::INHERIT | perm::READ | perm::WRITE,
+                );
+                c.serial = self.next_serial()?;
+                self.topics
+                    .write()
+                    .topic_config_table
+                    .insert(c.topic_name.clone(), c);
+                Ok(true)
+            }
+            (false, true) => Ok(self.remove_topic(system::AUTO_CREATE).is_some()),
+            _ => Ok(false),
+        }
+    }
+
     pub fn topic(&self, name: &str) -> Option<TopicConfig> {
         self.topics.read().topic_config_table.get(name).cloned()
     }

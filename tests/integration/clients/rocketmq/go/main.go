@@ -8,6 +8,12 @@
 //	retry NS TOPIC               a listener that fails once, then succeeds
 //	broadcast NS TOPIC N         two BROADCASTING members each get every message
 //	orderly NS TOPIC STEPS       10 orders sent to a queue by order id, consumed orderly
+//	transaction NS TOPIC         committed, rolled-back and undecided (checked back, then
+//	                             committed) transactional messages; what a consumer gets
+//	acl NS TOPIC AK SK           a signed send and its consumption; then a wrong secret
+//
+// (rocketmq-client-go 2.1.2 has no message query API: queries by key and id are the Java and
+// C++ clients'.)
 package main
 
 import (
@@ -368,6 +374,136 @@ func orderly(ns, topic string, steps int) map[string]any {
 	return map[string]any{"received": received, "outOfOrder": outOfOrder}
 }
 
+// Decides transactions by key: commit-me commits, rollback-me rolls back, anything else
+// waits for the broker's check-back, which commits.
+type txListener struct {
+	mu      sync.Mutex
+	checked []string
+}
+
+func (l *txListener) ExecuteLocalTransaction(m *primitive.Message) primitive.LocalTransactionState {
+	switch m.GetKeys() {
+	case "commit-me":
+		return primitive.CommitMessageState
+	case "rollback-me":
+		return primitive.RollbackMessageState
+	}
+	return primitive.UnknowState
+}
+
+func (l *txListener) CheckLocalTransaction(m *primitive.MessageExt) primitive.LocalTransactionState {
+	l.mu.Lock()
+	l.checked = append(l.checked, m.GetKeys())
+	l.mu.Unlock()
+	return primitive.CommitMessageState
+}
+
+func transaction(ns, topic string) map[string]any {
+	l := &txListener{}
+	p, err := rocketmq.NewTransactionProducer(l,
+		producer.WithNsResolver(primitive.NewPassthroughResolver([]string{ns})),
+		producer.WithGroupName("tpg-"+topic),
+		producer.WithInstanceName("tx"+strconv.FormatInt(time.Now().UnixNano(), 10)),
+		producer.WithSendMsgTimeout(10*time.Second),
+	)
+	if err != nil {
+		fail(err)
+	}
+	if err := p.Start(); err != nil {
+		fail(err)
+	}
+	for _, key := range []string{"commit-me", "rollback-me", "ask-me"} {
+		m := primitive.NewMessage(topic, []byte(key)).WithTag("tx").WithKeys([]string{key})
+		if _, err := p.SendMessageInTransaction(context.Background(), m); err != nil {
+			fail(err)
+		}
+	}
+	var mu sync.Mutex
+	got := map[string]bool{}
+	c := newConsumer(ns, "cg-"+topic, "tx", topic, "*", consumer.Clustering, func(m *primitive.MessageExt) consumer.ConsumeResult {
+		mu.Lock()
+		got[m.GetKeys()] = true
+		mu.Unlock()
+		return consumer.ConsumeSuccess
+	})
+	waitFor(func() bool { mu.Lock(); defer mu.Unlock(); return got["ask-me"] && got["commit-me"] }, 60*time.Second)
+	time.Sleep(2 * time.Second)
+	_ = c.Shutdown()
+	_ = p.Shutdown()
+	mu.Lock()
+	defer mu.Unlock()
+	consumed := []string{}
+	for _, k := range []string{"ask-me", "commit-me", "rollback-me"} {
+		if got[k] {
+			consumed = append(consumed, k)
+		}
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	checkedBack := false
+	for _, k := range l.checked {
+		checkedBack = checkedBack || k == "ask-me"
+	}
+	return map[string]any{"consumed": consumed, "checkedBack": checkedBack}
+}
+
+func acl(ns, topic, ak, sk string) map[string]any {
+	send := func(secret string) error {
+		p, err := rocketmq.NewProducer(
+			producer.WithNsResolver(primitive.NewPassthroughResolver([]string{ns})),
+			producer.WithGroupName("acl-pg-"+topic),
+			producer.WithInstanceName("acl"+strconv.FormatInt(time.Now().UnixNano(), 10)),
+			producer.WithRetry(0),
+			producer.WithSendMsgTimeout(10*time.Second),
+			producer.WithCredentials(primitive.Credentials{AccessKey: ak, SecretKey: secret}),
+		)
+		if err != nil {
+			return err
+		}
+		if err := p.Start(); err != nil {
+			return err
+		}
+		defer func() { _ = p.Shutdown() }()
+		m := primitive.NewMessage(topic, []byte("acl")).WithTag("a").WithKeys([]string{"acl-key"})
+		_, err = p.SendSync(context.Background(), m)
+		return err
+	}
+	sent := send(sk)
+	var got atomic.Bool
+	c, err := rocketmq.NewPushConsumer(
+		consumer.WithNsResolver(primitive.NewPassthroughResolver([]string{ns})),
+		consumer.WithGroupName("acl-cg-"+topic),
+		consumer.WithConsumeFromWhere(consumer.ConsumeFromFirstOffset),
+		consumer.WithCredentials(primitive.Credentials{AccessKey: ak, SecretKey: sk}),
+	)
+	if err != nil {
+		fail(err)
+	}
+	if err := c.Subscribe(topic, consumer.MessageSelector{Type: consumer.TAG, Expression: "*"},
+		func(ctx context.Context, msgs ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
+			for _, m := range msgs {
+				if m.GetKeys() == "acl-key" {
+					got.Store(true)
+				}
+			}
+			return consumer.ConsumeSuccess, nil
+		}); err != nil {
+		fail(err)
+	}
+	if err := c.Start(); err != nil {
+		fail(err)
+	}
+	waitFor(got.Load, 60*time.Second)
+	_ = c.Shutdown()
+	wrong := send(sk + "-wrong")
+	wrongText := ""
+	if wrong != nil {
+		wrongText = wrong.Error()
+	}
+	return map[string]any{"sent": sent == nil, "consumed": got.Load(), "wrongSecretRefused": wrong != nil,
+		"wrongSecret": wrongText}
+}
+
 func main() {
 	rlog.SetLogLevel("error")
 	if len(os.Args) < 4 {
@@ -389,6 +525,10 @@ func main() {
 	case "orderly":
 		n, _ := strconv.Atoi(os.Args[4])
 		out = orderly(ns, topic, n)
+	case "transaction":
+		out = transaction(ns, topic)
+	case "acl":
+		out = acl(ns, topic, os.Args[4], os.Args[5])
 	default:
 		fail(fmt.Errorf("unknown scenario %s", scenario))
 	}
