@@ -179,6 +179,24 @@ def test_rocketmq_instance_lifecycle_topics_groups_and_validation(serve_factory)
     assert refused(ssl_enable=True)[1] == "DMS.00400800"
     assert c.list_instances(ListInstancesRequest(engine=ENGINE)).instance_num == 0
 
+    # The lifecycle controls apply: an injected failure ends CREATEFAILED with its reason, and
+    # all_failure=reliability deletes it.
+    p = server.project_id
+    assert server.signed("PUT", "/opendms/admin/lifecycle", {"create": {"fail_next": True}}).status_code == 200
+    doomed = create(c, "rocket-doomed")
+    deadline = time.monotonic() + 30
+    while (shown := server.signed("GET", f"/v2/{p}/instances/{doomed}").json())["status"] == "CREATING":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert shown["status"] == "CREATEFAILED" and "injected" in shown["status_reason"], shown
+    assert c.list_instances(ListInstancesRequest(engine=ENGINE)).instance_num == 0
+    assert c.list_instances(ListInstancesRequest(engine=ENGINE, include_failure="true")).instance_num == 1
+    r = server.signed("POST", f"/v2/{p}/instances/action", {"action": "delete", "all_failure": ENGINE})
+    assert r.status_code == 204, r.text
+    while server.signed("GET", f"/v2/{p}/instances/{doomed}").status_code != 404:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
     # Seed 001's own path and body (no broker_num: one broker).
     fields = create_fields(c, "rocket-life", broker_num=None)
     iid = c.create_post_paid_instance(CreatePostPaidInstanceRequest(
