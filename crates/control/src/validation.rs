@@ -159,6 +159,72 @@ pub fn check_acl_perm(field: &str, perm: &str) -> Result<String, ControlError> {
     }
 }
 
+/// Public access needs the EIPs it uses (`publicip_id`, mandatory with `enable_publicip`).
+fn check_public_access(req: &NewInstance) -> Result<(), ControlError> {
+    if req.enable_publicip == Some(true)
+        && req.publicip_id.as_deref().unwrap_or("").trim().is_empty()
+    {
+        return Err(ControlError::InvalidParameter(
+            "publicip_id is required when enable_publicip is true".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// How many AZs an engine's instances may be deployed in.
+#[derive(Clone, Copy)]
+enum ZoneRule {
+    /// Kafka and RocketMQ: "1 AZ or at least 3 AZs".
+    OneOrAtLeastThree,
+    /// RabbitMQ: "must be an array that contains only one AZ ID" (DMS.00400067).
+    ExactlyOne,
+}
+
+/// Where a new instance lives: its network (VPC, security group, subnet) and AZs.
+struct Placement<'a> {
+    vpc_id: &'a str,
+    security_group_id: &'a str,
+    subnet_id: &'a str,
+    azs: Vec<String>,
+}
+
+/// The network fields every create needs, and AZs that exist in the number the engine takes.
+fn placement<'a>(
+    req: &'a NewInstance,
+    zones: &[Zone],
+    rule: ZoneRule,
+) -> Result<Placement<'a>, ControlError> {
+    let vpc_id = required(&req.vpc_id, "vpc_id")?;
+    let security_group_id = required(&req.security_group_id, "security_group_id")?;
+    let subnet_id = required(&req.subnet_id, "subnet_id")?;
+    let azs = req.available_zones.clone().unwrap_or_default();
+    match rule {
+        ZoneRule::OneOrAtLeastThree if azs.is_empty() || azs.len() == 2 => {
+            return Err(ControlError::ZoneCount(
+                "available_zones must list 1 AZ or at least 3 AZs",
+            ))
+        }
+        ZoneRule::ExactlyOne if azs.len() != 1 => {
+            return Err(ControlError::ZoneCount(
+                "available_zones must be an array that contains only one AZ ID",
+            ))
+        }
+        _ => {}
+    }
+    if let Some(az) = azs
+        .iter()
+        .find(|az| !zones.iter().any(|z| &z.id == *az || &z.code == *az))
+    {
+        return Err(ControlError::UnknownZone(az.clone()));
+    }
+    Ok(Placement {
+        vpc_id,
+        security_group_id,
+        subnet_id,
+        azs,
+    })
+}
+
 /// A create request that passed every rule.
 #[derive(Debug)]
 pub struct ValidCreate {
@@ -198,21 +264,12 @@ pub fn validate_create(
         return Err(ControlError::UnsupportedVersion(engine_version.to_string()));
     }
 
-    let vpc_id = required(&req.vpc_id, "vpc_id")?;
-    let security_group_id = required(&req.security_group_id, "security_group_id")?;
-    let subnet_id = required(&req.subnet_id, "subnet_id")?;
-
-    let azs = req.available_zones.clone().unwrap_or_default();
-    if azs.is_empty() || azs.len() == 2 {
-        return Err(ControlError::ZoneCount(
-            "available_zones must list 1 AZ or at least 3 AZs",
-        ));
-    }
-    for az in &azs {
-        if !zones.iter().any(|z| &z.id == az || &z.code == az) {
-            return Err(ControlError::UnknownZone(az.clone()));
-        }
-    }
+    let Placement {
+        vpc_id,
+        security_group_id,
+        subnet_id,
+        azs,
+    } = placement(req, zones, ZoneRule::OneOrAtLeastThree)?;
 
     let product_id = required(&req.product_id, "product_id")
         .map_err(|_| ControlError::InvalidProduct(String::new()))?;
@@ -409,21 +466,12 @@ fn validate_rabbitmq_create(
     if !catalog::RABBITMQ_ENGINE_VERSIONS.contains(&engine_version) {
         return Err(ControlError::UnsupportedVersion(engine_version.to_string()));
     }
-    let vpc_id = required(&req.vpc_id, "vpc_id")?;
-    let security_group_id = required(&req.security_group_id, "security_group_id")?;
-    let subnet_id = required(&req.subnet_id, "subnet_id")?;
-    // "must be an array that contains only one AZ ID" (DMS.00400067).
-    let azs = req.available_zones.clone().unwrap_or_default();
-    if azs.len() != 1 {
-        return Err(ControlError::ZoneCount(
-            "available_zones must be an array that contains only one AZ ID",
-        ));
-    }
-    for az in &azs {
-        if !zones.iter().any(|z| &z.id == az || &z.code == az) {
-            return Err(ControlError::UnknownZone(az.clone()));
-        }
-    }
+    let Placement {
+        vpc_id,
+        security_group_id,
+        subnet_id,
+        azs,
+    } = placement(req, zones, ZoneRule::ExactlyOne)?;
     let product_id = required(&req.product_id, "product_id")
         .map_err(|_| ControlError::InvalidProduct(String::new()))?;
     if v1 {
@@ -520,21 +568,13 @@ fn validate_rocketmq_create(
     if !catalog::ROCKETMQ_ENGINE_VERSIONS.contains(&engine_version) {
         return Err(ControlError::UnsupportedVersion(engine_version.to_string()));
     }
-    let vpc_id = required(&req.vpc_id, "vpc_id")?;
-    let security_group_id = required(&req.security_group_id, "security_group_id")?;
-    let subnet_id = required(&req.subnet_id, "subnet_id")?;
     // "Deploy in 1 AZ or in at least 3 AZs."
-    let azs = req.available_zones.clone().unwrap_or_default();
-    if azs.is_empty() || azs.len() == 2 {
-        return Err(ControlError::ZoneCount(
-            "available_zones must list 1 AZ or at least 3 AZs",
-        ));
-    }
-    for az in &azs {
-        if !zones.iter().any(|z| &z.id == az || &z.code == az) {
-            return Err(ControlError::UnknownZone(az.clone()));
-        }
-    }
+    let Placement {
+        vpc_id,
+        security_group_id,
+        subnet_id,
+        azs,
+    } = placement(req, zones, ZoneRule::OneOrAtLeastThree)?;
     let product_id = required(&req.product_id, "product_id")
         .map_err(|_| ControlError::InvalidProduct(String::new()))?;
     let product = catalog::rocketmq_product(product_id)
@@ -564,13 +604,7 @@ fn validate_rocketmq_create(
     if !catalog::ROCKETMQ_STORAGE_SPEC_CODES.contains(&storage_spec_code) {
         return Err(ControlError::InvalidSpecCode(storage_spec_code.to_string()));
     }
-    if req.enable_publicip == Some(true)
-        && req.publicip_id.as_deref().unwrap_or("").trim().is_empty()
-    {
-        return Err(ControlError::InvalidParameter(
-            "publicip_id is required when enable_publicip is true".into(),
-        ));
-    }
+    check_public_access(req)?;
     // The embedded brokers serve plain remoting on IPv4 addresses of the pool: TLS and IPv6
     // are refused by name rather than accepted and not served.
     if req.ssl_enable == Some(true) {
@@ -672,13 +706,7 @@ fn rabbitmq_common(req: &NewInstance, v1: bool) -> Result<RabbitmqCommon, Contro
     // says two as well).
     let password = req.password.as_deref().unwrap_or("");
     check_password_classes("password", password, 2)?;
-    if req.enable_publicip == Some(true)
-        && req.publicip_id.as_deref().unwrap_or("").trim().is_empty()
-    {
-        return Err(ControlError::InvalidParameter(
-            "publicip_id is required when enable_publicip is true".into(),
-        ));
-    }
+    check_public_access(req)?;
     // The embedded broker has no TLS listener: refused by name rather than accepted and
     // served in plain text.
     if req.ssl_enable == Some(true) {

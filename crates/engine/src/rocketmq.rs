@@ -17,7 +17,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use parking_lot::Mutex;
 use rocketmq::acl::{Account, AclConfig};
-use rocketmq::broker::topics::{perm, system};
+use rocketmq::broker::topics::{perm, system, SYSTEM_GROUPS};
 use rocketmq::broker::BrokerSettings;
 use rocketmq::message::{
     offset_message_id, parse_offset_message_id, prop, Properties, StoredMessage,
@@ -42,17 +42,6 @@ const ACL_FILE: &str = "plain_acl.json";
 
 /// How many messages a key or time query returns at most.
 const QUERY_MAX: usize = 2048;
-
-/// Apache's system groups, which the APIs do not list.
-const SYSTEM_GROUPS: [&str; 7] = [
-    "TOOLS_CONSUMER",
-    "FILTERSRV_CONSUMER",
-    "__MONITOR_CONSUMER",
-    "CLIENT_INNER_PRODUCER",
-    "SELF_TEST_P_GROUP",
-    "SELF_TEST_C_GROUP",
-    "CID_ONS-HTTP-PROXY",
-];
 
 #[derive(Default)]
 pub struct RocketmqEngine;

@@ -4,7 +4,7 @@
 //! that names an engine (`/v2/{project_id}/kafka/tags`) serves that engine's instances.
 
 mod catalog;
-mod instances;
+pub(crate) mod instances;
 pub(crate) mod render;
 mod tags;
 mod tasks;

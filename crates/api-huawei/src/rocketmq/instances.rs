@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::response::Response;
-use control::model::{CreateShape, EngineKind, NewInstance, Tag};
+use control::model::{CreateShape, EngineKind, InstanceView, NewInstance, Tag};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -97,6 +97,19 @@ pub(crate) async fn create(state: Arc<ApiState>, call: Call) -> Result<Response,
     Ok(json(200, json!({"instance_id": id})))
 }
 
+/// The instance the path names, which must be a RocketMQ instance (another engine's is not
+/// found on RocketMQ's paths, as each engine's API sees only its own instances).
+async fn rocketmq_view(state: &ApiState, call: &Call) -> Result<InstanceView, ApiError> {
+    let view = state
+        .plane
+        .show_instance_quietly(call.project()?, call.instance_id())
+        .await?;
+    if view.engine != EngineKind::Rocketmq {
+        return Err(control::ControlError::InstanceNotFound(call.instance_id().into()).into());
+    }
+    Ok(view)
+}
+
 /// 5.1.7: every broker with its ids (one master, id 0, per broker group here).
 pub(crate) async fn list_brokers(state: Arc<ApiState>, call: Call) -> Result<Response, ApiError> {
     let brokers = state
@@ -136,13 +149,7 @@ pub(crate) async fn list_nodes(state: Arc<ApiState>, call: Call) -> Result<Respo
 /// The SDK's `restart_instance`: restarts the brokers (RESTARTING, then RUNNING once they
 /// accept connections again).
 pub(crate) async fn restart(state: Arc<ApiState>, call: Call) -> Result<Response, ApiError> {
-    let view = state
-        .plane
-        .show_instance_quietly(call.project()?, call.instance_id())
-        .await?;
-    if view.engine != EngineKind::Rocketmq {
-        return Err(control::ControlError::InstanceNotFound(call.instance_id().into()).into());
-    }
+    let view = rocketmq_view(&state, &call).await?;
     state
         .plane
         .restart_instance(call.caller()?, call.instance_id())
@@ -164,13 +171,7 @@ pub(crate) async fn extend_products(
     state: Arc<ApiState>,
     call: Call,
 ) -> Result<Response, ApiError> {
-    let view = state
-        .plane
-        .show_instance_quietly(call.project()?, call.instance_id())
-        .await?;
-    if view.engine != EngineKind::Rocketmq {
-        return Err(control::ControlError::InstanceNotFound(call.instance_id().into()).into());
-    }
+    rocketmq_view(&state, &call).await?;
     let zones = state.plane.zones();
     let az: Vec<&str> = zones.iter().map(|z| z.id.as_str()).collect();
     let mut out = super::render::products(zones, None);
@@ -181,25 +182,6 @@ pub(crate) async fn extend_products(
         }
     }
     Ok(json(200, out))
-}
-
-/// The SDK's `resize_instance_for_rocket_mq`: the shared extension of the other engines.
-pub(crate) async fn resize(state: Arc<ApiState>, call: Call) -> Result<Response, ApiError> {
-    #[derive(Deserialize)]
-    struct ResizeBody {
-        oper_type: Option<String>,
-        new_storage_space: Option<i64>,
-    }
-    let b: ResizeBody = call.body()?;
-    let req = control::model::Resize {
-        oper_type: b.oper_type,
-        new_storage_space: b.new_storage_space,
-    };
-    let job = state
-        .plane
-        .resize_instance(call.caller()?, call.instance_id(), &req)
-        .await?;
-    Ok(json(200, json!({"job_id": job})))
 }
 
 /// The SDK's `ModifyConfigReq`.

@@ -72,7 +72,7 @@ pub(crate) static OPERATIONS: &[Operation] = &[
     op!(Get "/v2/{project_id}/rocketmq/instances/{instance_id}/extend", "show_engine_instance_extend_product_info_for_rocket_mq",
         "Products an instance can change to", Some(Rocketmq), instances::extend_products),
     op!(Post "/v2/{project_id}/rocketmq/instances/{instance_id}/extend", "resize_instance_for_rocket_mq",
-        "Extend an instance's storage", Some(Rocketmq), instances::resize),
+        "Extend an instance's storage", Some(Rocketmq), crate::common::instances::resize),
     op!(Get "/v2/{project_id}/rocketmq/instances/{instance_id}/configs", "show_rocket_mq_configs",
         "The brokers' live configuration", Some(Rocketmq), instances::show_configs),
     op!(Put "/v2/{project_id}/rocketmq/instances/{instance_id}/configs", "update_rocket_mq_configs",

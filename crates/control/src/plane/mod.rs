@@ -214,6 +214,24 @@ impl ControlPlane {
         }
     }
 
+    /// The record of an instance of the caller's project that runs `kind`; another engine's
+    /// instance is refused as not supported by this operation.
+    pub(crate) async fn record_of_engine(
+        &self,
+        project_id: &str,
+        id: &str,
+        kind: EngineKind,
+    ) -> Result<InstanceRecord, ControlError> {
+        let r = self.record(project_id, id).await?;
+        let engine = engine_of(&r)?;
+        if engine != kind {
+            return Err(ControlError::NotSupported(format!(
+                "the operation is for {kind} instances; instance {id} is a {engine} instance"
+            )));
+        }
+        Ok(r)
+    }
+
     /// The engine of an instance: what a path shared by several engines is dispatched on.
     pub async fn instance_engine(
         &self,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use engine::BrokerAdmin;
 
-use super::{engine_of, Caller, ControlPlane};
+use super::{Caller, ControlPlane};
 use crate::catalog;
 use crate::error::ControlError;
 use crate::model::*;
@@ -22,7 +22,9 @@ impl ControlPlane {
         new_password: &str,
     ) -> Result<(), ControlError> {
         validation::check_reset_password(new_password)?;
-        let r = self.rabbitmq_record(project_id, id).await?;
+        let r = self
+            .record_of_engine(project_id, id, EngineKind::Rabbitmq)
+            .await?;
         let (doc, admin) = self.admin_of_running(&r)?;
         if doc.access_user.is_empty() {
             return Err(ControlError::NotSupported(
@@ -43,7 +45,9 @@ impl ControlPlane {
         project_id: &str,
         id: &str,
     ) -> Result<Vec<PluginState>, ControlError> {
-        let r = self.rabbitmq_record(project_id, id).await?;
+        let r = self
+            .record_of_engine(project_id, id, EngineKind::Rabbitmq)
+            .await?;
         let doc = InstanceDoc::of(&r)?;
         let running_now: Option<Vec<String>> = match self.engines.admin(id) {
             Ok(admin) => Some(admin.plugins()?),
@@ -106,7 +110,9 @@ impl ControlPlane {
                 ));
             }
         }
-        let r = self.rabbitmq_record(&caller.project_id, id).await?;
+        let r = self
+            .record_of_engine(&caller.project_id, id, EngineKind::Rabbitmq)
+            .await?;
         let (_, admin) = self.admin_of_running(&r)?;
         for name in &names {
             if *name != catalog::RABBITMQ_MANAGEMENT_PLUGIN {
@@ -139,7 +145,9 @@ impl ControlPlane {
         project_id: &str,
         id: &str,
     ) -> Result<Arc<dyn BrokerAdmin>, ControlError> {
-        let r = self.rabbitmq_record(project_id, id).await?;
+        let r = self
+            .record_of_engine(project_id, id, EngineKind::Rabbitmq)
+            .await?;
         Ok(self.admin_of_running(&r)?.1)
     }
 
@@ -338,7 +346,9 @@ impl ControlPlane {
         project_id: &str,
         id: &str,
     ) -> Result<BTreeMap<String, Vec<VhostPermission>>, ControlError> {
-        let r = self.rabbitmq_record(project_id, id).await?;
+        let r = self
+            .record_of_engine(project_id, id, EngineKind::Rabbitmq)
+            .await?;
         let (doc, admin) = self.admin_of_running(&r)?;
         let mut users = admin.user_permissions()?;
         users.remove(&doc.access_user);
@@ -356,7 +366,9 @@ impl ControlPlane {
         permissions: Vec<VhostPermission>,
         create: bool,
     ) -> Result<(), ControlError> {
-        let r = self.rabbitmq_record(project_id, id).await?;
+        let r = self
+            .record_of_engine(project_id, id, EngineKind::Rabbitmq)
+            .await?;
         let doc = InstanceDoc::of(&r)?;
         validation::check_username("access_key", user)?;
         if user == doc.access_user {
@@ -393,7 +405,9 @@ impl ControlPlane {
         id: &str,
         user: &str,
     ) -> Result<(), ControlError> {
-        let r = self.rabbitmq_record(project_id, id).await?;
+        let r = self
+            .record_of_engine(project_id, id, EngineKind::Rabbitmq)
+            .await?;
         let doc = InstanceDoc::of(&r)?;
         if user == doc.access_user {
             return Err(ControlError::Refused(format!(
@@ -404,23 +418,6 @@ impl ControlPlane {
             return Err(ControlError::Refused(format!("user {user} does not exist")));
         }
         Ok(())
-    }
-
-    /// The record of a RabbitMQ instance of the project; another engine's instance is
-    /// refused as not having the operation.
-    async fn rabbitmq_record(
-        &self,
-        project_id: &str,
-        id: &str,
-    ) -> Result<store::InstanceRecord, ControlError> {
-        let r = self.record(project_id, id).await?;
-        let engine = engine_of(&r)?;
-        if engine != EngineKind::Rabbitmq {
-            return Err(ControlError::NotSupported(format!(
-                "the operation is RabbitMQ's; instance {id} is a {engine} instance"
-            )));
-        }
-        Ok(r)
     }
 }
 

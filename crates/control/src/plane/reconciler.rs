@@ -22,10 +22,26 @@ const RETENTION_HOURS: i64 = 72;
 const ADDRESS_ATTEMPTS: usize = 3;
 
 impl ControlPlane {
-    /// Brings every recorded instance to its recorded state; called once at start-up.
+    /// Brings every recorded instance to its recorded state; called once at start-up,
+    /// before the APIs answer. Running instances get their brokers back before this returns,
+    /// so no API shows RUNNING for brokers that are not up yet; the others (transitions cut
+    /// short by the stop) are finished in the background.
     pub async fn reconcile_all(self: &Arc<Self>) -> Result<(), ControlError> {
         for r in self.store.instances(None).await? {
-            self.kick(&r.id);
+            if InstanceStatus::of(&r) == InstanceStatus::Running {
+                let lock = self
+                    .instance_locks
+                    .lock()
+                    .entry(r.id.clone())
+                    .or_default()
+                    .clone();
+                let _g = lock.lock().await;
+                if let Err(e) = self.reconcile_instance(&r.id).await {
+                    warn!(instance = %r.id, error = %e, "reconciliation failed");
+                }
+            } else {
+                self.kick(&r.id);
+            }
         }
         Ok(())
     }

@@ -12,7 +12,7 @@ use engine::mq::{
 };
 use engine::{BrokerAdmin, EngineError};
 
-use super::{engine_of, Caller, ControlPlane};
+use super::{Caller, ControlPlane};
 use crate::catalog;
 use crate::error::ControlError;
 use crate::model::*;
@@ -114,14 +114,22 @@ impl ControlPlane {
         project_id: &str,
         id: &str,
     ) -> Result<store::InstanceRecord, ControlError> {
-        let r = self.record(project_id, id).await?;
-        let engine = engine_of(&r)?;
-        if engine != EngineKind::Rocketmq {
-            return Err(ControlError::NotSupported(format!(
-                "the operation is RocketMQ's; instance {id} is a {engine} instance"
-            )));
+        self.record_of_engine(project_id, id, EngineKind::Rocketmq)
+            .await
+    }
+
+    /// The admin handle of a running RocketMQ instance that has consumer group `group`.
+    async fn group_admin(
+        &self,
+        project_id: &str,
+        id: &str,
+        group: &str,
+    ) -> Result<Arc<dyn BrokerAdmin>, ControlError> {
+        let (_, admin) = self.rocketmq_admin(project_id, id).await?;
+        if !admin.subscription_groups()?.iter().any(|g| g.name == group) {
+            return Err(ControlError::GroupNotFound(group.to_string()));
         }
-        Ok(r)
+        Ok(admin)
     }
 
     /// The document and admin handle of a running RocketMQ instance of the project.
@@ -451,8 +459,7 @@ impl ControlPlane {
         id: &str,
         group: &str,
     ) -> Result<Vec<String>, ControlError> {
-        self.mq_group(project_id, id, group).await?;
-        let (_, admin) = self.rocketmq_admin(project_id, id).await?;
+        let admin = self.group_admin(project_id, id, group).await?;
         Ok(admin.group_topics(group)?)
     }
 
@@ -464,14 +471,11 @@ impl ControlPlane {
         group: &str,
         topic: &str,
     ) -> Result<Vec<MqQueueLag>, ControlError> {
-        self.mq_group(project_id, id, group).await?;
-        let (_, admin) = self.rocketmq_admin(project_id, id).await?;
-        admin.mq_group_lag(group, topic).await.map_err(|e| match e {
-            EngineError::NotFound(_) => {
-                ControlError::Refused(format!("topic {topic} does not exist"))
-            }
-            other => other.into(),
-        })
+        let admin = self.group_admin(project_id, id, group).await?;
+        admin
+            .mq_group_lag(group, topic)
+            .await
+            .map_err(|e| topic_missing(e, topic))
     }
 
     /// The online clients of a group (the SDK's `show_consumer_connections`).
@@ -481,8 +485,7 @@ impl ControlPlane {
         id: &str,
         group: &str,
     ) -> Result<Vec<MqClient>, ControlError> {
-        self.mq_group(project_id, id, group).await?;
-        let (_, admin) = self.rocketmq_admin(project_id, id).await?;
+        let admin = self.group_admin(project_id, id, group).await?;
         Ok(admin.group_clients(group)?)
     }
 
@@ -499,8 +502,7 @@ impl ControlPlane {
         if !(0..=crate::plane::now_ms() + 365 * 86_400_000).contains(&timestamp_ms) {
             return Err(ControlError::InvalidTimestamp(timestamp_ms));
         }
-        self.mq_group(project_id, id, group).await?;
-        let (_, admin) = self.rocketmq_admin(project_id, id).await?;
+        let admin = self.group_admin(project_id, id, group).await?;
         let topics = match topic.filter(|t| !t.is_empty()) {
             Some(t) => vec![t.to_string()],
             None => admin.group_topics(group)?,
@@ -510,12 +512,7 @@ impl ControlPlane {
             let queues = admin
                 .reset_group_offsets(group, &t, timestamp_ms)
                 .await
-                .map_err(|e| match e {
-                    EngineError::NotFound(_) => {
-                        ControlError::Refused(format!("topic {t} does not exist"))
-                    }
-                    other => other.into(),
-                })?;
+                .map_err(|e| topic_missing(e, &t))?;
             out.extend(queues);
         }
         tracing::info!(instance = %id, group, ?topic, timestamp_ms, "consumer offsets reset");
@@ -604,11 +601,7 @@ impl ControlPlane {
         topic: &str,
         ids: &[String],
     ) -> Result<Vec<MqMessage>, ControlError> {
-        if !topic.starts_with("%DLQ%") {
-            return Err(ControlError::InvalidParameter(format!(
-                "topic {topic:?}: dead letters are in a %DLQ%<group> topic"
-            )));
-        }
+        check_dlq_topic(topic)?;
         let (_, admin) = self.rocketmq_admin(project_id, id).await?;
         let mut out = Vec::new();
         for msg_id in ids {
@@ -629,11 +622,7 @@ impl ControlPlane {
         topic: &str,
         ids: &[String],
     ) -> Result<Vec<(String, Result<SentMessage, String>)>, ControlError> {
-        if !topic.starts_with("%DLQ%") {
-            return Err(ControlError::InvalidParameter(format!(
-                "topic {topic:?}: dead letters are in a %DLQ%<group> topic"
-            )));
-        }
+        check_dlq_topic(topic)?;
         let (_, admin) = self.rocketmq_admin(project_id, id).await?;
         let mut out = Vec::new();
         for msg_id in ids {
@@ -656,8 +645,7 @@ impl ControlPlane {
         client_id: &str,
         ids: &[String],
     ) -> Result<Vec<(String, Result<DirectConsumeResult, String>)>, ControlError> {
-        self.mq_group(project_id, id, group).await?;
-        let (_, admin) = self.rocketmq_admin(project_id, id).await?;
+        let admin = self.group_admin(project_id, id, group).await?;
         let clients = admin.group_clients(group)?;
         if clients.is_empty() {
             return Err(ControlError::GroupOffline(group.to_string()));
@@ -855,6 +843,25 @@ impl ControlPlane {
         admin.set_acl_enabled(enabled).await?;
         tracing::info!(instance = %r.id, enabled, "acl switched");
         Ok(())
+    }
+}
+
+/// An engine's "no such topic" as the API's refusal naming it.
+fn topic_missing(e: EngineError, topic: &str) -> ControlError {
+    match e {
+        EngineError::NotFound(_) => ControlError::Refused(format!("topic {topic} does not exist")),
+        other => other.into(),
+    }
+}
+
+/// Dead letters are in `%DLQ%<group>` topics (seed 001 5.4.3, 5.4.4).
+fn check_dlq_topic(topic: &str) -> Result<(), ControlError> {
+    if topic.starts_with("%DLQ%") {
+        Ok(())
+    } else {
+        Err(ControlError::InvalidParameter(format!(
+            "topic {topic:?}: dead letters are in a %DLQ%<group> topic"
+        )))
     }
 }
 

@@ -282,45 +282,7 @@ impl Broker {
         end: i64,
         max: usize,
     ) -> Vec<Vec<u8>> {
-        let Some(t) = self.tables.topic(topic) else {
-            return Vec::new();
-        };
-        let mut found = Vec::new();
-        for queue in self.store.queues_of(t.serial) {
-            if found.len() >= max {
-                break;
-            }
-            let start = self.offset_for_time(topic, queue.queue_id, begin).await;
-            let want = max - found.len();
-            let hits = tokio::task::spawn_blocking(move || {
-                let mut hits = Vec::new();
-                let mut at = start;
-                while at < queue.max_offset() && hits.len() < want {
-                    let Ok(batch) = QueueStore::read(&queue, at, 256, 1024 * 1024) else {
-                        break;
-                    };
-                    if batch.is_empty() {
-                        break;
-                    }
-                    for m in batch {
-                        at = m.queue_offset + 1;
-                        match stored_timestamp(&m.bytes) {
-                            Some(ts) if ts > end => return hits,
-                            Some(ts) if ts >= begin => hits.push(m.bytes),
-                            _ => {}
-                        }
-                        if hits.len() >= want {
-                            break;
-                        }
-                    }
-                }
-                hits
-            })
-            .await
-            .unwrap_or_default();
-            found.extend(hits);
-        }
-        found
+        self.walk_topic(topic, begin, end, max, |_| true).await
     }
 
     /// The stored message (offsets filled) an offset message id's physical offset names.

@@ -61,6 +61,32 @@ impl Broker {
         end: i64,
         max: usize,
     ) -> Vec<Vec<u8>> {
+        let key = key.to_string();
+        self.walk_topic(topic, begin, end, max, move |bytes| {
+            let Some(props) = stored_properties(bytes) else {
+                return false;
+            };
+            props.get(prop::UNIQ_KEY) == Some(key.as_str())
+                || (!unique_only && props.keys().any(|k| k == key))
+        })
+        .await
+    }
+
+    /// Stored messages (offsets filled) of `topic` stored between `begin` and `end`
+    /// (milliseconds, inclusive) that `keep` accepts, queue by queue, at most `max`: each
+    /// queue is walked from the first message at or after `begin` (the log's time index
+    /// finds it) until one stored after `end`, at most [`MAX_SCANNED`] messages.
+    pub(crate) async fn walk_topic<F>(
+        self: &Arc<Self>,
+        topic: &str,
+        begin: i64,
+        end: i64,
+        max: usize,
+        keep: F,
+    ) -> Vec<Vec<u8>>
+    where
+        F: Fn(&[u8]) -> bool + Clone + Send + 'static,
+    {
         let Some(t) = self.tables.topic(topic) else {
             return Vec::new();
         };
@@ -70,8 +96,8 @@ impl Broker {
                 break;
             }
             let start = self.offset_for_time(topic, queue.queue_id, begin).await;
-            let key = key.to_string();
             let want = max - found.len();
+            let keep = keep.clone();
             let hits = tokio::task::spawn_blocking(move || {
                 let mut hits = Vec::new();
                 let mut at = start;
@@ -86,19 +112,13 @@ impl Broker {
                     for m in batch {
                         scanned += 1;
                         at = m.queue_offset + 1;
-                        if stored_timestamp(&m.bytes).is_some_and(|ts| ts > end) {
-                            return hits;
+                        match stored_timestamp(&m.bytes) {
+                            Some(ts) if ts > end => return hits,
+                            Some(ts) if ts >= begin && keep(&m.bytes) => hits.push(m.bytes),
+                            _ => {}
                         }
-                        let Some(props) = stored_properties(&m.bytes) else {
-                            continue;
-                        };
-                        let by_unique = props.get(prop::UNIQ_KEY) == Some(key.as_str());
-                        let by_key = !unique_only && props.keys().any(|k| k == key);
-                        if by_unique || by_key {
-                            hits.push(m.bytes);
-                            if hits.len() >= want {
-                                break;
-                            }
+                        if hits.len() >= want {
+                            break;
                         }
                     }
                 }

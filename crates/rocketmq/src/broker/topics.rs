@@ -205,7 +205,7 @@ impl GroupConfig {
 }
 
 /// Apache's system groups, present on every broker.
-const SYSTEM_GROUPS: [&str; 7] = [
+pub const SYSTEM_GROUPS: [&str; 7] = [
     "TOOLS_CONSUMER",
     "FILTERSRV_CONSUMER",
     "__MONITOR_CONSUMER",
