@@ -43,23 +43,27 @@ impl BrokerStats {
     pub fn put(&self, topic: &str, msgs: u64, bytes: u64) {
         self.totals.msgs_in.fetch_add(msgs, Ordering::Relaxed);
         self.totals.bytes_in.fetch_add(bytes, Ordering::Relaxed);
-        let mut t = self.by_topic.lock();
-        let e = t.entry(topic.to_string()).or_default();
-        e.0 += msgs;
-        e.1 += bytes;
+        bump(&mut self.by_topic.lock(), topic, |c| {
+            c.0 += msgs;
+            c.1 += bytes;
+        });
     }
 
     /// Messages a group pulled from a topic.
     pub fn got(&self, group: &str, topic: &str, msgs: u64, bytes: u64) {
         self.totals.msgs_out.fetch_add(msgs, Ordering::Relaxed);
         self.totals.bytes_out.fetch_add(bytes, Ordering::Relaxed);
-        {
-            let mut t = self.by_topic.lock();
-            let e = t.entry(topic.to_string()).or_default();
-            e.2 += msgs;
-            e.3 += bytes;
+        bump(&mut self.by_topic.lock(), topic, |c| {
+            c.2 += msgs;
+            c.3 += bytes;
+        });
+        let mut g = self.by_group.lock();
+        match g.get_mut(group) {
+            Some(n) => *n += msgs,
+            None => {
+                g.insert(group.to_string(), msgs);
+            }
         }
-        *self.by_group.lock().entry(group.to_string()).or_default() += msgs;
     }
 
     /// (messages in, bytes in, messages out, bytes out) since the broker started.
@@ -133,6 +137,19 @@ impl BrokerStats {
             }
         };
         format!("{:.1} {:.1} {:.1}", pick(10), pick(60), pick(600))
+    }
+}
+
+/// Changes a topic's counts, adding them on first use (no allocation on the hot path once
+/// the topic is there).
+fn bump(t: &mut HashMap<String, Counts>, topic: &str, f: impl FnOnce(&mut Counts)) {
+    match t.get_mut(topic) {
+        Some(c) => f(c),
+        None => {
+            let mut c = Counts::default();
+            f(&mut c);
+            t.insert(topic.to_string(), c);
+        }
     }
 }
 
