@@ -17,7 +17,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use parking_lot::Mutex;
 use rocketmq::acl::{Account, AclConfig};
-use rocketmq::broker::topics::{perm, system, SYSTEM_GROUPS};
+use rocketmq::broker::topics::{perm, system, write_atomically, SYSTEM_GROUPS};
 use rocketmq::broker::BrokerSettings;
 use rocketmq::message::{
     offset_message_id, parse_offset_message_id, prop, Properties, StoredMessage,
@@ -436,15 +436,6 @@ fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
-}
-
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let tmp = path.with_extension("json.tmp");
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
 }
 
 /// Properties a message carries only inside the broker (retries, delays, transactions),

@@ -2,7 +2,6 @@
 //! tables, the topics they consume with lag per queue, their online clients, offset resets,
 //! and who may use them (5.5.7).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::response::Response;
@@ -64,15 +63,11 @@ pub(crate) async fn list(state: Arc<ApiState>, call: Call) -> Result<Response, A
     let max = control::catalog::rocketmq_product(&view.doc.product_id)
         .map_or(0, |p| p.max_groups_per_broker * view.doc.broker_num.max(1));
     let count = groups.len();
-    let mut items = Vec::new();
-    for g in groups.iter().filter(|g| g.name.contains(filter)) {
-        let online = !state
-            .plane
-            .mq_group_clients(project, id, &g.name)
-            .await?
-            .is_empty();
-        items.push(render::group(g, online));
-    }
+    let items: Vec<Value> = groups
+        .iter()
+        .filter(|(g, _)| g.name.contains(filter))
+        .map(|(g, online)| render::group(g, *online))
+        .collect();
     let (items, total, next, previous) = page(&call, items)?;
     Ok(json(
         200,
@@ -162,12 +157,7 @@ pub(crate) async fn delete(state: Arc<ApiState>, call: Call) -> Result<Response,
 /// 5.2.5.
 pub(crate) async fn show(state: Arc<ApiState>, call: Call) -> Result<Response, ApiError> {
     let (project, id, name) = (call.project()?, call.instance_id(), call.param("group"));
-    let g = state.plane.mq_group(project, id, name).await?;
-    let online = !state
-        .plane
-        .mq_group_clients(project, id, name)
-        .await?
-        .is_empty();
+    let (g, online) = state.plane.mq_group(project, id, name).await?;
     let mut out = render::group(&g, online);
     if let Some(o) = out.as_object_mut() {
         // Table 5-36: no from_beginning here; app_id and app_name (null) instead.
@@ -205,17 +195,7 @@ pub(crate) async fn topics(state: Arc<ApiState>, call: Call) -> Result<Response,
         }
         Some(topic) => {
             let lag = state.plane.mq_group_lag(project, id, group, topic).await?;
-            let mut by_broker: BTreeMap<String, Vec<Value>> = BTreeMap::new();
-            for q in &lag {
-                by_broker
-                    .entry(q.broker.clone())
-                    .or_default()
-                    .push(render::lag_queue(q));
-            }
-            let brokers: Vec<Value> = by_broker
-                .into_iter()
-                .map(|(name, queues)| json!({"broker_name": name, "queues": queues}))
-                .collect();
+            let brokers = render::by_broker(lag.iter().map(|q| (&q.broker, render::lag_queue(q))));
             Ok(json(
                 200,
                 json!({
@@ -270,11 +250,7 @@ pub(crate) async fn reset_offset(state: Arc<ApiState>, call: Call) -> Result<Res
     let timestamp = body
         .timestamp
         .ok_or_else(|| ApiError::bad_field("timestamp", "the time to reset to, in milliseconds"))?;
-    let group = if call.params.iter().any(|(k, _)| *k == "group_id") {
-        call.param("group_id")
-    } else {
-        call.param("group")
-    };
+    let group = call.param("group");
     let queues = state
         .plane
         .reset_mq_offsets(
@@ -294,12 +270,7 @@ pub(crate) async fn reset_offset(state: Arc<ApiState>, call: Call) -> Result<Res
 
 /// 5.5.7: the users with a permission of their own on the group.
 pub(crate) async fn access_policy(state: Arc<ApiState>, call: Call) -> Result<Response, ApiError> {
-    let group = if call.params.iter().any(|(k, _)| *k == "group_id") {
-        call.param("group_id")
-    } else {
-        call.param("group")
-    }
-    .to_string();
+    let group = call.param("group").to_string();
     let policies = state
         .plane
         .access_policies(call.project()?, call.instance_id(), &group, true)

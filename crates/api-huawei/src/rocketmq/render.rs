@@ -158,6 +158,18 @@ pub(crate) fn group(g: &SubscriptionGroup, online: bool) -> Value {
     })
 }
 
+/// Queues as seed 001 lists them: `[{"broker_name", "queues": [...]}]`, brokers in order.
+pub(crate) fn by_broker<'a>(queues: impl Iterator<Item = (&'a String, Value)>) -> Vec<Value> {
+    let mut grouped: std::collections::BTreeMap<&String, Vec<Value>> = Default::default();
+    for (broker, queue) in queues {
+        grouped.entry(broker).or_default().push(queue);
+    }
+    grouped
+        .into_iter()
+        .map(|(name, queues)| json!({"broker_name": name, "queues": queues}))
+        .collect()
+}
+
 pub(crate) fn lag_queue(q: &MqQueueLag) -> Value {
     json!({
         "id": q.queue_id,

@@ -2,7 +2,6 @@
 //! what they have, whoever created the topic (this API, a producer through `TBW102`, or
 //! `mqadmin`).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::response::Response;
@@ -169,17 +168,13 @@ pub(crate) async fn status(state: Arc<ApiState>, call: Call) -> Result<Response,
         .plane
         .mq_topic_offsets(call.project()?, call.instance_id(), call.param("topic"))
         .await?;
-    let mut by_broker: BTreeMap<String, Vec<Value>> = BTreeMap::new();
-    for q in &queues {
-        by_broker.entry(q.broker.clone()).or_default().push(json!({
+    let brokers = render::by_broker(queues.iter().map(|q| {
+        let queue = json!({
             "id": q.queue_id, "min_offset": q.min_offset, "max_offset": q.max_offset,
             "last_message_time": q.last_message_ms,
-        }));
-    }
-    let brokers: Vec<Value> = by_broker
-        .into_iter()
-        .map(|(name, queues)| json!({"broker_name": name, "queues": queues}))
-        .collect();
+        });
+        (&q.broker, queue)
+    }));
     let min: i64 = queues.iter().map(|q| q.min_offset).sum();
     let max: i64 = queues.iter().map(|q| q.max_offset).sum();
     Ok(json(

@@ -349,29 +349,38 @@ impl ControlPlane {
 
     // ---- consumer groups (5.2) -------------------------------------------------------------
 
+    /// Every group, and whether any of its clients is online.
     pub async fn mq_groups(
         &self,
         project_id: &str,
         id: &str,
-    ) -> Result<Vec<SubscriptionGroup>, ControlError> {
-        Ok(self
-            .rocketmq_admin(project_id, id)
-            .await?
-            .1
-            .subscription_groups()?)
+    ) -> Result<Vec<(SubscriptionGroup, bool)>, ControlError> {
+        let (_, admin) = self.rocketmq_admin(project_id, id).await?;
+        admin
+            .subscription_groups()?
+            .into_iter()
+            .map(|g| {
+                let online = !admin.group_clients(&g.name)?.is_empty();
+                Ok((g, online))
+            })
+            .collect()
     }
 
+    /// One group, and whether any of its clients is online.
     pub async fn mq_group(
         &self,
         project_id: &str,
         id: &str,
         name: &str,
-    ) -> Result<SubscriptionGroup, ControlError> {
-        self.mq_groups(project_id, id)
-            .await?
+    ) -> Result<(SubscriptionGroup, bool), ControlError> {
+        let (_, admin) = self.rocketmq_admin(project_id, id).await?;
+        let g = admin
+            .subscription_groups()?
             .into_iter()
             .find(|g| g.name == name)
-            .ok_or_else(|| ControlError::GroupNotFound(name.to_string()))
+            .ok_or_else(|| ControlError::GroupNotFound(name.to_string()))?;
+        let online = !admin.group_clients(name)?.is_empty();
+        Ok((g, online))
     }
 
     /// Creates a group on the brokers named (every broker when none).

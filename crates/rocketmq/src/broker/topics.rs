@@ -452,7 +452,7 @@ pub(crate) fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> std::io::R
 }
 
 /// Write to a temporary file, fsync, rename over the old one: a crash leaves one or the other.
-pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let tmp = path.with_extension("tmp");
     let mut f = std::fs::File::create(&tmp)?;
