@@ -336,7 +336,9 @@ fn missing_field(req: &RemotingCommand, what: &str) -> RemotingCommand {
 
 /// `BrokerData` as fastjson writes it: the broker-id map keys unquoted (`{0:"addr"}`), which
 /// every client parses (Apache 4.9.7's name server answers so to every client version, the
-/// `acceptStandardJsonOnly` ones included; measured).
+/// `acceptStandardJsonOnly` ones included; measured). `enableActingMaster` is a RocketMQ 5.x
+/// field 4.x clients ignore; the Rust client 1.0 refuses a route without it (its `BrokerData`
+/// requires the field), so we write it as a 5.x name server does.
 fn broker_data(cluster: &str, name: &str, addrs: &BTreeMap<i64, String>) -> String {
     let mut a = String::from("{");
     for (i, (id, addr)) in addrs.iter().enumerate() {
@@ -347,7 +349,7 @@ fn broker_data(cluster: &str, name: &str, addrs: &BTreeMap<i64, String>) -> Stri
     }
     a.push('}');
     format!(
-        "{{\"brokerAddrs\":{a},\"brokerName\":{},\"cluster\":{}}}",
+        "{{\"brokerAddrs\":{a},\"brokerName\":{},\"cluster\":{},\"enableActingMaster\":false}}",
         json!(name),
         json!(cluster)
     )
