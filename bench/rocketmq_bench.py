@@ -17,6 +17,7 @@ import rocketmq_wire as wire  # noqa: E402
 from rocketmq_peers import ApacheRocketmq, OpenDmsRocketmq, rss_bytes  # noqa: E402
 
 JAR = REPO / "target" / "rocketmq-java-client" / "rocketmq-java-workload.jar"
+LOAD = REPO / "target" / "rocketmq-load" / "release" / "rocketmq-load"
 
 
 def java(*args, timeout=1800):
@@ -24,6 +25,16 @@ def java(*args, timeout=1800):
                        timeout=timeout, stdin=subprocess.DEVNULL)
     if r.returncode != 0:
         raise RuntimeError(f"{args[0]} failed: {r.stderr[-2000:]}")
+    return json.loads(r.stdout)
+
+
+def load(*args, timeout=1800):
+    """bench/rocketmq-load: the remoting protocol spoken straight, one thread, a few µs per
+    message, so the broker and not the client sets the pace."""
+    r = subprocess.run([str(LOAD), *map(str, args)], capture_output=True, text=True, timeout=timeout,
+                       stdin=subprocess.DEVNULL)
+    if r.returncode != 0:
+        raise RuntimeError(f"rocketmq-load {args[0]} failed: {r.stderr[-2000:]}")
     return json.loads(r.stdout)
 
 
@@ -101,6 +112,23 @@ def measure(peer, seconds, messages):
     out["consume_cpu_us_per_msg"] = round((cpu_seconds(peer.pids()) - cpu) * 1e6 / max(1, out["consume"]["consumed"]), 1)
     out["consume_rss_mb"] = round(rss.stop() / 1e6, 1)
     out["latency_1000_per_s"] = java("bench-latency", peer.namesrv, "bench-lat", 1000, 10)
+
+    # The same shapes with the light load generator: 8 queues, 1 KiB bodies.
+    load("create-topic", peer.broker, "load", 8)
+    load("produce", peer.broker, "load", 8, 1, 8, 20000, 0, 1024)  # warm-up
+    out["load_send_1"] = load("produce", peer.broker, "load", 8, 1, 1, 0, seconds, 1024)
+    rss = PeakRss(peer.pids())
+    cpu = cpu_seconds(peer.pids())
+    # 64 sync producers over 4 connections (16 each), as 4 client processes of 16 threads.
+    out["load_send_64"] = load("produce", peer.broker, "load", 8, 4, 16, messages, 0, 1024)
+    out["load_send_cpu_us_per_msg"] = round((cpu_seconds(peer.pids()) - cpu) * 1e6 / max(1, out["load_send_64"]["sent"]), 1)
+    out["load_send_rss_mb"] = round(rss.stop() / 1e6, 1)
+    total = out["load_send_1"]["sent"] + out["load_send_64"]["sent"] + 20000
+    cpu = cpu_seconds(peer.pids())
+    out["load_consume"] = load("consume", peer.broker, "load", 8, "load-cg", total, 600)
+    out["load_consume_cpu_us_per_msg"] = round((cpu_seconds(peer.pids()) - cpu) * 1e6 / max(1, out["load_consume"]["consumed"]), 1)
+    load("create-topic", peer.broker, "load-lat", 8)
+    out["load_latency_1000_per_s"] = load("latency", peer.broker, "load-lat", 8, 1000, 10, 1024)
     peer.stop()
     return out
 
@@ -143,6 +171,17 @@ def main():
         ("broker CPU us per message consumed", o["consume_cpu_us_per_msg"], a["consume_cpu_us_per_msg"], False),
         ("end-to-end p50 us at 1,000/s", o["latency_1000_per_s"]["p50us"], a["latency_1000_per_s"]["p50us"], False),
         ("end-to-end p99 us at 1,000/s", o["latency_1000_per_s"]["p99us"], a["latency_1000_per_s"]["p99us"], False),
+        ("[load] send TPS, 1 KiB sync, 1 producer", o["load_send_1"]["tps"], a["load_send_1"]["tps"], True),
+        ("[load] send TPS, 1 KiB sync, 64 producers", o["load_send_64"]["tps"], a["load_send_64"]["tps"], True),
+        ("[load] send MB/s, 64 producers", o["load_send_64"]["mbps"], a["load_send_64"]["mbps"], True),
+        ("[load] send p50 / p99 us, 64 producers", f'{o["load_send_64"]["p50us"]} / {o["load_send_64"]["p99us"]}',
+         f'{a["load_send_64"]["p50us"]} / {a["load_send_64"]["p99us"]}', None),
+        ("[load] broker CPU us per message sent", o["load_send_cpu_us_per_msg"], a["load_send_cpu_us_per_msg"], False),
+        ("[load] consume TPS (pull, 32 per request)", o["load_consume"]["tps"], a["load_consume"]["tps"], True),
+        ("[load] broker CPU us per message consumed", o["load_consume_cpu_us_per_msg"], a["load_consume_cpu_us_per_msg"], False),
+        ("[load] end-to-end p50 us at 1,000/s", o["load_latency_1000_per_s"]["p50us"], a["load_latency_1000_per_s"]["p50us"], False),
+        ("[load] end-to-end p99 us at 1,000/s", o["load_latency_1000_per_s"]["p99us"], a["load_latency_1000_per_s"]["p99us"], False),
+        ("[load] broker RSS sending, MB", o["load_send_rss_mb"], a["load_send_rss_mb"], False),
         ("broker RSS idle, MB", o["idle_rss_mb"], a["idle_rss_mb"], False),
         ("broker RSS sending, MB", o["load_rss_mb"], a["load_rss_mb"], False),
         ("broker RSS consuming, MB", o["consume_rss_mb"], a["consume_rss_mb"], False),

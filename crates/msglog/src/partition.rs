@@ -21,8 +21,8 @@ use crate::batch::{split_batches, BatchHeader};
 use crate::producer::{ProducerState, SequenceCheck};
 use crate::sealed_sync::{self, SealedSync};
 use crate::segment::{
-    self, read_batches, remove_if_exists, seek_timestamp, BatchPlacement, ScanError, Scanner,
-    Segment, MAX_REL_OFFSET, MAX_SEGMENT_BYTES,
+    self, read_batches, read_batches_cached, remove_if_exists, seek_timestamp, BatchPlacement,
+    ReadPlan, ScanError, Scanner, Segment, MAX_REL_OFFSET, MAX_SEGMENT_BYTES,
 };
 use crate::store::Usage;
 use crate::{LogConfig, LogError};
@@ -531,6 +531,35 @@ impl Partition {
 
     /// Whole batches from the one holding `offset`, up to `max_bytes` (at least one batch).
     pub fn read(&self, offset: i64, max_bytes: usize) -> Result<FetchedData, LogError> {
+        Ok(self
+            .read_with(offset, max_bytes, |plan, offset, max| {
+                read_batches(plan, offset, max).map(Some)
+            })?
+            // A blocking read always answers.
+            .unwrap_or_else(|| FetchedData {
+                records: Bytes::new(),
+                high_watermark: 0,
+                log_start_offset: 0,
+            }))
+    }
+
+    /// [`Partition::read`] that never waits for the disk: `None` when what it would return is
+    /// not all in memory or the page cache. An async caller reads with this first and hands
+    /// only a miss to a blocking thread.
+    pub fn read_cached(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+    ) -> Result<Option<FetchedData>, LogError> {
+        self.read_with(offset, max_bytes, read_batches_cached)
+    }
+
+    fn read_with(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        read: impl Fn(&ReadPlan, i64, usize) -> Result<Option<Bytes>, LogError>,
+    ) -> Result<Option<FetchedData>, LogError> {
         self.check_open()?;
         let (plan, hw, log_start) = {
             let s = self.state.read();
@@ -544,21 +573,23 @@ impl Partition {
                 });
             }
             if offset == hw {
-                return Ok(FetchedData {
+                return Ok(Some(FetchedData {
                     records: Bytes::new(),
                     high_watermark: hw,
                     log_start_offset: log_start,
-                });
+                }));
             }
             (s.segment_for(offset).read_plan(offset), hw, log_start)
         };
         // The file is immutable below `plan.size`: read it without the lock.
-        let records = read_batches(&plan, offset, max_bytes)?;
-        Ok(FetchedData {
+        let Some(records) = read(&plan, offset, max_bytes)? else {
+            return Ok(None);
+        };
+        Ok(Some(FetchedData {
             records,
             high_watermark: hw,
             log_start_offset: log_start,
-        })
+        }))
     }
 
     /// The first batch (at or after the log start) whose max timestamp is >= `ts`: its base
@@ -902,6 +933,30 @@ mod tests {
             out.extend(got.iter().map(|h| h.base_offset));
         }
         out
+    }
+
+    #[test]
+    fn cached_reads_answer_what_blocking_reads_do_once_the_data_is_cached() {
+        let dir = tempfile::tempdir().unwrap();
+        // Through the page cache (direct-I/O segments are read from the disk, never cached).
+        let (p, _) = open_with(dir.path(), cfg(1000), false);
+        for i in 0..60 {
+            p.append(&batch(3, 1000 + i, None), 5).unwrap();
+        }
+        // Just written: every segment is in the page cache.
+        for (offset, max) in [(0, 1), (0, 1 << 20), (51, 250), (179, 100), (180, 100)] {
+            let blocking = p.read(offset, max).unwrap();
+            let cached = p
+                .read_cached(offset, max)
+                .unwrap()
+                .unwrap_or_else(|| panic!("{offset}/{max} was not served from the cache"));
+            assert_eq!(cached.records, blocking.records, "{offset}/{max}");
+            assert_eq!(cached.high_watermark, blocking.high_watermark);
+        }
+        assert!(matches!(
+            p.read_cached(181, 100),
+            Err(LogError::OffsetOutOfRange { .. })
+        ));
     }
 
     #[test]

@@ -135,6 +135,26 @@ pub(crate) fn read_pooled(file: &File, pos: u64, len: usize) -> io::Result<Bytes
     Ok(Bytes::from_owner(ReadBuf { raw, start: 0, len }))
 }
 
+/// Reads `[pos, pos + len)` only if the page cache holds all of it (`preadv2` with
+/// `RWF_NOWAIT`): `None` when the read would wait for the disk (or the kernel cannot tell), so
+/// an async caller can read at once what is cached and hand the rest to a blocking thread.
+pub(crate) fn read_pooled_cached(file: &File, pos: u64, len: usize) -> io::Result<Option<Bytes>> {
+    use rustix::io::{preadv2, Errno, ReadWriteFlags};
+    let mut raw = take_read_buf(len);
+    let mut got = 0usize;
+    while got < len {
+        let mut bufs = [io::IoSliceMut::new(&mut raw[got..len])];
+        match preadv2(file, &mut bufs, pos + got as u64, ReadWriteFlags::NOWAIT) {
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => got += n,
+            Err(Errno::INTR) => continue,
+            Err(Errno::AGAIN | Errno::OPNOTSUPP | Errno::NOSYS) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(Some(Bytes::from_owner(ReadBuf { raw, start: 0, len })))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -907,20 +907,42 @@ pub(crate) fn read_batches(
     offset: i64,
     max_bytes: usize,
 ) -> Result<Bytes, LogError> {
+    let read = |plan: &ReadPlan, pos, len| read_range(plan, pos, len).map(Some);
+    Ok(read_batches_with(plan, offset, max_bytes, read)?.unwrap_or_default())
+}
+
+/// [`read_batches`] from memory and the page cache only: `None` when a read would wait for
+/// the disk.
+pub(crate) fn read_batches_cached(
+    plan: &ReadPlan,
+    offset: i64,
+    max_bytes: usize,
+) -> Result<Option<Bytes>, LogError> {
+    read_batches_with(plan, offset, max_bytes, read_range_cached)
+}
+
+fn read_batches_with(
+    plan: &ReadPlan,
+    offset: i64,
+    max_bytes: usize,
+    read_range: impl Fn(&ReadPlan, u64, usize) -> Result<Option<Bytes>, LogError>,
+) -> Result<Option<Bytes>, LogError> {
     let max_bytes = max_bytes.max(1);
     let size = plan.size;
     let mut buf_pos = plan.start.min(size);
     let want = (plan.hint_end.saturating_sub(buf_pos) as usize)
         .saturating_add(max_bytes)
         .max(HEADER_LEN);
-    let mut buf = read_range(plan, buf_pos, want.min((size - buf_pos) as usize))?;
+    let Some(mut buf) = read_range(plan, buf_pos, want.min((size - buf_pos) as usize))? else {
+        return Ok(None);
+    };
 
     // Find the batch that holds `offset` (or the first one after it).
     let mut at = 0usize;
     loop {
         let abs = buf_pos + at as u64;
         if abs >= size {
-            return Ok(Bytes::new());
+            return Ok(Some(Bytes::new()));
         }
         if at + HEADER_LEN > buf.len() {
             // The index hint was too short: continue with a fresh read from here.
@@ -930,7 +952,10 @@ pub(crate) fn read_batches(
                     "stored batch header at {abs} runs past the segment end {size}"
                 )));
             }
-            buf = read_range(plan, abs, len)?;
+            let Some(more) = read_range(plan, abs, len)? else {
+                return Ok(None);
+            };
+            buf = more;
             buf_pos = abs;
             at = 0;
             continue;
@@ -968,7 +993,19 @@ pub(crate) fn read_batches(
         }
         end += len;
     }
-    Ok(buf.slice(first..end))
+    Ok(Some(buf.slice(first..end)))
+}
+
+/// [`read_range`] without waiting for the disk: from the log head's copy or the page cache,
+/// `None` otherwise (direct-I/O segments always wait).
+fn read_range_cached(plan: &ReadPlan, pos: u64, len: usize) -> Result<Option<Bytes>, LogError> {
+    if let Some(data) = plan.recent.as_ref().and_then(|r| r.get(pos, len)) {
+        return Ok(Some(data));
+    }
+    if plan.direct.is_some() {
+        return Ok(None);
+    }
+    Ok(pool::read_pooled_cached(&plan.file, pos, len)?)
 }
 
 /// `[pos, pos + len)` of the segment: from the writer's copy of the log head if it holds it,

@@ -50,8 +50,16 @@ impl Service {
         }
     }
 
+    /// Every request read so far has been handled (sends held for one hand-off go on).
+    fn requests_handled(&self) {
+        if let Service::Broker(b) = self {
+            b.requests_handled();
+        }
+    }
+
     fn closed(&self, conn: &Arc<Connection>) {
         if let Service::Broker(b) = self {
+            b.requests_handled();
             b.connection_closed(conn);
         }
     }
@@ -221,6 +229,7 @@ async fn serve(stream: TcpStream, peer: SocketAddr, service: Service) {
                 }
             }
         }
+        service.requests_handled();
         if !out.is_empty() {
             if writer.write_all(&out).await.is_err() {
                 break;

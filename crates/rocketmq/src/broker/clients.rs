@@ -68,6 +68,13 @@ impl Subscription {
         }
     }
 
+    /// Whether every message passes (`*` or no tags, no SQL92): the filter need not read a
+    /// message's properties.
+    pub fn accepts_everything(&self) -> bool {
+        self.sql.is_none()
+            && (self.sub_string == "*" || self.sub_string.is_empty() || self.tags_set.is_empty())
+    }
+
     pub fn is_sql92(&self) -> bool {
         self.expression_type
             .as_deref()

@@ -13,14 +13,11 @@ impl HeaderError {
 }
 
 pub trait Header {
-    fn required(&self, key: &str) -> Result<&str, HeaderError>;
-    fn int(&self, key: &str) -> Result<i64, HeaderError>;
-    fn opt_int(&self, key: &str) -> Result<Option<i64>, HeaderError>;
-}
+    /// A custom header field by name.
+    fn field(&self, key: &str) -> Option<&str>;
 
-impl Header for RemotingCommand {
     fn required(&self, key: &str) -> Result<&str, HeaderError> {
-        self.ext(key).ok_or_else(|| {
+        self.field(key).ok_or_else(|| {
             HeaderError(format!(
                 "org.apache.rocketmq.remoting.exception.RemotingCommandException: the custom field <{key}> is null"
             ))
@@ -33,11 +30,17 @@ impl Header for RemotingCommand {
     }
 
     fn opt_int(&self, key: &str) -> Result<Option<i64>, HeaderError> {
-        match self.ext(key) {
+        match self.field(key) {
             None => Ok(None),
             Some(v) if v.trim().is_empty() || v == "null" => Ok(None),
             Some(v) => parse_int(key, v).map(Some),
         }
+    }
+}
+
+impl Header for RemotingCommand {
+    fn field(&self, key: &str) -> Option<&str> {
+        self.ext(key)
     }
 }
 

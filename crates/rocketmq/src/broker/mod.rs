@@ -320,6 +320,12 @@ impl Broker {
         let _ = self.schedule.persist();
     }
 
+    /// A connection has handled every request it read in one go: the sends among them go
+    /// to the writer together.
+    pub fn requests_handled(self: &Arc<Self>) {
+        self.writers.release(self);
+    }
+
     pub fn connection_closed(&self, conn: &Arc<Connection>) {
         for group in self.clients.connection_closed(conn.id) {
             self.notify_consumers_changed(&group);

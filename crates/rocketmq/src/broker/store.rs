@@ -162,6 +162,52 @@ impl QueueStore {
         Ok(out)
     }
 
+    /// Appends to `out` the messages from `offset` on (up to `max_count`, within about
+    /// `max_bytes` read) that `accept` takes, their offsets filled in, each copied once.
+    /// Returns (messages taken, the offset after the last message read, bytes read); no bytes
+    /// read means the queue has nothing at `offset` (blocking).
+    ///
+    /// With `cached_only` it never waits for the disk: `None` when the log would have to.
+    pub fn read_into(
+        queue: &MessageQueue,
+        offset: i64,
+        max_count: usize,
+        max_bytes: usize,
+        cached_only: bool,
+        out: &mut Vec<u8>,
+        mut accept: impl FnMut(&[u8]) -> bool,
+    ) -> Result<Option<(usize, i64, usize)>, LogError> {
+        let fetched = if cached_only {
+            match queue.log.read_cached(offset, max_bytes)? {
+                Some(f) => f,
+                None => return Ok(None),
+            }
+        } else {
+            queue.log.read(offset, max_bytes)?
+        };
+        let (mut taken, mut next, mut read) = (0usize, offset, 0usize);
+        for (o, entry) in batch::decode_entries(&fetched.records)? {
+            if o < offset {
+                continue;
+            }
+            if taken >= max_count || (read > 0 && read + entry.len() > max_bytes) {
+                break;
+            }
+            read += entry.len();
+            next = o + 1;
+            if accept(entry) {
+                let at = out.len();
+                out.extend_from_slice(entry);
+                let physical = PhysicalOffset::new(queue.serial, queue.queue_id, o).encode();
+                if let Some(m) = out.get_mut(at..) {
+                    patch_offsets(m, o, physical);
+                }
+                taken += 1;
+            }
+        }
+        Ok(Some((taken, next, read)))
+    }
+
     /// The one message at `offset`, if the queue still has it (blocking).
     pub fn read_one(queue: &MessageQueue, offset: i64) -> Result<Option<ReadMessage>, LogError> {
         if offset < queue.min_offset() || offset >= queue.max_offset() {

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use bytes::{Buf, BufMut, Bytes};
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 use super::codec::FrameError;
 
@@ -99,6 +99,15 @@ impl LanguageCode {
     }
 }
 
+/// A boolean header value: `true`/`false` from Java, `1`/`0` from the C++ clients.
+pub fn parse_bool(v: &str) -> Option<bool> {
+    match v.trim() {
+        v if v.eq_ignore_ascii_case("true") || v == "1" => Some(true),
+        v if v.eq_ignore_ascii_case("false") || v == "0" => Some(false),
+        _ => None,
+    }
+}
+
 /// A request or response of the remoting protocol.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct RemotingCommand {
@@ -166,11 +175,7 @@ impl RemotingCommand {
 
     /// A boolean header field: `true`/`false` from Java, `1`/`0` from the C++ clients.
     pub fn ext_bool(&self, key: &str) -> Option<bool> {
-        match self.ext(key)?.trim() {
-            v if v.eq_ignore_ascii_case("true") || v == "1" => Some(true),
-            v if v.eq_ignore_ascii_case("false") || v == "0" => Some(false),
-            _ => None,
-        }
+        parse_bool(self.ext(key)?)
     }
 
     // ---- JSON headers -------------------------------------------------------------------
@@ -181,24 +186,25 @@ impl RemotingCommand {
     pub(crate) fn from_json_header(header: &[u8]) -> Result<RemotingCommand, FrameError> {
         let value: Value = serde_json::from_slice(header)
             .map_err(|e| FrameError::Header(format!("header is not JSON: {e}")))?;
-        let Value::Object(h) = value else {
+        let Value::Object(mut h) = value else {
             return Err(FrameError::Header("header is not a JSON object".into()));
         };
         let code =
             json_int(&h, "code")?.ok_or_else(|| FrameError::Header("header has no code".into()))?;
         let mut ext_fields = BTreeMap::new();
-        match h.get("extFields") {
+        // Taken out of the parsed header, so the keys and strings move rather than copy.
+        match h.remove("extFields") {
             None | Some(Value::Null) => {}
             Some(Value::Object(m)) => {
                 for (k, v) in m {
                     let s = match v {
-                        Value::String(s) => s.clone(),
+                        Value::String(s) => s,
                         Value::Null => continue,
                         Value::Number(n) => n.to_string(),
                         Value::Bool(b) => b.to_string(),
                         other => other.to_string(),
                     };
-                    ext_fields.insert(k.clone(), s);
+                    ext_fields.insert(k, s);
                 }
             }
             Some(_) => return Err(FrameError::Header("extFields is not an object".into())),
@@ -217,8 +223,8 @@ impl RemotingCommand {
             version: to_i32(json_int(&h, "version")?.unwrap_or(0), "version")?,
             opaque: to_i32(json_int(&h, "opaque")?.unwrap_or(0), "opaque")?,
             flag: to_i32(json_int(&h, "flag")?.unwrap_or(0), "flag")?,
-            remark: match h.get("remark") {
-                Some(Value::String(s)) => Some(s.clone()),
+            remark: match h.remove("remark") {
+                Some(Value::String(s)) => Some(s),
                 _ => None,
             },
             ext_fields,
@@ -227,22 +233,35 @@ impl RemotingCommand {
         })
     }
 
+    /// The JSON header, its keys in the order fastjson sorts them (as Apache writes them).
     pub(crate) fn json_header(&self) -> Vec<u8> {
-        let mut h = Map::new();
-        h.insert("code".into(), json!(self.code));
-        h.insert("language".into(), json!(self.language.name()));
-        h.insert("version".into(), json!(self.version));
-        h.insert("opaque".into(), json!(self.opaque));
-        h.insert("flag".into(), json!(self.flag));
-        if let Some(r) = &self.remark {
-            h.insert("remark".into(), json!(r));
+        #[derive(serde::Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct JsonHeader<'a> {
+            code: i32,
+            #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+            ext_fields: &'a BTreeMap<String, String>,
+            flag: i32,
+            language: &'a str,
+            opaque: i32,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            remark: Option<&'a str>,
+            #[serde(rename = "serializeTypeCurrentRPC")]
+            serialize_type_current_rpc: &'static str,
+            version: i32,
         }
-        if !self.ext_fields.is_empty() {
-            h.insert("extFields".into(), json!(self.ext_fields));
-        }
-        h.insert("serializeTypeCurrentRPC".into(), json!("JSON"));
-        // Serializing a map of strings and numbers cannot fail.
-        serde_json::to_vec(&Value::Object(h)).unwrap_or_default()
+        let header = JsonHeader {
+            code: self.code,
+            ext_fields: &self.ext_fields,
+            flag: self.flag,
+            language: self.language.name(),
+            opaque: self.opaque,
+            remark: self.remark.as_deref(),
+            serialize_type_current_rpc: "JSON",
+            version: self.version,
+        };
+        // Serializing strings and numbers cannot fail.
+        serde_json::to_vec(&header).unwrap_or_default()
     }
 
     // ---- RocketMQ binary headers ----------------------------------------------------------
