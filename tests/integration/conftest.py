@@ -237,6 +237,26 @@ def pytest_runtest_makereport(item, call):
 # ---------------------------------------------------------------- client scripts
 
 
+def build_rust_workload(crate: str, binary: str, timeout: int) -> Path:
+    """Builds a standalone workload crate `tests/<crate>` (release, its own Cargo.lock, its own
+    target directory `target/<crate>`) and returns its `binary`. The test modules call it once
+    per run from a module fixture; a build failure fails the test that needed it."""
+    manifest = REPO / "tests" / crate / "Cargo.toml"
+    target = REPO / "target" / crate
+    cmd = ["cargo", "build", "--release", "--locked", "--manifest-path", str(manifest)]
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
+                           env={**os.environ, "CARGO_TARGET_DIR": str(target)})
+    except FileNotFoundError:
+        pytest.fail(f"cargo is not on PATH: tests/{crate} cannot be built")
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"building tests/{crate} took more than {timeout}s")
+    assert r.returncode == 0, f"{' '.join(cmd)} failed:\n{r.stderr[-4000:]}"
+    path = target / "release" / binary
+    assert path.is_file(), f"the build succeeded but {path} is missing"
+    return path
+
+
 def run_client(argv, timeout=300, env=None):
     """Runs one client script or binary and returns the JSON object it prints."""
     try:

@@ -27,21 +27,18 @@ The module builds nothing but the lapin client (like test_clients.py builds the 
 crate's); scripts/setup-test-env installs amqplib and builds the Java jar and the Go binary.
 """
 
-import os
 import re
 import subprocess
 
 import pytest
 
 from amqp_peers import OpenDmsRabbit
-from conftest import CLIENTS, REPO, VENV_PYTHON, run_client
+from conftest import CLIENTS, REPO, VENV_PYTHON, build_rust_workload, run_client
 
 AMQP = CLIENTS / "amqp"
 NODE_DIR = AMQP / "node"
 JAVA_JAR = REPO / "target" / "amqp-java-client" / "amqp-java-workload.jar"
 GO_BINARY = REPO / "target" / "amqp-go-client" / "amqp-go-workload"
-LAPIN_CRATE = REPO / "tests" / "amqp-lapin-client"
-LAPIN_TARGET = REPO / "target" / "amqp-lapin-client"
 LAPIN_BUILD_TIMEOUT = 900  # a cold build: about a minute on 2 cores
 RUN_TIMEOUT = 300
 
@@ -115,20 +112,8 @@ def lapin(request):
 
 @pytest.fixture(scope="module")
 def lapin_binary():
-    """Builds tests/amqp-lapin-client (standalone, its own target directory, its Cargo.lock)
-    once per run and returns its binary. A build failure fails the test."""
-    cmd = ["cargo", "build", "--release", "--locked", "--manifest-path", str(LAPIN_CRATE / "Cargo.toml")]
-    try:
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=LAPIN_BUILD_TIMEOUT, stdin=subprocess.DEVNULL,
-                           env={**os.environ, "CARGO_TARGET_DIR": str(LAPIN_TARGET)})
-    except FileNotFoundError:
-        pytest.fail("cargo is not on PATH: the lapin client cannot be built")
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"building the lapin client took more than {LAPIN_BUILD_TIMEOUT}s")
-    assert r.returncode == 0, f"{' '.join(cmd)} failed:\n{r.stderr[-4000:]}"
-    binary = LAPIN_TARGET / "release" / "amqp-lapin-workload"
-    assert binary.is_file(), f"the build succeeded but {binary} is missing"
-    return binary
+    """tests/amqp-lapin-client's binary, built once per run."""
+    return build_rust_workload("amqp-lapin-client", "amqp-lapin-workload", LAPIN_BUILD_TIMEOUT)
 
 
 CLIENT_MATRIX = [

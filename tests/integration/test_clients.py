@@ -13,7 +13,7 @@ from collections import defaultdict
 
 import pytest
 
-from conftest import CLIENTS, DEBIAN_PYTHON, VENV_PYTHON
+from conftest import CLIENTS, DEBIAN_PYTHON, VENV_PYTHON, build_rust_workload
 
 COUNT = 10_000
 MORE = 1_000
@@ -146,29 +146,13 @@ def test_kcat_librdkafka_2_0_2(broker):
 
 # ---------------------------------------------------------------- the rdkafka crate
 
-import os  # noqa: E402 - appended with the rdkafka crate's test
-
-RDKAFKA_CRATE = CLIENTS.parents[1] / "rdkafka-client"  # tests/rdkafka-client
-RDKAFKA_TARGET = CLIENTS.parents[2] / "target" / "rdkafka-client"
 RDKAFKA_BUILD_TIMEOUT = 900  # a cold build compiles the bundled librdkafka: ~1.5 min on 2 cores
 
 
 @pytest.fixture(scope="module")
 def rdkafka_scenario():
-    """Builds tests/rdkafka-client (a standalone crate, its own target directory) and returns
-    the path of its `rdkafka-scenario` binary. A build failure fails the test."""
-    cmd = ["cargo", "build", "--release", "--manifest-path", str(RDKAFKA_CRATE / "Cargo.toml")]
-    try:
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=RDKAFKA_BUILD_TIMEOUT,
-                           stdin=subprocess.DEVNULL, env={**os.environ, "CARGO_TARGET_DIR": str(RDKAFKA_TARGET)})
-    except FileNotFoundError:
-        pytest.fail("cargo is not on PATH: the rdkafka crate's client cannot be built")
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"building the rdkafka crate's client took more than {RDKAFKA_BUILD_TIMEOUT}s")
-    assert r.returncode == 0, f"{' '.join(cmd)} failed:\n{r.stderr[-4000:]}"
-    binary = RDKAFKA_TARGET / "release" / "rdkafka-scenario"
-    assert binary.is_file(), f"the build succeeded but {binary} is missing"
-    return binary
+    """tests/rdkafka-client's `rdkafka-scenario` binary, built once per run."""
+    return build_rust_workload("rdkafka-client", "rdkafka-scenario", RDKAFKA_BUILD_TIMEOUT)
 
 
 def run_rdkafka(binary, *args, timeout=240):

@@ -23,7 +23,6 @@ per process and prints what it observed as one JSON object:
 """
 
 import json
-import os
 import queue
 import signal
 import subprocess
@@ -34,7 +33,7 @@ from pathlib import Path
 import pytest
 
 import rocketmq_wire as wire
-from conftest import BIN, REPO, VENV_PYTHON, free_port, run_client
+from conftest import BIN, REPO, VENV_PYTHON, build_rust_workload, free_port, run_client
 
 JAVA_JAR = REPO / "target" / "rocketmq-java-client" / "rocketmq-java-workload.jar"
 CPP_CLIENT = Path(__file__).resolve().parent / "clients" / "rocketmq" / "cpp_client.py"
@@ -366,26 +365,13 @@ def test_go_client_transactions_and_acl(rocketmq, tmp_path):
 
 # ---------------------------------------------------------------- rocketmq-client-rust 1.0.0 (crates.io)
 
-RUST_CRATE = REPO / "tests" / "rocketmq-rust-client"
-RUST_TARGET = REPO / "target" / "rocketmq-rust-client"
 RUST_BUILD_TIMEOUT = 1800  # a cold build is ~7.5 minutes on 2 cores
 
 
 @pytest.fixture(scope="module")
 def rust_client():
-    """Builds tests/rocketmq-rust-client (standalone, its own target directory and Cargo.lock)
-    once per run and returns a runner of its scenarios. A build failure fails the test."""
-    cmd = ["cargo", "build", "--release", "--locked", "--manifest-path", str(RUST_CRATE / "Cargo.toml")]
-    try:
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=RUST_BUILD_TIMEOUT, stdin=subprocess.DEVNULL,
-                           env={**os.environ, "CARGO_TARGET_DIR": str(RUST_TARGET)})
-    except FileNotFoundError:
-        pytest.fail("cargo is not on PATH: the Rust client cannot be built")
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"building the Rust client took more than {RUST_BUILD_TIMEOUT}s")
-    assert r.returncode == 0, f"{' '.join(cmd)} failed:\n{r.stderr[-4000:]}"
-    binary = RUST_TARGET / "release" / "rocketmq-rust-workload"
-    assert binary.is_file(), f"the build succeeded but {binary} is missing"
+    """A runner of tests/rocketmq-rust-client's scenarios, the crate built once per run."""
+    binary = build_rust_workload("rocketmq-rust-client", "rocketmq-rust-workload", RUST_BUILD_TIMEOUT)
     return lambda *a: run_client([str(binary), *map(str, a)], timeout=300)
 
 

@@ -191,6 +191,33 @@ impl Client {
     }
 }
 
+impl Client {
+    /// A clustering consumer that records the keys of the messages it gets.
+    async fn key_collector(
+        &self,
+        group: &str,
+        subscription: Subscription<'_>,
+    ) -> (DefaultMQPushConsumer, Shared<BTreeSet<String>>) {
+        let keys: Shared<BTreeSet<String>> = Arc::default();
+        let seen = keys.clone();
+        let consumer = self
+            .push_consumer(
+                group,
+                MessageModel::Clustering,
+                subscription,
+                move |msgs, _| {
+                    let mut seen = seen.lock().unwrap_or_else(|e| e.into_inner());
+                    for m in msgs {
+                        seen.insert(keys_of(m));
+                    }
+                    Ok(ConsumeConcurrentlyStatus::ConsumeSuccess)
+                },
+            )
+            .await;
+        (consumer, keys)
+    }
+}
+
 enum Subscription<'a> {
     Tags(&'a str, &'a str),
     Sql(&'a str, &'a str),
@@ -210,18 +237,24 @@ async fn subscribe(consumer: &mut DefaultMQPushConsumer, subscription: Subscript
     }
 }
 
-fn sent_ok(result: &ClientResult<Option<rocketmq_model::result::SendResult>>) -> bool {
-    matches!(result, Ok(Some(r)) if r.send_status == SendStatus::SendOk)
-}
-
-async fn produce_consume(client: &Client, topic: &str, n: usize) -> Value {
-    let producer = client.producer(&format!("pg-{topic}"), false).await;
+/// One message the consumers ignore: the topic exists (created through the default topic)
+/// before a subscription or the counted sends.
+async fn warm_up(producer: &DefaultMQProducer, topic: &str) {
     if let Err(e) = producer
         .send(message(topic, "TagA", "warmup", "warmup"))
         .await
     {
         fail(format!("warm-up send failed: {e}"));
     }
+}
+
+fn sent_ok(result: &ClientResult<Option<rocketmq_model::result::SendResult>>) -> bool {
+    matches!(result, Ok(Some(r)) if r.send_status == SendStatus::SendOk)
+}
+
+async fn produce_consume(client: &Client, topic: &str, n: usize) -> Value {
+    let producer = client.producer(&format!("pg-{topic}"), false).await;
+    warm_up(&producer, topic).await;
     let seen: Shared<HashMap<String, usize>> = Arc::default();
     let members: Shared<BTreeSet<&'static str>> = Arc::default();
     let tag_a: Shared<BTreeSet<String>> = Arc::default();
@@ -403,24 +436,12 @@ async fn produce_consume(client: &Client, topic: &str, n: usize) -> Value {
 async fn sql_trace(client: &Client, topic: &str) -> Value {
     // The topic exists before the subscription, as mqadmin would have made it.
     let mut warm = client.producer(&format!("pg-warm-{topic}"), false).await;
-    if let Err(e) = warm.send(message(topic, "warm", "warmup", "warmup")).await {
-        fail(format!("warm-up send failed: {e}"));
-    }
+    warm_up(&warm, topic).await;
     warm.shutdown().await;
-    let matched: Shared<BTreeSet<String>> = Arc::default();
-    let got = matched.clone();
-    let mut consumer = client
-        .push_consumer(
+    let (mut consumer, matched) = client
+        .key_collector(
             &format!("sql-{topic}"),
-            MessageModel::Clustering,
             Subscription::Sql(topic, "a BETWEEN 0 AND 3 AND TAGS = 'sql'"),
-            move |msgs, _| {
-                let mut got = got.lock().unwrap_or_else(|e| e.into_inner());
-                for m in msgs {
-                    got.insert(keys_of(m));
-                }
-                Ok(ConsumeConcurrentlyStatus::ConsumeSuccess)
-            },
         )
         .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -494,12 +515,7 @@ async fn sql_trace(client: &Client, topic: &str) -> Value {
 
 async fn delay(client: &Client, topic: &str) -> Value {
     let mut producer = client.producer(&format!("pg-{topic}"), false).await;
-    if let Err(e) = producer
-        .send(message(topic, "TagA", "warmup", "warmup"))
-        .await
-    {
-        fail(format!("warm-up send failed: {e}"));
-    }
+    warm_up(&producer, topic).await;
     let arrived = Arc::new(AtomicI64::new(0));
     let at = arrived.clone();
     let mut consumer = client
@@ -607,12 +623,7 @@ async fn retry_dlq(client: &Client, topic: &str) -> Value {
 
 async fn broadcast(client: &Client, topic: &str, n: usize) -> Value {
     let mut producer = client.producer(&format!("pg-{topic}"), false).await;
-    if let Err(e) = producer
-        .send(message(topic, "TagA", "warmup", "warmup"))
-        .await
-    {
-        fail(format!("warm-up send failed: {e}"));
-    }
+    warm_up(&producer, topic).await;
     let got: Shared<BTreeMap<&'static str, BTreeSet<String>>> = Arc::default();
     let mut consumers = Vec::new();
     for name in ["b1", "b2"] {
@@ -782,21 +793,8 @@ async fn transaction(client: &Client, topic: &str) -> Value {
             fail(format!("transactional send failed: {e}"));
         }
     }
-    let got: Shared<BTreeSet<String>> = Arc::default();
-    let seen = got.clone();
-    let mut consumer = client
-        .push_consumer(
-            &format!("cg-{topic}"),
-            MessageModel::Clustering,
-            Subscription::Tags(topic, "*"),
-            move |msgs, _| {
-                let mut seen = seen.lock().unwrap_or_else(|e| e.into_inner());
-                for m in msgs {
-                    seen.insert(keys_of(m));
-                }
-                Ok(ConsumeConcurrentlyStatus::ConsumeSuccess)
-            },
-        )
+    let (mut consumer, got) = client
+        .key_collector(&format!("cg-{topic}"), Subscription::Tags(topic, "*"))
         .await;
     let watched = got.clone();
     wait_for(
