@@ -47,6 +47,13 @@ pub struct FetchedData {
     pub log_start_offset: i64,
 }
 
+/// Where a read lands: at the high watermark (nothing to read), or in a segment: its read
+/// plan, the high watermark and the log start.
+enum Located {
+    AtEnd(FetchedData),
+    In(ReadPlan, i64, i64),
+}
+
 /// Store-wide settings a partition applies to its segments.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct PartitionIo {
@@ -531,16 +538,14 @@ impl Partition {
 
     /// Whole batches from the one holding `offset`, up to `max_bytes` (at least one batch).
     pub fn read(&self, offset: i64, max_bytes: usize) -> Result<FetchedData, LogError> {
-        Ok(self
-            .read_with(offset, max_bytes, |plan, offset, max| {
-                read_batches(plan, offset, max).map(Some)
-            })?
-            // A blocking read always answers.
-            .unwrap_or_else(|| FetchedData {
-                records: Bytes::new(),
-                high_watermark: 0,
-                log_start_offset: 0,
-            }))
+        match self.locate(offset)? {
+            Located::AtEnd(empty) => Ok(empty),
+            Located::In(plan, hw, log_start) => Ok(FetchedData {
+                records: read_batches(&plan, offset, max_bytes)?,
+                high_watermark: hw,
+                log_start_offset: log_start,
+            }),
+        }
     }
 
     /// [`Partition::read`] that never waits for the disk: `None` when what it would return is
@@ -551,45 +556,43 @@ impl Partition {
         offset: i64,
         max_bytes: usize,
     ) -> Result<Option<FetchedData>, LogError> {
-        self.read_with(offset, max_bytes, read_batches_cached)
-    }
-
-    fn read_with(
-        &self,
-        offset: i64,
-        max_bytes: usize,
-        read: impl Fn(&ReadPlan, i64, usize) -> Result<Option<Bytes>, LogError>,
-    ) -> Result<Option<FetchedData>, LogError> {
-        self.check_open()?;
-        let (plan, hw, log_start) = {
-            let s = self.state.read();
-            let hw = s.high_watermark();
-            let log_start = s.log_start;
-            if offset < log_start || offset > hw {
-                return Err(LogError::OffsetOutOfRange {
-                    requested: offset,
-                    log_start,
-                    high_watermark: hw,
-                });
-            }
-            if offset == hw {
-                return Ok(Some(FetchedData {
-                    records: Bytes::new(),
+        match self.locate(offset)? {
+            Located::AtEnd(empty) => Ok(Some(empty)),
+            Located::In(plan, hw, log_start) => Ok(read_batches_cached(&plan, offset, max_bytes)?
+                .map(|records| FetchedData {
+                    records,
                     high_watermark: hw,
                     log_start_offset: log_start,
-                }));
-            }
-            (s.segment_for(offset).read_plan(offset), hw, log_start)
-        };
-        // The file is immutable below `plan.size`: read it without the lock.
-        let Some(records) = read(&plan, offset, max_bytes)? else {
-            return Ok(None);
-        };
-        Ok(Some(FetchedData {
-            records,
-            high_watermark: hw,
-            log_start_offset: log_start,
-        }))
+                })),
+        }
+    }
+
+    /// Where a read at `offset` goes: nothing to read at the high watermark, else the plan of
+    /// its segment (the file is immutable below `plan.size`: read it without the lock).
+    fn locate(&self, offset: i64) -> Result<Located, LogError> {
+        self.check_open()?;
+        let s = self.state.read();
+        let hw = s.high_watermark();
+        let log_start = s.log_start;
+        if offset < log_start || offset > hw {
+            return Err(LogError::OffsetOutOfRange {
+                requested: offset,
+                log_start,
+                high_watermark: hw,
+            });
+        }
+        if offset == hw {
+            return Ok(Located::AtEnd(FetchedData {
+                records: Bytes::new(),
+                high_watermark: hw,
+                log_start_offset: log_start,
+            }));
+        }
+        Ok(Located::In(
+            s.segment_for(offset).read_plan(offset),
+            hw,
+            log_start,
+        ))
     }
 
     /// The first batch (at or after the log start) whose max timestamp is >= `ts`: its base

@@ -908,6 +908,7 @@ pub(crate) fn read_batches(
     max_bytes: usize,
 ) -> Result<Bytes, LogError> {
     let read = |plan: &ReadPlan, pos, len| read_range(plan, pos, len).map(Some);
+    // Never `None`: `read_range` always reads.
     Ok(read_batches_with(plan, offset, max_bytes, read)?.unwrap_or_default())
 }
 

@@ -71,8 +71,12 @@ impl Subscription {
     /// Whether every message passes (`*` or no tags, no SQL92): the filter need not read a
     /// message's properties.
     pub fn accepts_everything(&self) -> bool {
-        self.sql.is_none()
-            && (self.sub_string == "*" || self.sub_string.is_empty() || self.tags_set.is_empty())
+        self.sql.is_none() && self.any_tag()
+    }
+
+    /// `*`, empty, or no tags: the tag filter takes every message.
+    fn any_tag(&self) -> bool {
+        self.sub_string == "*" || self.sub_string.is_empty() || self.tags_set.is_empty()
     }
 
     pub fn is_sql92(&self) -> bool {
@@ -83,7 +87,7 @@ impl Subscription {
 
     /// Whether a message with these tags passes the tag filter.
     pub fn accepts_tags(&self, tags: Option<&str>) -> bool {
-        if self.sub_string == "*" || self.sub_string.is_empty() || self.tags_set.is_empty() {
+        if self.any_tag() {
             return true;
         }
         match tags {

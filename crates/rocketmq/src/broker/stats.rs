@@ -57,13 +57,7 @@ impl BrokerStats {
             c.2 += msgs;
             c.3 += bytes;
         });
-        let mut g = self.by_group.lock();
-        match g.get_mut(group) {
-            Some(n) => *n += msgs,
-            None => {
-                g.insert(group.to_string(), msgs);
-            }
-        }
+        bump(&mut self.by_group.lock(), group, |n| *n += msgs);
     }
 
     /// (messages in, bytes in, messages out, bytes out) since the broker started.
@@ -140,15 +134,15 @@ impl BrokerStats {
     }
 }
 
-/// Changes a topic's counts, adding them on first use (no allocation on the hot path once
-/// the topic is there).
-fn bump(t: &mut HashMap<String, Counts>, topic: &str, f: impl FnOnce(&mut Counts)) {
-    match t.get_mut(topic) {
+/// Changes a topic's or group's counts, adding them on first use (no allocation on the hot
+/// path once the name is there).
+fn bump<C: Default>(t: &mut HashMap<String, C>, name: &str, f: impl FnOnce(&mut C)) {
+    match t.get_mut(name) {
         Some(c) => f(c),
         None => {
-            let mut c = Counts::default();
+            let mut c = C::default();
             f(&mut c);
-            t.insert(topic.to_string(), c);
+            t.insert(name.to_string(), c);
         }
     }
 }

@@ -51,6 +51,36 @@ fn log_name(serial: u32) -> String {
     format!("t{serial}")
 }
 
+/// Walks the stored messages of `records` from `offset` on, each with its queue offset and
+/// physical offset, until `max_count` of them counted (`each` says whether one counts) or about
+/// `max_bytes` walked (the first always). Returns (messages counted, the offset after the last
+/// one walked, bytes walked).
+fn walk(
+    queue: &MessageQueue,
+    records: &[u8],
+    offset: i64,
+    max_count: usize,
+    max_bytes: usize,
+    mut each: impl FnMut(i64, i64, &[u8]) -> bool,
+) -> Result<(usize, i64, usize), LogError> {
+    let (mut counted, mut next, mut walked) = (0usize, offset, 0usize);
+    for (o, entry) in batch::decode_entries(records)? {
+        if o < offset {
+            continue;
+        }
+        if counted >= max_count || (walked > 0 && walked + entry.len() > max_bytes) {
+            break;
+        }
+        walked += entry.len();
+        next = o + 1;
+        let physical = PhysicalOffset::new(queue.serial, queue.queue_id, o).encode();
+        if each(o, physical, entry) {
+            counted += 1;
+        }
+    }
+    Ok((counted, next, walked))
+}
+
 impl QueueStore {
     /// Opens the log directory and recovers every queue in it; messages are kept for
     /// `retention` (`None`: until the quota needs the room).
@@ -141,24 +171,23 @@ impl QueueStore {
     ) -> Result<Vec<ReadMessage>, LogError> {
         let fetched = queue.log.read(offset, max_bytes)?;
         let mut out = Vec::new();
-        let mut bytes = 0usize;
-        for (o, entry) in batch::decode_entries(&fetched.records)? {
-            if o < offset {
-                continue;
-            }
-            if out.len() >= max_count || (bytes > 0 && bytes + entry.len() > max_bytes) {
-                break;
-            }
-            let physical = PhysicalOffset::new(queue.serial, queue.queue_id, o).encode();
-            let mut m = entry.to_vec();
-            patch_offsets(&mut m, o, physical);
-            bytes += m.len();
-            out.push(ReadMessage {
-                queue_offset: o,
-                physical_offset: physical,
-                bytes: m,
-            });
-        }
+        walk(
+            queue,
+            &fetched.records,
+            offset,
+            max_count,
+            max_bytes,
+            |o, physical, entry| {
+                let mut m = entry.to_vec();
+                patch_offsets(&mut m, o, physical);
+                out.push(ReadMessage {
+                    queue_offset: o,
+                    physical_offset: physical,
+                    bytes: m,
+                });
+                true
+            },
+        )?;
         Ok(out)
     }
 
@@ -185,27 +214,25 @@ impl QueueStore {
         } else {
             queue.log.read(offset, max_bytes)?
         };
-        let (mut taken, mut next, mut read) = (0usize, offset, 0usize);
-        for (o, entry) in batch::decode_entries(&fetched.records)? {
-            if o < offset {
-                continue;
-            }
-            if taken >= max_count || (read > 0 && read + entry.len() > max_bytes) {
-                break;
-            }
-            read += entry.len();
-            next = o + 1;
-            if accept(entry) {
+        let taken = walk(
+            queue,
+            &fetched.records,
+            offset,
+            max_count,
+            max_bytes,
+            |o, physical, entry| {
+                if !accept(entry) {
+                    return false;
+                }
                 let at = out.len();
                 out.extend_from_slice(entry);
-                let physical = PhysicalOffset::new(queue.serial, queue.queue_id, o).encode();
                 if let Some(m) = out.get_mut(at..) {
                     patch_offsets(m, o, physical);
                 }
-                taken += 1;
-            }
-        }
-        Ok(Some((taken, next, read)))
+                true
+            },
+        )?;
+        Ok(Some(taken))
     }
 
     /// The one message at `offset`, if the queue still has it (blocking).
