@@ -51,6 +51,11 @@ def cpu_seconds(pids):
     return total
 
 
+def cpu_us_per_message(peer, cpu_before, messages):
+    """The broker's CPU since `cpu_before` (from cpu_seconds), in µs per message."""
+    return round((cpu_seconds(peer.pids()) - cpu_before) * 1e6 / max(1, messages), 1)
+
+
 def first_send_seconds(peer):
     """From launch to the first send the broker accepts (raw SEND_MESSAGE_V2, auto-created topic)."""
     header = {"a": "bench", "b": "startup", "c": "TBW102", "d": "4", "e": "0", "f": "0", "g": "0", "h": "0",
@@ -101,7 +106,7 @@ def measure(peer, seconds, messages):
     cpu = cpu_seconds(peer.pids())
     many = java("bench-produce", peer.namesrv, "bench-many", 8, messages, 0, 1024)
     out["send_8_threads"] = many
-    out["send_cpu_us_per_msg"] = round((cpu_seconds(peer.pids()) - cpu) * 1e6 / max(1, many["sent"]), 1)
+    out["send_cpu_us_per_msg"] = cpu_us_per_message(peer, cpu, many["sent"])
     out["load_rss_mb"] = round(rss.stop() / 1e6, 1)
     time.sleep(2)
     out["disk_mb_for_messages"] = round((peer.data_bytes() - disk_before) / 1e6, 1)
@@ -109,7 +114,7 @@ def measure(peer, seconds, messages):
     rss = PeakRss(peer.pids())
     cpu = cpu_seconds(peer.pids())
     out["consume"] = java("bench-consume", peer.namesrv, "bench-many", "bench-cg", messages, 600)
-    out["consume_cpu_us_per_msg"] = round((cpu_seconds(peer.pids()) - cpu) * 1e6 / max(1, out["consume"]["consumed"]), 1)
+    out["consume_cpu_us_per_msg"] = cpu_us_per_message(peer, cpu, out["consume"]["consumed"])
     out["consume_rss_mb"] = round(rss.stop() / 1e6, 1)
     out["latency_1000_per_s"] = java("bench-latency", peer.namesrv, "bench-lat", 1000, 10)
 
@@ -121,12 +126,12 @@ def measure(peer, seconds, messages):
     cpu = cpu_seconds(peer.pids())
     # 64 sync producers over 4 connections (16 each), as 4 client processes of 16 threads.
     out["load_send_64"] = load("produce", peer.broker, "load", 8, 4, 16, messages, 0, 1024)
-    out["load_send_cpu_us_per_msg"] = round((cpu_seconds(peer.pids()) - cpu) * 1e6 / max(1, out["load_send_64"]["sent"]), 1)
+    out["load_send_cpu_us_per_msg"] = cpu_us_per_message(peer, cpu, out["load_send_64"]["sent"])
     out["load_send_rss_mb"] = round(rss.stop() / 1e6, 1)
     total = out["load_send_1"]["sent"] + out["load_send_64"]["sent"] + 20000
     cpu = cpu_seconds(peer.pids())
     out["load_consume"] = load("consume", peer.broker, "load", 8, "load-cg", total, 600)
-    out["load_consume_cpu_us_per_msg"] = round((cpu_seconds(peer.pids()) - cpu) * 1e6 / max(1, out["load_consume"]["consumed"]), 1)
+    out["load_consume_cpu_us_per_msg"] = cpu_us_per_message(peer, cpu, out["load_consume"]["consumed"])
     load("create-topic", peer.broker, "load-lat", 8)
     out["load_latency_1000_per_s"] = load("latency", peer.broker, "load-lat", 8, 1000, 10, 1024)
     peer.stop()

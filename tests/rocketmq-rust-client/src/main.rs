@@ -100,6 +100,23 @@ async fn wait_for(what: impl Fn() -> bool, limit: Duration) {
     }
 }
 
+/// What a concurrent push consumer calls with its messages.
+trait Listener:
+    Fn(&[&MessageExt], &ConsumeConcurrentlyContext) -> ClientResult<ConsumeConcurrentlyStatus>
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<F> Listener for F where
+    F: Fn(&[&MessageExt], &ConsumeConcurrentlyContext) -> ClientResult<ConsumeConcurrentlyStatus>
+        + Send
+        + Sync
+        + 'static
+{
+}
+
 struct Client {
     runtime: Arc<ClientRuntime>,
     ns: String,
@@ -141,13 +158,7 @@ impl Client {
         listen: L,
     ) -> DefaultMQPushConsumer
     where
-        L: Fn(
-                &[&MessageExt],
-                &ConsumeConcurrentlyContext,
-            ) -> ClientResult<ConsumeConcurrentlyStatus>
-            + Send
-            + Sync
-            + 'static,
+        L: Listener,
     {
         self.push_consumer_with(group, model, subscription, None, 16, listen)
             .await
@@ -163,13 +174,7 @@ impl Client {
         listen: L,
     ) -> DefaultMQPushConsumer
     where
-        L: Fn(
-                &[&MessageExt],
-                &ConsumeConcurrentlyContext,
-            ) -> ClientResult<ConsumeConcurrentlyStatus>
-            + Send
-            + Sync
-            + 'static,
+        L: Listener,
     {
         let hook = credentials.map(|(ak, sk)| {
             Arc::new(AclClientRPCHook::new(SessionCredentials::with_keys(ak, sk))) as Arc<_>
@@ -189,9 +194,7 @@ impl Client {
         }
         consumer
     }
-}
 
-impl Client {
     /// A clustering consumer that records the keys of the messages it gets.
     async fn key_collector(
         &self,
