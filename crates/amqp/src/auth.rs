@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 use amq_protocol::types::AMQPValue;
 use base64::Engine;
 use rand::RngCore;
-use regex::Regex;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -101,77 +100,124 @@ pub enum Access {
     Read,
 }
 
-/// The configure, write and read patterns of a permission, compiled.
-type Compiled = [Option<Regex>; 3];
-
-/// Permissions with their regular expressions compiled.
-#[derive(Default)]
-pub struct Permissions {
-    by_user_vhost: BTreeMap<(String, String), (Permission, Compiled)>,
+/// A permission pattern, compiled. RabbitMQ runs `re:run(Name, Pattern)` on the binary
+/// name without the `unicode` option, so `.` is one byte and `\w` is ASCII: the same as a
+/// byte regex with Unicode off, which also compiles ~100x smaller than a Unicode `.`
+/// (startup compiled the default `.*` three times: a quarter of the idle broker's page
+/// faults). `.*`, every default grant, matches without a regex at all.
+enum Pattern {
+    /// `""`: RabbitMQ's empty pattern grants nothing.
+    Nothing,
+    /// `.*`: matches every name (it matches the empty string at position 0).
+    Anything,
+    Regex(regex::bytes::Regex),
 }
 
-/// RabbitMQ matches a permission regex against the whole name (`^...$` is implied only by
-/// the expression itself); `""` matches nothing.
-fn compile(expr: &str) -> Option<Regex> {
-    if expr.is_empty() {
-        return None;
+impl Pattern {
+    /// A pattern that does not compile grants nothing, as RabbitMQ refuses every name
+    /// against it.
+    fn compile(expr: &str) -> Pattern {
+        match expr {
+            "" => Pattern::Nothing,
+            ".*" => Pattern::Anything,
+            _ => regex::bytes::RegexBuilder::new(expr)
+                .unicode(false)
+                .build()
+                .map_or(Pattern::Nothing, Pattern::Regex),
+        }
     }
-    Regex::new(expr).ok()
+
+    fn is_match(&self, name: &str) -> bool {
+        match self {
+            Pattern::Nothing => false,
+            Pattern::Anything => true,
+            Pattern::Regex(re) => re.is_match(name.as_bytes()),
+        }
+    }
+}
+
+/// A permission with its configure, write and read patterns compiled.
+struct Grant {
+    permission: Permission,
+    patterns: [Pattern; 3],
+}
+
+/// Permissions by user, then vhost: two lookups by `&str` on every publish, no allocation.
+#[derive(Default)]
+pub struct Permissions {
+    by_user: BTreeMap<String, BTreeMap<String, Grant>>,
 }
 
 impl Permissions {
     pub fn set(&mut self, p: Permission) {
-        let compiled = [compile(&p.configure), compile(&p.write), compile(&p.read)];
-        self.by_user_vhost
-            .insert((p.user.clone(), p.vhost.clone()), (p, compiled));
+        let patterns = [
+            Pattern::compile(&p.configure),
+            Pattern::compile(&p.write),
+            Pattern::compile(&p.read),
+        ];
+        self.by_user.entry(p.user.clone()).or_default().insert(
+            p.vhost.clone(),
+            Grant {
+                permission: p,
+                patterns,
+            },
+        );
     }
 
     pub fn remove(&mut self, user: &str, vhost: &str) -> bool {
-        self.by_user_vhost
-            .remove(&(user.to_string(), vhost.to_string()))
-            .is_some()
+        let Some(vhosts) = self.by_user.get_mut(user) else {
+            return false;
+        };
+        let removed = vhosts.remove(vhost).is_some();
+        if vhosts.is_empty() {
+            self.by_user.remove(user);
+        }
+        removed
     }
 
     pub fn remove_user(&mut self, user: &str) {
-        self.by_user_vhost.retain(|(u, _), _| u != user);
+        self.by_user.remove(user);
     }
 
     pub fn remove_vhost(&mut self, vhost: &str) {
-        self.by_user_vhost.retain(|(_, v), _| v != vhost);
+        for vhosts in self.by_user.values_mut() {
+            vhosts.remove(vhost);
+        }
+        self.by_user.retain(|_, vhosts| !vhosts.is_empty());
+    }
+
+    fn grant(&self, user: &str, vhost: &str) -> Option<&Grant> {
+        self.by_user.get(user)?.get(vhost)
     }
 
     pub fn get(&self, user: &str, vhost: &str) -> Option<&Permission> {
-        self.by_user_vhost
-            .get(&(user.to_string(), vhost.to_string()))
-            .map(|(p, _)| p)
+        self.grant(user, vhost).map(|g| &g.permission)
     }
 
+    /// Every permission, ordered by user then vhost.
     pub fn all(&self) -> Vec<Permission> {
-        self.by_user_vhost
+        self.by_user
             .values()
-            .map(|(p, _)| p.clone())
+            .flat_map(|vhosts| vhosts.values().map(|g| g.permission.clone()))
             .collect()
     }
 
     /// Whether `user` may access `vhost` at all.
     pub fn has_vhost(&self, user: &str, vhost: &str) -> bool {
-        self.get(user, vhost).is_some()
+        self.grant(user, vhost).is_some()
     }
 
     /// Whether `user` has `access` to the resource `name` in `vhost`.
     pub fn allows(&self, user: &str, vhost: &str, access: Access, name: &str) -> bool {
-        let Some((_, compiled)) = self
-            .by_user_vhost
-            .get(&(user.to_string(), vhost.to_string()))
-        else {
+        let Some(grant) = self.grant(user, vhost) else {
             return false;
         };
-        let re = match access {
-            Access::Configure => &compiled[0],
-            Access::Write => &compiled[1],
-            Access::Read => &compiled[2],
+        let pattern = match access {
+            Access::Configure => &grant.patterns[0],
+            Access::Write => &grant.patterns[1],
+            Access::Read => &grant.patterns[2],
         };
-        re.as_ref().is_some_and(|r| r.is_match(name))
+        pattern.is_match(name)
     }
 }
 
@@ -244,6 +290,26 @@ mod tests {
         assert!(!p.allows("u", "/", Access::Read, "orders"));
         assert!(!p.allows("u", "other", Access::Write, "orders"));
         assert!(!p.allows("v", "/", Access::Write, "orders"));
+    }
+
+    #[test]
+    fn patterns_match_bytes_as_rabbitmq_does() {
+        let mut p = Permissions::default();
+        p.set(Permission {
+            user: "u".into(),
+            vhost: "/".into(),
+            // Erlang's re without `unicode`: `.` is one byte, so "é" (two bytes) is `..`.
+            configure: "^..$".into(),
+            write: "^(broken".into(),
+            read: "^\\w+$".into(),
+        });
+        assert!(p.allows("u", "/", Access::Configure, "é"));
+        assert!(!p.allows("u", "/", Access::Configure, "e"));
+        // A pattern that does not compile grants nothing.
+        assert!(!p.allows("u", "/", Access::Write, "(broken"));
+        assert!(p.allows("u", "/", Access::Read, "orders_1"));
+        assert!(!p.allows("u", "/", Access::Read, "café"));
+        assert!(p.remove("u", "/") && !p.has_vhost("u", "/") && p.all().is_empty());
     }
 
     #[test]

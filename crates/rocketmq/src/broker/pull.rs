@@ -28,10 +28,8 @@ const MAX_TRANSFER_COUNT: usize = 32;
 const MAX_TRANSFER_BYTES: usize = 256 * 1024;
 /// How much a pull scans past messages the tag filter drops before answering.
 const MAX_SCAN_BYTES: usize = 4 * 1024 * 1024;
-/// What one log read asks for per message wanted: a pull of 32 small messages reads 64 KiB,
-/// not the whole 256 KiB it may answer (reading 256 KiB to answer 32 KiB put most of the
-/// broker's CPU per pulled message into copying from the page cache); a pull of larger
-/// messages reads again.
+/// What one log read asks for per message wanted when the queue cannot say (see
+/// `read_size`).
 const READ_BYTES_PER_MESSAGE: usize = 2 * 1024;
 /// A suspended pull re-checks at least this often (a queue created while it waits has no
 /// wake-up to give it yet).
@@ -403,7 +401,7 @@ fn gather(
     let mut next = offset;
     let mut scanned = 0usize;
     while count < max_count && next < queue.max_offset() && scanned < MAX_SCAN_BYTES {
-        let want = ((max_count - count) * READ_BYTES_PER_MESSAGE).min(MAX_TRANSFER_BYTES);
+        let want = read_size(queue, max_count - count);
         let read = QueueStore::read_into(
             queue,
             next,
@@ -430,6 +428,19 @@ fn gather(
         }
     }
     Ok(Some((body, count, next)))
+}
+
+/// How much one log read asks for to answer `wanted` messages: the queue's average stored
+/// message, one more than wanted. Copying from the page cache is most of a pull's cost, and a
+/// fixed 2 KiB per message read ~40% more than a pull of 1 KiB messages answers (64 KiB for
+/// ~39 KiB); a short read (larger messages than the average) only reads again.
+fn read_size(queue: &MessageQueue, wanted: usize) -> usize {
+    let per_message = queue
+        .stored_bytes_per_message()
+        .unwrap_or(READ_BYTES_PER_MESSAGE);
+    per_message
+        .saturating_mul(wanted.saturating_add(1))
+        .min(MAX_TRANSFER_BYTES)
 }
 
 fn pull_response(req: &RemotingCommand, f: Fetched) -> RemotingCommand {

@@ -29,6 +29,14 @@ impl MessageQueue {
     pub fn max_offset(&self) -> i64 {
         self.log.high_watermark()
     }
+
+    /// What one message takes in the log on average (with its batch framing); `None` for an
+    /// empty queue.
+    pub fn stored_bytes_per_message(&self) -> Option<usize> {
+        let count = u64::try_from(self.max_offset() - self.min_offset()).ok()?;
+        let average = self.log.size_bytes().checked_div(count)?;
+        usize::try_from(average).ok().filter(|a| *a > 0)
+    }
 }
 
 /// A message read back: its queue offset, physical offset and stored bytes (offsets filled).

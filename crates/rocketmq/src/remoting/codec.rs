@@ -126,6 +126,55 @@ mod tests {
     }
 
     #[test]
+    fn json_header_values_of_every_kind_are_read_as_before() {
+        let header = br#" {"code":10,"language":9,"remark":{"x":1},"serializeTypeCurrentRPC":"JSON","extFields":{"n":-3,"f":3.0,"big":1e20,"t":true,"gone":null,"o":{"a":[1,"b"]},"s":"a\"b"}}"#;
+        let cmd = RemotingCommand::from_json_header(header).unwrap();
+        assert_eq!(
+            (cmd.code, cmd.language, cmd.remark),
+            (10, LanguageCode::Go, None)
+        );
+        let ext: Vec<(&str, &str)> = cmd
+            .ext_fields
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(
+            ext,
+            [
+                ("big", "1e+20"),
+                ("f", "3.0"),
+                ("n", "-3"),
+                ("o", r#"{"a":[1,"b"]}"#),
+                ("s", "a\"b"),
+                ("t", "true"),
+            ]
+        );
+        assert_eq!(
+            RemotingCommand::from_json_header(br#"{"code":1,"language":"nope","extFields":null}"#)
+                .map(|c| (c.language, c.ext_fields.len())),
+            Ok((LanguageCode::Other, 0))
+        );
+        for bad in [
+            &br#"[10,"JAVA"]"#[..],
+            br#"{"language":"JAVA"}"#,
+            br#"{"code":"ten"}"#,
+            br#"{"code":1.5}"#,
+            br#"{"code":10,"opaque":4294967296}"#,
+            br#"{"code":10,"extFields":["a"]}"#,
+            br#"{"code":10,"extFields":{"a":1}"#,
+        ] {
+            assert!(
+                matches!(
+                    RemotingCommand::from_json_header(bad),
+                    Err(FrameError::Header(_))
+                ),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
     fn binary_headers_round_trip_and_responses_follow_their_request() {
         let mut req = RemotingCommand::request(codes::GET_ROUTEINFO_BY_TOPIC, 42);
         req.serialize_type = SerializeType::RocketMq;

@@ -3,9 +3,10 @@
 use std::collections::BTreeMap;
 
 use bytes::{Buf, BufMut, Bytes};
-use serde_json::{Map, Value};
 
 use super::codec::FrameError;
+
+mod json;
 
 /// Flag bit 0: the command is a response. Bit 1: a request that expects no response.
 const RESPONSE_FLAG: i32 = 1;
@@ -182,52 +183,27 @@ impl RemotingCommand {
 
     /// Reads a JSON header. Lenient as the clients need it: `serializeTypeCurrentRPC` may be
     /// missing (C++ and JavaScript clients), numbers may be strings, `extFields` values may be
-    /// numbers or booleans, and `remark` may be null.
+    /// numbers or booleans, and `remark` may be null. Decoded straight into the command
+    /// (`json::Header`): going through a `serde_json::Value` first cost a tenth of the broker's
+    /// CPU per send.
     pub(crate) fn from_json_header(header: &[u8]) -> Result<RemotingCommand, FrameError> {
-        let value: Value = serde_json::from_slice(header)
-            .map_err(|e| FrameError::Header(format!("header is not JSON: {e}")))?;
-        let Value::Object(mut h) = value else {
+        // A struct also deserializes from a JSON array; a header is only ever an object.
+        if header.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
             return Err(FrameError::Header("header is not a JSON object".into()));
-        };
-        let code =
-            json_int(&h, "code")?.ok_or_else(|| FrameError::Header("header has no code".into()))?;
-        let mut ext_fields = BTreeMap::new();
-        // Taken out of the parsed header, so the keys and strings move rather than copy.
-        match h.remove("extFields") {
-            None | Some(Value::Null) => {}
-            Some(Value::Object(m)) => {
-                for (k, v) in m {
-                    let s = match v {
-                        Value::String(s) => s,
-                        Value::Null => continue,
-                        Value::Number(n) => n.to_string(),
-                        Value::Bool(b) => b.to_string(),
-                        other => other.to_string(),
-                    };
-                    ext_fields.insert(k, s);
-                }
-            }
-            Some(_) => return Err(FrameError::Header("extFields is not an object".into())),
         }
-        let language = match h.get("language") {
-            Some(Value::String(s)) => LanguageCode::from_name(s),
-            Some(Value::Number(n)) => n
-                .as_u64()
-                .and_then(|n| u8::try_from(n).ok())
-                .map_or(LanguageCode::Other, LanguageCode::from_ordinal),
-            _ => LanguageCode::Java,
-        };
+        let h: json::Header = serde_json::from_slice(header)
+            .map_err(|e| FrameError::Header(format!("header is not JSON: {e}")))?;
+        let code = h
+            .code
+            .ok_or_else(|| FrameError::Header("header has no code".into()))?;
         Ok(RemotingCommand {
             code: to_i32(code, "code")?,
-            language,
-            version: to_i32(json_int(&h, "version")?.unwrap_or(0), "version")?,
-            opaque: to_i32(json_int(&h, "opaque")?.unwrap_or(0), "opaque")?,
-            flag: to_i32(json_int(&h, "flag")?.unwrap_or(0), "flag")?,
-            remark: match h.remove("remark") {
-                Some(Value::String(s)) => Some(s),
-                _ => None,
-            },
-            ext_fields,
+            language: h.language,
+            version: to_i32(h.version.unwrap_or(0), "version")?,
+            opaque: to_i32(h.opaque.unwrap_or(0), "opaque")?,
+            flag: to_i32(h.flag.unwrap_or(0), "flag")?,
+            remark: h.remark,
+            ext_fields: h.ext_fields,
             serialize_type: SerializeType::Json,
             body: Bytes::new(),
         })
@@ -343,23 +319,6 @@ impl RemotingCommand {
         out.put_u32(ext.len() as u32);
         out.put_slice(&ext);
         out
-    }
-}
-
-/// A numeric header field that may be a number or a numeric string.
-fn json_int(h: &Map<String, Value>, key: &str) -> Result<Option<i64>, FrameError> {
-    match h.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => n
-            .as_i64()
-            .map(Some)
-            .ok_or_else(|| FrameError::Header(format!("{key} is not an integer"))),
-        Some(Value::String(s)) => s
-            .trim()
-            .parse()
-            .map(Some)
-            .map_err(|_| FrameError::Header(format!("{key} is not an integer: {s:?}"))),
-        Some(_) => Err(FrameError::Header(format!("{key} is not an integer"))),
     }
 }
 
