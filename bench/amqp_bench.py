@@ -227,8 +227,12 @@ def main():
     amqp_peers.BIN = os.environ["OPENDMS_BIN"]
     run_dir = work / f"run-{time.strftime('%Y%m%d-%H%M%S')}"
     run_dir.mkdir(parents=True)
+    # As bench/run does: this VM hands memory freed by a process back to the hypervisor after a
+    # few seconds, and touching it again is slower, so each broker starts after a pause.
+    settle = float(os.environ.get("BENCH_SETTLE_SECS", "10"))
     for make in [lambda: OpenDmsRabbit(run_dir),
                  lambda: DebianRabbit(run_dir, plugins=())]:
+        time.sleep(settle)
         broker = make().start()
         print(f"== {broker.kind}", flush=True)
         try:

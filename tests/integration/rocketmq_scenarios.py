@@ -101,8 +101,16 @@ def send_and_offsets(peer):
     for i, kind in enumerate((wire.JSON, wire.ROCKETMQ, wire.JSON)):
         h, _, k = w.call(SEND_V2, send_header(topic, "1", {"TAGS": "t", "KEYS": f"key{i}"}), body=b"m%d" % i, kind=kind)
         sends.append((h["code"], k, h["extFields"].get("queueId"), h["extFields"].get("queueOffset")))
-    h, _, _ = w.call(GET_MAX_OFFSET, {"topic": topic, "queueId": "1"})
-    max1 = h["extFields"]["offset"]
+    # Apache builds its consume queue after the send is answered (ReputMessageService), so its
+    # max offset may trail the acknowledged sends by a few milliseconds: compare settled states.
+    stored = sum(1 for code, *_ in sends if code == 0)
+    deadline = time.monotonic() + 5
+    while True:
+        h, _, _ = w.call(GET_MAX_OFFSET, {"topic": topic, "queueId": "1"})
+        max1 = h["extFields"]["offset"]
+        if int(max1) >= stored or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
     h, _, _ = w.call(GET_MAX_OFFSET, {"topic": topic, "queueId": "0"})
     max0 = h["extFields"]["offset"]
     h, _, _ = w.call(QUERY_CONSUMER_OFFSET, {"consumerGroup": unique("g"), "topic": topic, "queueId": "1"})

@@ -180,6 +180,10 @@ def test_java_client_produces_and_consumes_with_two_members_and_tag_filters(rock
 def test_java_client_broadcasting_orderly_and_delay_levels(rocketmq):
     rmq = rocketmq()
     assert java("broadcast", rmq.namesrv, "news", 50) == {"b1": 50, "b2": 50}
+    # Order holds within a queue set that does not change: a topic auto-created through TBW102
+    # on two brokers changes its route while the ordered sends run (Apache too), so ordered
+    # topics are created on every broker first, as `mqadmin updateTopic -c` does.
+    create_topic(rmq, "steps")
     assert java("orderly", rmq.namesrv, "steps", 20) == {"received": 200, "outOfOrder": 0}
     delayed = java("delay", rmq.namesrv, "later")
     assert delayed["status"] == "SEND_OK"
@@ -264,6 +268,7 @@ def test_cpp_client_sends_every_way_and_consumes(rocketmq):
     got = cpp("produce-consume", rmq.namesrv, "cpp-orders", n)
     assert got == {"sent": n, "distinct": n, "total": n, "duplicates": 0, "members": 2, "tagA": n // 2,
                    "wrongTag": 0}, got
+    create_topic(rmq, "cpp-steps")  # a fixed queue set, as for the Java client's orderly run
     assert cpp("orderly", rmq.namesrv, "cpp-steps", 20) == {"received": 200, "outOfOrder": 0}
     assert cpp("broadcast", rmq.namesrv, "cpp-news", 30) == {"b1": 30, "b2": 30}
     delayed = cpp("delay", rmq.namesrv, "cpp-later")
@@ -314,6 +319,7 @@ def test_python_client_2_sends_by_sharding_key_transactions_delays_and_acl(rocke
     n = 10_000
     assert py2("produce-consume", rmq.namesrv, "py2-orders", n) == {
         "sent": n, "distinct": n, "total": n, "duplicates": 0, "members": 2, "tagA": n // 2, "wrongTag": 0}
+    create_topic(rmq, "py2-steps")  # a fixed queue set, as for the Java client's orderly run
     assert py2("orderly", rmq.namesrv, "py2-steps", 20) == {"received": 200, "outOfOrder": 0}
     delayed = py2("delay", rmq.namesrv, "py2-later")
     assert delayed["status"] == 0 and delayed["delayMs"] >= 5000, delayed
@@ -347,6 +353,7 @@ def test_go_client_sends_every_way_consumes_delays_retries_broadcasts_and_orders
     assert delayed["status"] == 0 and delayed["delayMs"] >= 5000, delayed
     assert go("retry", rmq.namesrv, "go-flaky") == {"attempts": [0, 1]}
     assert go("broadcast", rmq.namesrv, "go-news", 30) == {"b1": 30, "b2": 30}
+    create_topic(rmq, "go-steps")  # a fixed queue set, as for the Java client's orderly run
     assert go("orderly", rmq.namesrv, "go-steps", 20) == {"received": 200, "outOfOrder": 0}
 
 
@@ -383,6 +390,7 @@ def test_rust_client_sends_every_way_consumes_filters_broadcasts_and_orders(rock
     # SQL92 over a user property and the tag; the producer's trace records in RMQ_SYS_TRACE_TOPIC.
     assert rust_client("sql-trace", rmq.namesrv, "rs-selective") == {"matched": "s0,s1,s2,s3", "traced": 10}
     assert rust_client("broadcast", rmq.namesrv, "rs-news", 30) == {"b1": 30, "b2": 30}
+    create_topic(rmq, "rs-steps")  # a fixed queue set, as for the Java client's orderly run
     assert rust_client("orderly", rmq.namesrv, "rs-steps", 20) == {"received": 200, "outOfOrder": 0}
 
 
