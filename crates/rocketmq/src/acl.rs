@@ -327,9 +327,9 @@ mod tests {
     use super::*;
 
     fn signed(mut req: RemotingCommand, ak: &str, sk: &str) -> RemotingCommand {
-        req.ext_fields.insert(ACCESS_KEY.into(), ak.into());
+        req.set_ext(ACCESS_KEY, ak);
         let s = signature(&req, sk);
-        req.ext_fields.insert(SIGNATURE.into(), s);
+        req.set_ext(SIGNATURE, s);
         req
     }
 
@@ -357,8 +357,8 @@ mod tests {
 
     fn send(topic: &str) -> RemotingCommand {
         let mut r = RemotingCommand::request(codes::SEND_MESSAGE_V2, 1);
-        r.ext_fields.insert("a".into(), "pg".into());
-        r.ext_fields.insert("b".into(), topic.into());
+        r.set_ext("a", "pg");
+        r.set_ext("b", topic);
         r.body = bytes::Bytes::from_static(b"body");
         r
     }
@@ -401,7 +401,7 @@ mod tests {
             .unwrap_err();
         assert!(e.ends_with("No acl config for nobody"), "{e}");
         let mut create = RemotingCommand::request(codes::UPDATE_AND_CREATE_TOPIC, 2);
-        create.ext_fields.insert("topic".into(), "t".into());
+        create.set_ext("topic", "t");
         let e = acl
             .check(&signed(create.clone(), "RocketMQ", "12345678"), local)
             .unwrap_err();

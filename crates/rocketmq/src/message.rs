@@ -470,9 +470,13 @@ pub fn offset_message_id(store_host: SocketAddr, physical_offset: i64) -> String
     let mut b = Vec::with_capacity(28);
     put_host(&mut b, store_host);
     b.put_i64(physical_offset);
+    // Written by hand: `format!` per byte was 5% of the broker's CPU per send under
+    // bench/rocketmq-run's 64-producer load.
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
     let mut s = String::with_capacity(b.len() * 2);
     for byte in b {
-        s.push_str(&format!("{byte:02X}"));
+        s.push(char::from(HEX[usize::from(byte >> 4)]));
+        s.push(char::from(HEX[usize::from(byte & 0xf)]));
     }
     s
 }

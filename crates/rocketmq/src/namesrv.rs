@@ -234,7 +234,7 @@ impl NameServer {
         match value {
             Some(v) => {
                 let mut resp = RemotingCommand::response_to(req, codes::SUCCESS, None);
-                resp.ext_fields.insert("value".into(), v);
+                resp.set_ext("value", v);
                 resp
             }
             None => RemotingCommand::response_to(
@@ -434,7 +434,7 @@ mod tests {
     fn unknown_topics_and_keys_get_apache_remarks() {
         let ns = NameServer::default();
         let mut req = RemotingCommand::request(codes::GET_ROUTEINFO_BY_TOPIC, 5);
-        req.ext_fields.insert("topic".into(), "nope".into());
+        req.set_ext("topic", "nope");
         let resp = ns.route_info(&req);
         assert_eq!(resp.code, codes::TOPIC_NOT_EXIST);
         assert!(resp
@@ -442,9 +442,8 @@ mod tests {
             .unwrap()
             .starts_with("No topic route info in name server for the topic: nope\nSee "));
         let mut req = RemotingCommand::request(codes::GET_KV_CONFIG, 6);
-        req.ext_fields
-            .insert("namespace".into(), "ORDER_TOPIC_CONFIG".into());
-        req.ext_fields.insert("key".into(), "t".into());
+        req.set_ext("namespace", "ORDER_TOPIC_CONFIG");
+        req.set_ext("key", "t");
         let resp = ns.get_kv(&req);
         assert_eq!(resp.code, codes::QUERY_NOT_FOUND);
         assert_eq!(

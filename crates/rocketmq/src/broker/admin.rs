@@ -51,10 +51,7 @@ impl Broker {
         let topic = field!(req, req.required("topic"));
         let queue_id = field!(req, req.int("queueId")) as i32;
         let mut resp = ok(req);
-        resp.ext_fields.insert(
-            "offset".into(),
-            self.queue_offsets(topic, queue_id).1.to_string(),
-        );
+        resp.set_ext("offset", self.queue_offsets(topic, queue_id).1.to_string());
         resp
     }
 
@@ -62,10 +59,7 @@ impl Broker {
         let topic = field!(req, req.required("topic"));
         let queue_id = field!(req, req.int("queueId")) as i32;
         let mut resp = ok(req);
-        resp.ext_fields.insert(
-            "offset".into(),
-            self.queue_offsets(topic, queue_id).0.to_string(),
-        );
+        resp.set_ext("offset", self.queue_offsets(topic, queue_id).0.to_string());
         resp
     }
 
@@ -77,7 +71,7 @@ impl Broker {
         let ts = field!(req, req.int("timestamp"));
         let offset = self.offset_for_time(topic, queue_id, ts).await;
         let mut resp = ok(req);
-        resp.ext_fields.insert("offset".into(), offset.to_string());
+        resp.set_ext("offset", offset.to_string());
         resp
     }
 
@@ -144,8 +138,7 @@ impl Broker {
             None => None,
         };
         let mut resp = ok(req);
-        resp.ext_fields
-            .insert("timestamp".into(), ts.unwrap_or(-1).to_string());
+        resp.set_ext("timestamp", ts.unwrap_or(-1).to_string());
         resp
     }
 

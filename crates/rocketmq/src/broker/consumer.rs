@@ -180,7 +180,7 @@ impl Broker {
         match offset {
             Some(o) => {
                 let mut resp = RemotingCommand::response_to(req, codes::SUCCESS, None);
-                resp.ext_fields.insert("offset".into(), o.to_string());
+                resp.set_ext("offset", o.to_string());
                 resp
             }
             None => RemotingCommand::response_to(

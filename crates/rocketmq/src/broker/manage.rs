@@ -384,11 +384,11 @@ impl Broker {
             });
         };
         let msg_id = crate::message::offset_message_id(self.store_host(), physical);
-        let ext = BTreeMap::from([
-            ("consumerGroup".to_string(), group.to_string()),
-            ("clientId".to_string(), client_id.to_string()),
-            ("msgId".to_string(), msg_id),
-            ("brokerName".to_string(), self.name().to_string()),
+        let ext = crate::remoting::ExtFields::from([
+            ("consumerGroup".into(), group.into()),
+            ("clientId".into(), client_id.into()),
+            ("msgId".into(), msg_id.into()),
+            ("brokerName".into(), self.name().into()),
         ]);
         let answer = self
             .call_consumer(

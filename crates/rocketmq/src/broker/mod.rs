@@ -345,8 +345,7 @@ impl Broker {
         if let Some(g) = self.clients.consumer_group(group) {
             for c in g.channels.values() {
                 let mut req = RemotingCommand::request(codes::NOTIFY_CONSUMER_IDS_CHANGED, 0);
-                req.ext_fields
-                    .insert("consumerGroup".into(), group.to_string());
+                req.set_ext("consumerGroup", group.to_string());
                 c.conn.oneway(req);
             }
         }

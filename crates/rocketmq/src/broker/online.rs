@@ -16,7 +16,7 @@ use tracing::info;
 use super::header::{field, Header};
 use super::Broker;
 use crate::message::parse_offset_message_id;
-use crate::remoting::{codes, RemotingCommand};
+use crate::remoting::{codes, ExtFields, RemotingCommand};
 
 /// Apache's `Broker2Client.callClient` timeout.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -128,11 +128,10 @@ impl Broker {
         }
         for c in members.channels.values() {
             let mut call = RemotingCommand::request(codes::RESET_CONSUMER_CLIENT_OFFSET, 0);
-            call.ext_fields.insert("topic".into(), topic.to_string());
-            call.ext_fields.insert("group".into(), group.to_string());
-            call.ext_fields
-                .insert("timestamp".into(), timestamp.to_string());
-            call.ext_fields.insert("isForce".into(), force.to_string());
+            call.set_ext("topic", topic.to_string());
+            call.set_ext("group", group.to_string());
+            call.set_ext("timestamp", timestamp.to_string());
+            call.set_ext("isForce", force.to_string());
             call.body = self
                 .reset_body(topic, &table, c.language == "CPP")
                 .into_bytes()
@@ -213,7 +212,7 @@ impl Broker {
         code: i32,
         group: &str,
         client_id: &str,
-        ext_fields: BTreeMap<String, String>,
+        ext_fields: ExtFields,
         body: bytes::Bytes,
     ) -> Result<RemotingCommand, OnlineError> {
         let channel = self.clients.consumer_group(group).and_then(|g| {
@@ -287,7 +286,7 @@ impl Broker {
         body: bytes::Bytes,
     ) -> RemotingCommand {
         let mut ext = req.ext_fields.clone();
-        ext.insert("brokerName".into(), self.name().to_string());
+        ext.insert("brokerName".into(), self.name().into());
         match self.call_consumer(code, group, client, ext, body).await {
             Ok(answer) => {
                 let mut resp = RemotingCommand::response_to(req, answer.code, answer.remark);

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use compact_str::ToCompactString;
 use tracing::{info, warn};
 
 use super::clients::Subscription;
@@ -468,14 +469,10 @@ fn pull_response(req: &RemotingCommand, f: Fetched) -> RemotingCommand {
         Status::OffsetTooSmall | Status::OffsetOverflowBadly => codes::PULL_OFFSET_MOVED,
     };
     let mut resp = RemotingCommand::response_to(req, code, Some(f.status.name().to_string()));
-    resp.ext_fields
-        .insert("suggestWhichBrokerId".into(), "0".into());
-    resp.ext_fields
-        .insert("nextBeginOffset".into(), f.next_begin.to_string());
-    resp.ext_fields
-        .insert("minOffset".into(), f.min.to_string());
-    resp.ext_fields
-        .insert("maxOffset".into(), f.max.to_string());
+    resp.set_ext("suggestWhichBrokerId", "0");
+    resp.set_ext("nextBeginOffset", f.next_begin.to_compact_string());
+    resp.set_ext("minOffset", f.min.to_compact_string());
+    resp.set_ext("maxOffset", f.max.to_compact_string());
     resp.body = f.body.into();
     resp
 }

@@ -41,12 +41,8 @@ impl Broker {
             );
         }
         let mut resp = RemotingCommand::response_to(req, codes::SUCCESS, None);
-        resp.ext_fields.insert(
-            "indexLastUpdateTimestamp".into(),
-            super::now_ms().to_string(),
-        );
-        resp.ext_fields
-            .insert("indexLastUpdatePhyoffset".into(), "0".into());
+        resp.set_ext("indexLastUpdateTimestamp", super::now_ms().to_string());
+        resp.set_ext("indexLastUpdatePhyoffset", "0");
         resp.body = body.into_iter().flatten().collect::<Vec<u8>>().into();
         resp
     }

@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use compact_str::ToCompactString;
 use rand::Rng;
 use tracing::{info, warn};
 
@@ -97,22 +98,27 @@ macro_rules! field_reply {
     };
 }
 
-/// SEND_MESSAGE_V2's one-letter names, in the order of `SendMessageRequestHeaderV2`.
-const V2_NAMES: [(&str, &str); 13] = [
-    ("a", "producerGroup"),
-    ("b", "topic"),
-    ("c", "defaultTopic"),
-    ("d", "defaultTopicQueueNums"),
-    ("e", "queueId"),
-    ("f", "sysFlag"),
-    ("g", "bornTimestamp"),
-    ("h", "flag"),
-    ("i", "properties"),
-    ("j", "reconsumeTimes"),
-    ("k", "unitMode"),
-    ("l", "maxReconsumeTimes"),
-    ("m", "batch"),
-];
+/// SEND_MESSAGE_V2's one-letter name for a v1 field, in the order of
+/// `SendMessageRequestHeaderV2` (a `match` rather than a table searched by comparing names:
+/// a send looks up a dozen fields).
+fn v2_name(long: &str) -> Option<&'static str> {
+    Some(match long {
+        "producerGroup" => "a",
+        "topic" => "b",
+        "defaultTopic" => "c",
+        "defaultTopicQueueNums" => "d",
+        "queueId" => "e",
+        "sysFlag" => "f",
+        "bornTimestamp" => "g",
+        "flag" => "h",
+        "properties" => "i",
+        "reconsumeTimes" => "j",
+        "unitMode" => "k",
+        "maxReconsumeTimes" => "l",
+        "batch" => "m",
+        _ => return None,
+    })
+}
 
 /// SEND_MESSAGE's header read by its v1 names whatever the request's version: V2 and batch
 /// requests carry `SendMessageRequestHeaderV2`'s one-letter names (looked up in place rather
@@ -126,8 +132,7 @@ struct SendHeader<'a> {
 impl Header for SendHeader<'_> {
     fn field(&self, long: &str) -> Option<&str> {
         if self.short_names {
-            let short = V2_NAMES.iter().find(|(_, l)| *l == long).map(|(s, _)| *s);
-            if let Some(v) = short.and_then(|s| self.req.ext(s)) {
+            if let Some(v) = v2_name(long).and_then(|s| self.req.ext(s)) {
                 return Some(v);
             }
         }
@@ -161,9 +166,8 @@ impl Broker {
         let properties = Properties::parse(h.field("properties").unwrap_or_default());
 
         let mut resp = RemotingCommand::response_to(req, codes::SUCCESS, None);
-        resp.ext_fields
-            .insert("MSG_REGION".into(), "DefaultRegion".into());
-        resp.ext_fields.insert("TRACE_ON".into(), "true".into());
+        resp.set_ext("MSG_REGION", "DefaultRegion");
+        resp.set_ext("TRACE_ON", "true");
 
         if let Err(remark) = check_topic_name(&topic) {
             return Reply::now(refuse(resp, codes::SYSTEM_ERROR, remark));
@@ -307,12 +311,10 @@ impl Broker {
                         .iter()
                         .map(|p| offset_message_id(broker.store_host(), p.physical_offset))
                         .collect();
-                    resp.ext_fields.insert("msgId".into(), ids.join(","));
-                    resp.ext_fields
-                        .insert("queueId".into(), queue_id.to_string());
+                    resp.set_ext("msgId", ids.join(","));
+                    resp.set_ext("queueId", queue_id.to_compact_string());
                     let first = placed.first().map_or(0, |p| p.queue_offset);
-                    resp.ext_fields
-                        .insert("queueOffset".into(), first.to_string());
+                    resp.set_ext("queueOffset", first.to_compact_string());
                     resp
                 }
                 Err(e) => broker.put_error(resp, e),
@@ -588,14 +590,12 @@ impl Broker {
             Ok(placed) => {
                 let mut resp = resp;
                 if let Some(p) = placed.first() {
-                    resp.ext_fields.insert(
-                        "msgId".into(),
+                    resp.set_ext(
+                        "msgId",
                         offset_message_id(self.store_host(), p.physical_offset),
                     );
-                    resp.ext_fields
-                        .insert("queueId".into(), queue_id.to_string());
-                    resp.ext_fields
-                        .insert("queueOffset".into(), p.queue_offset.to_string());
+                    resp.set_ext("queueId", queue_id.to_compact_string());
+                    resp.set_ext("queueOffset", p.queue_offset.to_string());
                 }
                 resp
             }

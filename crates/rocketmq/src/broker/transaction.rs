@@ -241,16 +241,12 @@ impl Broker {
             };
             patch_offsets(&mut body, m.queue_offset, m.physical_offset);
             let mut check = RemotingCommand::request(codes::CHECK_TRANSACTION_STATE, 0);
-            check
-                .ext_fields
-                .insert("tranStateTableOffset".into(), m.queue_offset.to_string());
-            check
-                .ext_fields
-                .insert("commitLogOffset".into(), m.physical_offset.to_string());
-            check.ext_fields.insert("msgId".into(), uniq.clone());
-            check.ext_fields.insert("transactionId".into(), uniq);
-            check.ext_fields.insert(
-                "offsetMsgId".into(),
+            check.set_ext("tranStateTableOffset", m.queue_offset.to_string());
+            check.set_ext("commitLogOffset", m.physical_offset.to_string());
+            check.set_ext("msgId", uniq.clone());
+            check.set_ext("transactionId", uniq);
+            check.set_ext(
+                "offsetMsgId",
                 crate::message::offset_message_id(self.store_host(), m.physical_offset),
             );
             check.body = body.into();

@@ -179,7 +179,7 @@ mod tests {
         let mut req = RemotingCommand::request(codes::GET_ROUTEINFO_BY_TOPIC, 42);
         req.serialize_type = SerializeType::RocketMq;
         req.language = LanguageCode::Go;
-        req.ext_fields.insert("topic".into(), "orders".into());
+        req.set_ext("topic", "orders");
         req.body = Bytes::from_static(b"{}");
         let mut out = BytesMut::new();
         encode(&req, &mut out);
@@ -259,7 +259,7 @@ mod tests {
         // A cheap stand-in for the fuzz target: every prefix and mutation of a valid frame.
         let mut req = RemotingCommand::request(codes::SEND_MESSAGE_V2, 9);
         req.serialize_type = SerializeType::RocketMq;
-        req.ext_fields.insert("a".into(), "b".into());
+        req.set_ext("a", "b");
         req.remark = Some("r".into());
         let mut valid = BytesMut::new();
         encode(&req, &mut valid);

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use bytes::{Buf, BufMut, Bytes};
+use compact_str::CompactString;
 
 use super::codec::FrameError;
 
@@ -109,6 +110,14 @@ pub fn parse_bool(v: &str) -> Option<bool> {
     }
 }
 
+/// A custom header field's name or value. Most are short (one-letter SEND_MESSAGE_V2 names,
+/// numbers, topics) and kept inline: a `String` each was a tenth of the broker's CPU per send
+/// in allocations under bench/rocketmq-run's 64-producer load.
+pub type HeaderText = CompactString;
+
+/// A command's custom header fields.
+pub type ExtFields = BTreeMap<HeaderText, HeaderText>;
+
 /// A request or response of the remoting protocol.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct RemotingCommand {
@@ -122,7 +131,7 @@ pub struct RemotingCommand {
     pub remark: Option<String>,
     /// The request's or response's custom header, as strings (ordered by key, which is also
     /// the order the ACL signature is computed in).
-    pub ext_fields: BTreeMap<String, String>,
+    pub ext_fields: ExtFields,
     pub serialize_type: SerializeType,
     pub body: Bytes,
 }
@@ -146,7 +155,7 @@ impl RemotingCommand {
             opaque: request.opaque,
             flag: RESPONSE_FLAG,
             remark,
-            ext_fields: BTreeMap::new(),
+            ext_fields: ExtFields::new(),
             serialize_type: request.serialize_type,
             body: Bytes::new(),
         }
@@ -166,7 +175,12 @@ impl RemotingCommand {
 
     /// A custom header field.
     pub fn ext(&self, key: &str) -> Option<&str> {
-        self.ext_fields.get(key).map(String::as_str)
+        self.ext_fields.get(key).map(HeaderText::as_str)
+    }
+
+    /// Sets a custom header field.
+    pub fn set_ext(&mut self, key: &str, value: impl Into<HeaderText>) {
+        self.ext_fields.insert(key.into(), value.into());
     }
 
     /// A numeric header field; clients send numbers as strings, some with spaces.
@@ -216,7 +230,7 @@ impl RemotingCommand {
         struct JsonHeader<'a> {
             code: i32,
             #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-            ext_fields: &'a BTreeMap<String, String>,
+            ext_fields: &'a ExtFields,
             flag: i32,
             language: &'a str,
             opaque: i32,
@@ -259,7 +273,7 @@ impl RemotingCommand {
             b => Some(utf8(b, "remark")?),
         };
         let mut ext = take_sized(&mut h, "extFields")?;
-        let mut ext_fields = BTreeMap::new();
+        let mut ext_fields = ExtFields::new();
         while ext.has_remaining() {
             if ext.remaining() < 2 {
                 return Err(short("an extFields key"));
@@ -279,7 +293,7 @@ impl RemotingCommand {
             }
             let value = utf8(&ext[..value_len], "extFields value")?;
             ext.advance(value_len);
-            ext_fields.insert(key, value);
+            ext_fields.insert(key.into(), value.into());
         }
         Ok(RemotingCommand {
             code,

@@ -12,4 +12,6 @@ pub mod codes;
 mod command;
 
 pub use codec::{decode, encode, FrameError, DEFAULT_MAX_FRAME};
-pub use command::{parse_bool, LanguageCode, RemotingCommand, SerializeType};
+pub use command::{
+    parse_bool, ExtFields, HeaderText, LanguageCode, RemotingCommand, SerializeType,
+};

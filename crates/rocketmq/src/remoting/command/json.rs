@@ -5,10 +5,11 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use compact_str::{CompactString, ToCompactString};
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
-use super::LanguageCode;
+use super::{ExtFields, LanguageCode};
 
 #[derive(Deserialize)]
 pub(super) struct Header {
@@ -25,7 +26,7 @@ pub(super) struct Header {
     #[serde(default, deserialize_with = "remark")]
     pub remark: Option<String>,
     #[serde(default, rename = "extFields", deserialize_with = "ext_fields")]
-    pub ext_fields: BTreeMap<String, String>,
+    pub ext_fields: ExtFields,
 }
 
 /// An integer written as a number or as a numeric string (spaces allowed); null is absent.
@@ -99,16 +100,16 @@ fn language<'de, D: Deserializer<'de>>(d: D) -> Result<LanguageCode, D::Error> {
 /// The remark when it is a string; null or any other value is no remark.
 fn remark<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     Ok(match Scalar::deserialize(d)? {
-        Scalar::Text(s) => Some(s),
+        Scalar::Text(s) => Some(s.into()),
         _ => None,
     })
 }
 
 /// `extFields`: an object (its null values dropped, other values as their text) or null.
-fn ext_fields<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
+fn ext_fields<'de, D: Deserializer<'de>>(d: D) -> Result<ExtFields, D::Error> {
     struct V;
     impl<'de> Visitor<'de> for V {
-        type Value = BTreeMap<String, String>;
+        type Value = ExtFields;
         fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
             f.write_str("extFields as an object")
         }
@@ -117,7 +118,7 @@ fn ext_fields<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String
         }
         fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
             let mut out = BTreeMap::new();
-            while let Some((k, v)) = m.next_entry::<String, Scalar>()? {
+            while let Some((k, v)) = m.next_entry::<CompactString, Scalar>()? {
                 if let Some(text) = v.into_text() {
                     out.insert(k, text);
                 }
@@ -131,13 +132,13 @@ fn ext_fields<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String
 /// Any JSON value, kept as the text a header field's value stands for.
 enum Scalar {
     Null,
-    Text(String),
+    Text(CompactString),
     /// A number, boolean, object or array, written as JSON.
-    Other(String),
+    Other(CompactString),
 }
 
 impl Scalar {
-    fn into_text(self) -> Option<String> {
+    fn into_text(self) -> Option<CompactString> {
         match self {
             Scalar::Null => None,
             Scalar::Text(s) | Scalar::Other(s) => Some(s),
@@ -157,34 +158,34 @@ impl<'de> Deserialize<'de> for Scalar {
                 Ok(Scalar::Null)
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Scalar, E> {
-                Ok(Scalar::Text(v.to_owned()))
+                Ok(Scalar::Text(v.into()))
             }
             fn visit_string<E: de::Error>(self, v: String) -> Result<Scalar, E> {
-                Ok(Scalar::Text(v))
+                Ok(Scalar::Text(v.into()))
             }
             fn visit_bool<E: de::Error>(self, v: bool) -> Result<Scalar, E> {
-                Ok(Scalar::Other(v.to_string()))
+                Ok(Scalar::Other(v.to_compact_string()))
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Scalar, E> {
-                Ok(Scalar::Other(v.to_string()))
+                Ok(Scalar::Other(v.to_compact_string()))
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Scalar, E> {
-                Ok(Scalar::Other(v.to_string()))
+                Ok(Scalar::Other(v.to_compact_string()))
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<Scalar, E> {
                 // As JSON writes it (`3.0`, `1e+20`), not as Rust displays a float.
-                Ok(Scalar::Other(
-                    serde_json::Number::from_f64(v)
-                        .map_or_else(|| v.to_string(), |n| n.to_string()),
-                ))
+                Ok(Scalar::Other(serde_json::Number::from_f64(v).map_or_else(
+                    || v.to_compact_string(),
+                    |n| n.to_compact_string(),
+                )))
             }
             fn visit_map<A: MapAccess<'de>>(self, m: A) -> Result<Scalar, A::Error> {
                 let v = serde_json::Value::deserialize(de::value::MapAccessDeserializer::new(m))?;
-                Ok(Scalar::Other(v.to_string()))
+                Ok(Scalar::Other(v.to_compact_string()))
             }
             fn visit_seq<A: SeqAccess<'de>>(self, s: A) -> Result<Scalar, A::Error> {
                 let v = serde_json::Value::deserialize(de::value::SeqAccessDeserializer::new(s))?;
-                Ok(Scalar::Other(v.to_string()))
+                Ok(Scalar::Other(v.to_compact_string()))
             }
         }
         d.deserialize_any(V)
