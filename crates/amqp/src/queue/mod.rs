@@ -30,12 +30,11 @@ use crate::message::{now_ms, Message, QueuedMessage};
 
 /// Ready message bodies a queue keeps in memory; beyond them new messages are paged out
 /// (written to the queue's log and kept as ~48 bytes of metadata) and paged back in, this
-/// much at a time, as consumers drain the head. 16 MiB rather than 4: with 4, a transient
-/// queue whose consumer lagged for a moment (bench/amqp-run's PerfTest runs) paged out and in,
-/// which RabbitMQ does only under memory pressure; 1M queued 1 KiB messages then take 112.6 MB
-/// instead of 97.8 MB.
-const WINDOW_BYTES: u64 = 16 << 20;
-const WINDOW_MESSAGES: usize = 65_536;
+/// much at a time, as consumers drain the head. (16 MiB / 65,536 kept bench/amqp-run's
+/// transient queues from paging when PerfTest's consumer lagged, but a queue of 40,000 2 KiB
+/// messages then held 60-67 MiB of anonymous memory instead of under 39 MiB.)
+const WINDOW_BYTES: u64 = 4 << 20;
+const WINDOW_MESSAGES: usize = 16_384;
 const PAGE_IN_BYTES: u64 = 2 << 20;
 /// Ready message bodies every queue of a broker together keeps in memory before all of
 /// them page out new messages.
