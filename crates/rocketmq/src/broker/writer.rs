@@ -26,14 +26,6 @@ use super::{Broker, QueueStore};
 /// Most messages one pass of the writer takes.
 const MAX_PASS_MESSAGES: usize = 4096;
 
-/// After a pass of at least this many sends (many producers at once), the next pass waits
-/// [`GATHER`] for more before writing, so each queue's write carries several messages rather
-/// than one or two. A lone producer's sends never wait. Measured with bench/rocketmq-load's
-/// 64 producers on 8 queues: ~2 -> ~4 messages per `pwritev`, 6x fewer futex calls, broker
-/// CPU per send 10.1 -> 8.3 µs (three interleaved runs each); one producer unchanged.
-const BUSY_PASS_JOBS: usize = 4;
-const GATHER: std::time::Duration = std::time::Duration::from_micros(30);
-
 /// Why an append failed, as the sender needs to know it.
 #[derive(Clone, Debug)]
 pub enum AppendFailure {
@@ -137,11 +129,7 @@ fn start(broker: Weak<Broker>) -> mpsc::Sender<Vec<Job>> {
 }
 
 fn run(broker: Weak<Broker>, rx: mpsc::Receiver<Vec<Job>>) {
-    let mut busy = false;
     while let Ok(mut jobs) = rx.recv() {
-        if busy {
-            std::thread::sleep(GATHER);
-        }
         let mut count: usize = jobs.iter().map(|j| j.entries.len()).sum();
         while count < MAX_PASS_MESSAGES {
             match rx.try_recv() {
@@ -152,7 +140,6 @@ fn run(broker: Weak<Broker>, rx: mpsc::Receiver<Vec<Job>>) {
                 Err(_) => break,
             }
         }
-        busy = jobs.len() >= BUSY_PASS_JOBS;
         let Some(b) = broker.upgrade() else { break };
         // Group by queue, keeping each queue's jobs in submission order.
         let mut by_queue: Vec<((u32, i32), Vec<Job>)> = Vec::new();
