@@ -595,7 +595,7 @@ impl Broker {
                         offset_message_id(self.store_host(), p.physical_offset),
                     );
                     resp.set_ext("queueId", queue_id.to_compact_string());
-                    resp.set_ext("queueOffset", p.queue_offset.to_string());
+                    resp.set_ext("queueOffset", p.queue_offset.to_compact_string());
                 }
                 resp
             }
