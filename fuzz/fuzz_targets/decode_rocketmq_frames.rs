@@ -5,7 +5,7 @@
 
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
-use rocketmq::message::{decode_batch, stored_properties, Properties, StoredMessage};
+use rocketmq::message::{decode_batch, stored_offsets, stored_properties, Properties, StoredMessage};
 
 fuzz_target!(|data: &[u8]| {
     let mut buf = BytesMut::from(data);
@@ -13,6 +13,7 @@ fuzz_target!(|data: &[u8]| {
         let _ = decode_batch(&cmd.body);
         let _ = StoredMessage::decode(&cmd.body);
         let _ = stored_properties(&cmd.body);
+        let _ = stored_offsets(&cmd.body);
         let _ = Properties::parse(&String::from_utf8_lossy(&cmd.body));
     }
 });

@@ -112,10 +112,12 @@ pub(crate) fn take_read_buf(len: usize) -> Vec<u8> {
     TAKEN.fetch_add(1, Ordering::Relaxed);
     let need = len + BLOCK as usize;
     let mut pool = READ_POOL.lock();
-    // The smallest pooled buffer that fits.
+    // The smallest pooled buffer that fits, the most recently returned of those (the one
+    // most likely still in the CPU's caches: a pull's read lands there and is sent from it).
     let best = pool
         .iter()
         .enumerate()
+        .rev()
         .filter(|(_, b)| b.len() >= need)
         .min_by_key(|(_, b)| b.len())
         .map(|(i, _)| i);

@@ -10,9 +10,10 @@
 //! body length:4 | body | topic length:1 | topic | properties length:2 | properties
 //! ```
 //!
-//! We keep one such message per `msglog` record with the two offsets zeroed, because the log
-//! assigns the queue offset while appending; [`patch_offsets`] fills them in as the message
-//! is served. The physical offset we serve is not a commit-log position (there is no commit
+//! We keep one such message per `msglog` record. The broker's writer fills in the two offsets
+//! it expects the log to assign before appending, so a pull sends the stored bytes as read
+//! ([`stored_offsets`] confirms them); a record whose offsets differ (one written before the
+//! writer filled them in) is copied and [`patch_offsets`] fixes the copy. The physical offset we serve is not a commit-log position (there is no commit
 //! log) but [`PhysicalOffset`]: the topic's serial number, the queue id and the queue offset,
 //! so an offset message id (store host + physical offset) resolves back to one record.
 
@@ -197,7 +198,7 @@ pub fn tag_code(tag: &str) -> i64 {
 }
 
 impl StoredMessage {
-    /// The stored layout, offsets zero.
+    /// The stored layout, offsets zero (the writer fills them in).
     pub fn encode(&self) -> Result<Vec<u8>, MessageError> {
         let topic = self.topic.as_bytes();
         let topic_len = u8::try_from(topic.len())
@@ -306,6 +307,17 @@ pub fn patch_offsets(message: &mut [u8], queue_offset: i64, physical_offset: i64
     if let Some(slot) = message.get_mut(PHYSICAL_OFFSET_AT..PHYSICAL_OFFSET_AT + 8) {
         slot.copy_from_slice(&physical_offset.to_be_bytes());
     }
+}
+
+/// The queue offset and physical offset a stored message carries.
+pub fn stored_offsets(message: &[u8]) -> Option<(i64, i64)> {
+    let at = |i: usize| {
+        message
+            .get(i..i + 8)
+            .and_then(|b| b.try_into().ok())
+            .map(i64::from_be_bytes)
+    };
+    Some((at(QUEUE_OFFSET_AT)?, at(PHYSICAL_OFFSET_AT)?))
 }
 
 /// The properties of a stored message, read without decoding the rest.
@@ -529,7 +541,9 @@ mod tests {
             i32::from_be_bytes(bytes[0..4].try_into().unwrap()) as usize,
             bytes.len()
         );
+        assert_eq!(stored_offsets(&bytes), Some((0, 0)));
         patch_offsets(&mut bytes, 42, 7);
+        assert_eq!(stored_offsets(&bytes), Some((42, 7)));
         let (back, qo, po) = StoredMessage::decode(&bytes).unwrap();
         assert_eq!((back, qo, po), (m.clone(), 42, 7));
         assert_eq!(stored_properties(&bytes).unwrap(), m.properties);
@@ -543,6 +557,7 @@ mod tests {
         for n in 0..bytes.len() {
             assert!(StoredMessage::decode(&bytes[..n]).is_err());
             let _ = stored_properties(&bytes[..n]);
+            assert_eq!(stored_offsets(&bytes[..n]).is_some(), n >= 36);
         }
         assert!(decode_batch(&[0, 0, 0]).is_err());
     }

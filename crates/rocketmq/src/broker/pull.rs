@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use compact_str::ToCompactString;
 use tracing::{info, warn};
 
@@ -77,7 +78,8 @@ struct Fetched {
     next_begin: i64,
     min: i64,
     max: i64,
-    body: Vec<u8>,
+    /// The messages, each as the log read it.
+    messages: Vec<Bytes>,
 }
 
 impl Fetched {
@@ -287,7 +289,7 @@ impl Broker {
                 next_begin: 0,
                 min: 0,
                 max: 0,
-                body: Vec::new(),
+                messages: Vec::new(),
             });
         };
         let (min, max) = (queue.min_offset(), queue.max_offset());
@@ -296,7 +298,7 @@ impl Broker {
             next_begin,
             min,
             max,
-            body: Vec::new(),
+            messages: Vec::new(),
         };
         if max == 0 {
             return Ok(at(Status::NoMessageInQueue, 0));
@@ -325,10 +327,10 @@ impl Broker {
             Err(e) => Ok(Err(e)),
         };
         match read {
-            Ok(Ok((body, count, next))) => {
+            Ok(Ok((messages, count, next))) => {
                 if count > 0 {
-                    self.stats
-                        .got(&a.group, &a.topic, count as u64, body.len() as u64);
+                    let bytes = messages.iter().map(|m| m.len() as u64).sum();
+                    self.stats.got(&a.group, &a.topic, count as u64, bytes);
                 }
                 Ok(Fetched {
                     status: if count > 0 {
@@ -339,7 +341,7 @@ impl Broker {
                     next_begin: next,
                     min,
                     max,
-                    body,
+                    messages,
                 })
             }
             Ok(Err(msglog::LogError::OffsetOutOfRange { log_start, .. })) => {
@@ -383,36 +385,37 @@ impl Broker {
     }
 }
 
-/// The messages of one pull from `offset`: (body, how many, the next offset to pull). With
-/// `cached_only` nothing waits for the disk: `None` when the first read would (what the first
-/// reads found is answered if a later one would).
+/// The messages of one pull from `offset`: (the messages, how many, the next offset to pull).
+/// With `cached_only` nothing waits for the disk: `None` when the first read would (what the
+/// first reads found is answered if a later one would).
 fn gather(
     queue: &MessageQueue,
     offset: i64,
     max_count: usize,
     sub: &Subscription,
     cached_only: bool,
-) -> Result<Option<(Vec<u8>, usize, i64)>, msglog::LogError> {
-    // Each message is copied once, from the log's read buffer into the body; properties are
-    // parsed only when the subscription filters.
+) -> Result<Option<(Vec<Bytes>, usize, i64)>, msglog::LogError> {
+    // The messages stay in the log's read buffers and go to the socket from there; properties
+    // are parsed only when the subscription filters.
     let everything = sub.accepts_everything();
     let accept = |m: &[u8]| everything || sub.accepts(stored_properties(m).as_ref());
-    let mut body = Vec::new();
-    let mut count = 0usize;
+    let mut messages = Vec::with_capacity(max_count);
+    let mut bytes = 0usize;
     let mut next = offset;
     let mut scanned = 0usize;
-    while count < max_count && next < queue.max_offset() && scanned < MAX_SCAN_BYTES {
-        let want = read_size(queue, max_count - count);
+    while messages.len() < max_count && next < queue.max_offset() && scanned < MAX_SCAN_BYTES {
+        let want = read_size(queue, max_count - messages.len());
+        let before = messages.len();
         let read = QueueStore::read_into(
             queue,
             next,
-            max_count - count,
+            max_count - messages.len(),
             want,
             cached_only,
-            &mut body,
+            &mut messages,
             accept,
         )?;
-        let Some((taken, after, read)) = read else {
+        let Some((_, after, read)) = read else {
             if next == offset {
                 return Ok(None);
             }
@@ -421,14 +424,15 @@ fn gather(
         if read == 0 {
             break;
         }
-        count += taken;
+        bytes += messages[before..].iter().map(Bytes::len).sum::<usize>();
         next = after;
         scanned += read;
-        if body.len() >= MAX_TRANSFER_BYTES {
+        if bytes >= MAX_TRANSFER_BYTES {
             break;
         }
     }
-    Ok(Some((body, count, next)))
+    let count = messages.len();
+    Ok(Some((messages, count, next)))
 }
 
 /// How much one log read asks for to answer `wanted` messages: the queue's average stored
@@ -452,7 +456,7 @@ fn pull_response(req: &RemotingCommand, f: Fetched) -> RemotingCommand {
         status = f.status.name(),
         next = f.next_begin,
         max = f.max,
-        bytes = f.body.len(),
+        messages = f.messages.len(),
         "pull answered"
     );
     let code = match f.status {
@@ -473,6 +477,6 @@ fn pull_response(req: &RemotingCommand, f: Fetched) -> RemotingCommand {
     resp.set_ext("nextBeginOffset", f.next_begin.to_compact_string());
     resp.set_ext("minOffset", f.min.to_compact_string());
     resp.set_ext("maxOffset", f.max.to_compact_string());
-    resp.body = f.body.into();
+    resp.body_parts = f.messages;
     resp
 }

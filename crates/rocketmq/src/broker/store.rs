@@ -1,17 +1,18 @@
 //! Message queues on `msglog`: queue `q` of the topic with serial `s` is the partition
 //! `t<s>-<q>`, one record per message, the record offset being the queue offset. Each
-//! record is a stored message (`message.rs`) with its offsets zeroed; they are filled in as
-//! messages are read.
+//! record is a stored message (`message.rs`) carrying its queue and physical offsets (the
+//! writer fills them in; records whose offsets do not match are patched as they are read).
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use msglog::{batch, LogConfig, LogError, LogStore, Partition, StoreConfig};
 use parking_lot::RwLock;
 use tokio::sync::Notify;
 
-use crate::message::{patch_offsets, PhysicalOffset};
+use crate::message::{patch_offsets, stored_offsets, PhysicalOffset};
 
 /// One message queue: its log and a wake-up for pulls suspended on it.
 pub struct MessageQueue {
@@ -200,9 +201,10 @@ impl QueueStore {
     }
 
     /// Appends to `out` the messages from `offset` on (up to `max_count`, within about
-    /// `max_bytes` read) that `accept` takes, their offsets filled in, each copied once.
-    /// Returns (messages taken, the offset after the last message read, bytes read); no bytes
-    /// read means the queue has nothing at `offset` (blocking).
+    /// `max_bytes` read) that `accept` takes, each a slice of the log read (copied only when its
+    /// stored offsets need patching). Returns (messages taken, the offset after the last
+    /// message read, bytes read); no bytes read means the queue has nothing at `offset`
+    /// (blocking).
     ///
     /// With `cached_only` it never waits for the disk: `None` when the log would have to.
     pub fn read_into(
@@ -211,7 +213,7 @@ impl QueueStore {
         max_count: usize,
         max_bytes: usize,
         cached_only: bool,
-        out: &mut Vec<u8>,
+        out: &mut Vec<Bytes>,
         mut accept: impl FnMut(&[u8]) -> bool,
     ) -> Result<Option<(usize, i64, usize)>, LogError> {
         let fetched = if cached_only {
@@ -222,9 +224,10 @@ impl QueueStore {
         } else {
             queue.log.read(offset, max_bytes)?
         };
+        let records = &fetched.records;
         let taken = walk(
             queue,
-            &fetched.records,
+            records,
             offset,
             max_count,
             max_bytes,
@@ -232,10 +235,13 @@ impl QueueStore {
                 if !accept(entry) {
                     return false;
                 }
-                let at = out.len();
-                out.extend_from_slice(entry);
-                if let Some(m) = out.get_mut(at..) {
-                    patch_offsets(m, o, physical);
+                if stored_offsets(entry) == Some((o, physical)) {
+                    // `entry` lies within `records` (decode_entries slices its input).
+                    out.push(records.slice_ref(entry));
+                } else {
+                    let mut m = entry.to_vec();
+                    patch_offsets(&mut m, o, physical);
+                    out.push(Bytes::from(m));
                 }
                 true
             },
@@ -280,5 +286,57 @@ impl QueueStore {
             .collect();
         v.sort_by_key(|q| q.queue_id);
         v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stand-in stored message: only its length and offset fields matter here.
+    fn message(fill: u8, queue_offset: i64, physical: i64) -> Vec<u8> {
+        let mut m = vec![fill; 64];
+        m[..4].copy_from_slice(&64i32.to_be_bytes());
+        patch_offsets(&mut m, queue_offset, physical);
+        m
+    }
+
+    #[test]
+    fn reads_serve_every_message_with_its_own_offsets_whatever_was_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = QueueStore::open(dir.path(), StoreConfig::default(), None).unwrap();
+        let q = store.queue_for_write(3, 1).unwrap();
+        let physical = |o| PhysicalOffset::new(3, 1, o).encode();
+        // Offset 0 stored as the writer stores it, 1 with zeroed offsets (as older builds
+        // stored every message), 2 with wrong ones.
+        let stored = [
+            message(7, 0, physical(0)),
+            message(8, 0, 0),
+            message(9, 5, 5),
+        ];
+        let refs: Vec<&[u8]> = stored.iter().map(Vec::as_slice).collect();
+        assert_eq!(QueueStore::append(&q, &refs, 1_000).unwrap(), 0);
+
+        for cached_only in [false, true] {
+            let mut out = Vec::new();
+            let (taken, next, read) =
+                QueueStore::read_into(&q, 0, 10, 1 << 20, cached_only, &mut out, |_| true)
+                    .unwrap()
+                    .unwrap();
+            assert_eq!((taken, next), (3, 3));
+            assert!(read >= 3 * 64);
+            for (o, m) in (0..).zip(&out) {
+                assert_eq!(stored_offsets(m), Some((o, physical(o))));
+                assert_eq!(m[40], [7, 8, 9][o as usize]);
+            }
+            // The filter sees every message; what it refuses is not served.
+            let mut out = Vec::new();
+            let (taken, next, _) =
+                QueueStore::read_into(&q, 1, 10, 1 << 20, cached_only, &mut out, |m| m[40] != 8)
+                    .unwrap()
+                    .unwrap();
+            assert_eq!((taken, next, out.len()), (1, 3, 1));
+            assert_eq!(stored_offsets(&out[0]), Some((2, physical(2))));
+        }
     }
 }

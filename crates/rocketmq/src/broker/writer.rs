@@ -22,6 +22,7 @@ use tokio::sync::oneshot;
 use tracing::{debug, warn};
 
 use super::{Broker, QueueStore};
+use crate::message::{patch_offsets, PhysicalOffset};
 
 /// Most messages one pass of the writer takes.
 const MAX_PASS_MESSAGES: usize = 4096;
@@ -163,11 +164,18 @@ fn run(broker: Weak<Broker>, rx: mpsc::Receiver<Vec<Job>>) {
 fn write_queue(b: &Broker, serial: u32, queue_id: i32, jobs: &mut Vec<Job>) {
     let now = jobs.iter().map(|j| j.now_ms).max().unwrap_or_default();
     let counts: Vec<usize> = jobs.iter().map(|j| j.entries.len()).collect();
-    let entries: Vec<Vec<u8>> = jobs
+    let mut entries: Vec<Vec<u8>> = jobs
         .iter_mut()
         .flat_map(|j| std::mem::take(&mut j.entries))
         .collect();
     let written = b.store.queue_for_write(serial, queue_id).and_then(|q| {
+        // This thread is the queue's only writer, so the log numbers these messages from its
+        // end on: they are stored with the offsets they are served with, and a pull sends the
+        // bytes as read (`QueueStore::read_into` checks them).
+        let first = q.max_offset();
+        for (o, e) in (first..).zip(entries.iter_mut()) {
+            patch_offsets(e, o, PhysicalOffset::new(serial, queue_id, o).encode());
+        }
         let refs: Vec<&[u8]> = entries.iter().map(Vec::as_slice).collect();
         let base = QueueStore::append(&q, &refs, now)?;
         Ok((q, base))

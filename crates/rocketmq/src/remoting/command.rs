@@ -134,6 +134,10 @@ pub struct RemotingCommand {
     pub ext_fields: ExtFields,
     pub serialize_type: SerializeType,
     pub body: Bytes,
+    /// The rest of the body after `body`, still in the buffers it was read into (a pull's
+    /// stored messages, sliced out of the log's read): encoding copies them once, straight into
+    /// the frame.
+    pub body_parts: Vec<Bytes>,
 }
 
 impl RemotingCommand {
@@ -158,6 +162,7 @@ impl RemotingCommand {
             ext_fields: ExtFields::new(),
             serialize_type: request.serialize_type,
             body: Bytes::new(),
+            body_parts: Vec::new(),
         }
     }
 
@@ -220,6 +225,7 @@ impl RemotingCommand {
             ext_fields: h.ext_fields,
             serialize_type: SerializeType::Json,
             body: Bytes::new(),
+            body_parts: Vec::new(),
         })
     }
 
@@ -305,6 +311,7 @@ impl RemotingCommand {
             ext_fields,
             serialize_type: SerializeType::RocketMq,
             body: Bytes::new(),
+            body_parts: Vec::new(),
         })
     }
 
