@@ -218,3 +218,28 @@ def test_two_servers_share_the_default_address_pool(serve_factory):
     p.list_topics(timeout=10)
     md = Consumer({"bootstrap.servers": bootstrap(show_b), "group.id": "x"}).list_topics(timeout=10)
     assert "on-second" in md.topics and "on-first" not in md.topics
+
+
+def test_alibaba_actions_do_not_see_other_engines_instances(server):
+    # The Alibaba API is Message Queue for Kafka's: a RabbitMQ instance of the same project,
+    # created through the Huawei API, is not an instance there (nothing changes on it).
+    from huaweicloudsdkrabbitmq.v2 import ShowInstanceRequest as ShowRabbitInstanceRequest
+    from test_rabbitmq_api import create, rabbit_client, wait_running
+    c = rabbit_client(server)
+    iid = create(c, "rabbit-not-kafka")
+    wait_running(c, iid)
+    for action, params in [
+        ("GetTopicList", {"InstanceId": iid}),
+        ("CreateTopic", {"InstanceId": iid, "Topic": "t1", "Remark": "r"}),
+        ("CreateConsumerGroup", {"InstanceId": iid, "ConsumerId": "g1"}),
+        ("ModifyInstanceName", {"InstanceId": iid, "InstanceName": "renamed"}),
+        ("ReleaseInstance", {"InstanceId": iid, "ForceDeleteInstance": "true"}),
+        ("TagResources", {"ResourceType": "INSTANCE", "ResourceId.1": iid, "Tag.1.Key": "k", "Tag.1.Value": "v"}),
+    ]:
+        r = rpc_call(server, action, params)
+        assert (r.status_code, r.json()["Code"]) == (404, "InvalidInstanceId.NotFound"), (action, r.text)
+    # Listings filter the Kafka instances they list: the id matches none.
+    r = rpc_call(server, "GetInstanceList", {"InstanceId.1": iid})
+    assert r.status_code == 200 and r.json()["InstanceList"]["InstanceVO"] == [], r.text
+    shown = c.show_instance(ShowRabbitInstanceRequest(instance_id=iid))
+    assert (shown.status, shown.name) == ("RUNNING", "rabbit-not-kafka"), shown

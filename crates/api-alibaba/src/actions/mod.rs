@@ -13,6 +13,9 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use control::model::EngineKind;
+use control::ControlError;
+
 use crate::envelope::AliError;
 use crate::monitor;
 use crate::request::Parsed;
@@ -89,6 +92,7 @@ const SDK_ACTIONS: &str = include_str!("sdk_actions.txt");
 /// Runs the action a request names.
 pub(crate) async fn run(state: Arc<AliState>, p: Parsed) -> Result<Fields, AliError> {
     if let Some(a) = ACTIONS.iter().find(|a| a.name == p.action) {
+        refuse_other_engines(&state, &p).await?;
         return (a.handler)(state, p).await;
     }
     if sdk_actions().any(|a| a == p.action) {
@@ -106,6 +110,29 @@ pub(crate) async fn run(state: Arc<AliState>, p: Parsed) -> Result<Fields, AliEr
             p.action
         ),
     ))
+}
+
+/// This API is Message Queue for Kafka's: an instance of the project that runs another engine
+/// (created through the Huawei RabbitMQ or RocketMQ APIs) does not exist for it, as another
+/// product's instance does not for alikafka. Ids that name no instance are left to the action
+/// (it answers them as it answers any unknown id), and so are listings, whose ids only filter
+/// the Kafka instances they list.
+async fn refuse_other_engines(state: &AliState, p: &Parsed) -> Result<(), AliError> {
+    if matches!(p.action.as_str(), "GetInstanceList" | "ListTagResources") {
+        return Ok(());
+    }
+    let named = p
+        .get("InstanceId")
+        .filter(|id| !id.is_empty())
+        .map(str::to_string);
+    for id in named.into_iter().chain(params::repeated(p, "ResourceId")) {
+        if let Ok(kind) = state.plane.instance_engine(&p.caller.project_id, &id).await {
+            if kind != EngineKind::Kafka {
+                return Err(ControlError::InstanceNotFound(id).into());
+            }
+        }
+    }
+    Ok(())
 }
 
 fn sdk_actions() -> impl Iterator<Item = &'static str> {
