@@ -8,6 +8,7 @@ use compact_str::CompactString;
 use super::codec::FrameError;
 
 mod json;
+mod scan;
 
 /// Flag bit 0: the command is a response. Bit 1: a request that expects no response.
 const RESPONSE_FLAG: i32 = 1;
@@ -210,8 +211,11 @@ impl RemotingCommand {
         if header.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
             return Err(FrameError::Header("header is not a JSON object".into()));
         }
-        let h: json::Header = serde_json::from_slice(header)
-            .map_err(|e| FrameError::Header(format!("header is not JSON: {e}")))?;
+        let h: json::Header = match scan::header(header) {
+            Some(h) => h,
+            None => serde_json::from_slice(header)
+                .map_err(|e| FrameError::Header(format!("header is not JSON: {e}")))?,
+        };
         let code = h
             .code
             .ok_or_else(|| FrameError::Header("header has no code".into()))?;

@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use super::{ExtFields, LanguageCode};
 
-#[derive(Deserialize)]
+#[derive(Debug, Default, Deserialize, PartialEq)]
 pub(super) struct Header {
     #[serde(default, deserialize_with = "lenient_int")]
     pub code: Option<i64>,
