@@ -13,9 +13,10 @@
 //! We keep one such message per `msglog` record. The broker's writer fills in the two offsets
 //! it expects the log to assign before appending, so a pull sends the stored bytes as read
 //! ([`stored_offsets`] confirms them); a record whose offsets differ (one written before the
-//! writer filled them in) is copied and [`patch_offsets`] fixes the copy. The physical offset we serve is not a commit-log position (there is no commit
-//! log) but [`PhysicalOffset`]: the topic's serial number, the queue id and the queue offset,
-//! so an offset message id (store host + physical offset) resolves back to one record.
+//! writer filled them in) is copied and [`patch_offsets`] fixes the copy. The physical offset
+//! we serve is not a commit-log position (there is no commit log) but [`PhysicalOffset`]:
+//! the topic's serial number, the queue id and the queue offset, so an offset message id
+//! (store host + physical offset) resolves back to one record.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

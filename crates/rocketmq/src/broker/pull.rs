@@ -327,13 +327,15 @@ impl Broker {
             Err(e) => Ok(Err(e)),
         };
         match read {
-            Ok(Ok((messages, count, next))) => {
-                if count > 0 {
+            Ok(Ok((messages, next))) => {
+                let found = !messages.is_empty();
+                if found {
                     let bytes = messages.iter().map(|m| m.len() as u64).sum();
-                    self.stats.got(&a.group, &a.topic, count as u64, bytes);
+                    self.stats
+                        .got(&a.group, &a.topic, messages.len() as u64, bytes);
                 }
                 Ok(Fetched {
-                    status: if count > 0 {
+                    status: if found {
                         Status::Found
                     } else {
                         Status::NoMatchedMessage
@@ -385,8 +387,7 @@ impl Broker {
     }
 }
 
-/// The messages of one pull from `offset`: (the messages, how many, the next offset to pull).
-/// With `cached_only` nothing waits for the disk: `None` when the first read would (what the
+/// The messages of one pull from `offset` and the next offset to pull. With `cached_only` nothing waits for the disk: `None` when the first read would (what the
 /// first reads found is answered if a later one would).
 fn gather(
     queue: &MessageQueue,
@@ -394,9 +395,9 @@ fn gather(
     max_count: usize,
     sub: &Subscription,
     cached_only: bool,
-) -> Result<Option<(Vec<Bytes>, usize, i64)>, msglog::LogError> {
-    // The messages stay in the log's read buffers and go to the socket from there; properties
-    // are parsed only when the subscription filters.
+) -> Result<Option<(Vec<Bytes>, i64)>, msglog::LogError> {
+    // The messages stay in the log's read buffers until the response is encoded, which copies
+    // each once into the frame; properties are parsed only when the subscription filters.
     let everything = sub.accepts_everything();
     let accept = |m: &[u8]| everything || sub.accepts(stored_properties(m).as_ref());
     let mut messages = Vec::with_capacity(max_count);
@@ -431,8 +432,7 @@ fn gather(
             break;
         }
     }
-    let count = messages.len();
-    Ok(Some((messages, count, next)))
+    Ok(Some((messages, next)))
 }
 
 /// How much one log read asks for to answer `wanted` messages: the queue's average stored

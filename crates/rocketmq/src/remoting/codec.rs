@@ -66,7 +66,6 @@ pub fn encode(cmd: &RemotingCommand, out: &mut BytesMut) {
     encode_head(cmd, parts, out);
     // A pull's messages are copied from the log's read buffers straight into the frame (one
     // copy; the buffers go back to their pool at once, warm for the next read).
-    out.reserve(parts);
     for part in &cmd.body_parts {
         out.put_slice(part);
     }
@@ -79,7 +78,7 @@ fn encode_head(cmd: &RemotingCommand, parts_len: usize, out: &mut BytesMut) {
         SerializeType::RocketMq => cmd.binary_header(),
     };
     let body_len = cmd.body.len() + parts_len;
-    out.reserve(8 + header.len() + cmd.body.len());
+    out.reserve(8 + header.len() + body_len);
     out.put_u32((4 + header.len() + body_len) as u32);
     out.put_u32((u32::from(cmd.serialize_type.byte()) << 24) | (header.len() as u32 & 0x00ff_ffff));
     out.put_slice(&header);

@@ -245,9 +245,8 @@ pub(super) fn header(bytes: &[u8]) -> Option<Header> {
 fn ext_fields(s: &mut Scanner<'_>) -> Option<ExtFields> {
     let mut out = ExtFields::new();
     s.skip_space();
-    if s.text.get(s.at..)?.starts_with("null") {
-        s.at += 4;
-        return Some(out);
+    if s.peek()? == b'n' {
+        return matches!(s.value()?, Value::Null).then_some(out);
     }
     s.object(|s, key| {
         let text: Option<CompactString> = match s.value()? {
