@@ -307,11 +307,16 @@ impl Broker {
         Reply::Later(Box::pin(async move {
             Some(match pending.wait().await {
                 Ok(placed) => {
-                    let ids: Vec<String> = placed
-                        .iter()
-                        .map(|p| offset_message_id(broker.store_host(), p.physical_offset))
-                        .collect();
-                    resp.set_ext("msgId", ids.join(","));
+                    let host = broker.store_host();
+                    let ids = match placed.as_slice() {
+                        [one] => offset_message_id(host, one.physical_offset),
+                        many => many
+                            .iter()
+                            .map(|p| offset_message_id(host, p.physical_offset))
+                            .collect::<Vec<_>>()
+                            .join(","),
+                    };
+                    resp.set_ext("msgId", ids);
                     resp.set_ext("queueId", queue_id.to_compact_string());
                     let first = placed.first().map_or(0, |p| p.queue_offset);
                     resp.set_ext("queueOffset", first.to_compact_string());

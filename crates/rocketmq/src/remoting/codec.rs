@@ -71,17 +71,23 @@ pub fn encode(cmd: &RemotingCommand, out: &mut BytesMut) {
     }
 }
 
-/// Appends `cmd`'s frame up to its `body_parts` (`parts_len` bytes, which follow).
+/// Appends `cmd`'s frame up to its `body_parts` (`parts_len` bytes, which follow). The header
+/// is written in place, the two lengths before it filled in after.
 fn encode_head(cmd: &RemotingCommand, parts_len: usize, out: &mut BytesMut) {
-    let header = match cmd.serialize_type {
-        SerializeType::Json => cmd.json_header(),
-        SerializeType::RocketMq => cmd.binary_header(),
-    };
     let body_len = cmd.body.len() + parts_len;
-    out.reserve(8 + header.len() + body_len);
-    out.put_u32((4 + header.len() + body_len) as u32);
-    out.put_u32((u32::from(cmd.serialize_type.byte()) << 24) | (header.len() as u32 & 0x00ff_ffff));
-    out.put_slice(&header);
+    out.reserve(8 + 256 + body_len);
+    let start = out.len();
+    out.put_u64(0);
+    match cmd.serialize_type {
+        SerializeType::Json => cmd.write_json_header(out),
+        SerializeType::RocketMq => cmd.write_binary_header(out),
+    }
+    let header_len = out.len() - start - 8;
+    let total = (4 + header_len + body_len) as u32;
+    let kind_and_len =
+        (u32::from(cmd.serialize_type.byte()) << 24) | (header_len as u32 & 0x00ff_ffff);
+    out[start..start + 4].copy_from_slice(&total.to_be_bytes());
+    out[start + 4..start + 8].copy_from_slice(&kind_and_len.to_be_bytes());
     out.put_slice(&cmd.body);
 }
 

@@ -2,7 +2,6 @@
 //! generation needs: numbers as numbers or strings, `language` as a name or an ordinal,
 //! `remark` as anything, `extFields` values as strings, numbers, booleans or null.
 
-use std::collections::BTreeMap;
 use std::fmt;
 
 use compact_str::{CompactString, ToCompactString};
@@ -114,10 +113,10 @@ fn ext_fields<'de, D: Deserializer<'de>>(d: D) -> Result<ExtFields, D::Error> {
             f.write_str("extFields as an object")
         }
         fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-            Ok(BTreeMap::new())
+            Ok(ExtFields::new())
         }
         fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
-            let mut out = BTreeMap::new();
+            let mut out = ExtFields::new();
             while let Some((k, v)) = m.next_entry::<CompactString, Scalar>()? {
                 if let Some(text) = v.into_text() {
                     out.insert(k, text);
