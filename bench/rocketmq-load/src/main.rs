@@ -22,6 +22,7 @@ use std::collections::HashMap;
 use std::io;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use bytes::{Bytes, BytesMut};
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -66,7 +67,7 @@ struct Response {
     /// The extFields JSON, parsed only by the callers that read a field (pulls).
     ext: Option<Box<RawValue>>,
     remark: String,
-    body: Vec<u8>,
+    body: Bytes,
 }
 
 impl Response {
@@ -93,49 +94,59 @@ struct ResponseHeader {
     ext_fields: Option<Box<RawValue>>,
 }
 
-/// Reads frames off one connection, whole frames at a time.
+/// Reads frames off one connection, whole frames at a time, straight into one buffer; a
+/// response's body is a slice of it (a pull's 32 KiB are not copied again: the load should
+/// cost as little as it can per message, whichever broker it drives).
 struct FrameReader {
     half: OwnedReadHalf,
-    buf: Vec<u8>,
-    start: usize,
+    buf: BytesMut,
 }
 
 impl FrameReader {
     fn new(half: OwnedReadHalf) -> FrameReader {
         FrameReader {
             half,
-            buf: Vec::with_capacity(1 << 16),
-            start: 0,
+            buf: BytesMut::with_capacity(1 << 17),
         }
+    }
+
+    /// Whether a whole frame is already read.
+    fn has_whole_frame(&self) -> bool {
+        self.buf.len() >= 4
+            && self.buf.len()
+                >= 4 + u32::from_be_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]])
+                    as usize
     }
 
     /// The next response already read, if whole.
     fn next_buffered(&mut self) -> Option<Response> {
-        let avail = &self.buf[self.start..];
-        if avail.len() < 8 {
-            return None;
+        loop {
+            let avail = &self.buf[..];
+            if avail.len() < 8 {
+                return None;
+            }
+            let total = u32::from_be_bytes([avail[0], avail[1], avail[2], avail[3]]) as usize;
+            if avail.len() < 4 + total {
+                return None;
+            }
+            let header_len = (u32::from_be_bytes([avail[4], avail[5], avail[6], avail[7]])
+                & 0x00ff_ffff) as usize;
+            let header: ResponseHeader = serde_json::from_slice(&avail[8..8 + header_len])
+                .unwrap_or_else(|e| fail(format!("bad response header: {e}")));
+            let mut frame = self.buf.split_to(4 + total).freeze();
+            if header.flag & RESPONSE_FLAG == 0 {
+                // A call from the broker (a notification): not ours to answer here.
+                continue;
+            }
+            let body = frame.split_off(8 + header_len);
+            return Some(Response {
+                code: header.code,
+                opaque: header.opaque,
+                ext: header.ext_fields,
+                remark: header.remark.unwrap_or_default(),
+                body,
+            });
         }
-        let total = u32::from_be_bytes([avail[0], avail[1], avail[2], avail[3]]) as usize;
-        if avail.len() < 4 + total {
-            return None;
-        }
-        let header_len =
-            (u32::from_be_bytes([avail[4], avail[5], avail[6], avail[7]]) & 0x00ff_ffff) as usize;
-        let header: ResponseHeader = serde_json::from_slice(&avail[8..8 + header_len])
-            .unwrap_or_else(|e| fail(format!("bad response header: {e}")));
-        let body = avail[8 + header_len..4 + total].to_vec();
-        self.start += 4 + total;
-        if header.flag & RESPONSE_FLAG == 0 {
-            // A call from the broker (a notification): not ours to answer here.
-            return self.next_buffered();
-        }
-        Some(Response {
-            code: header.code,
-            opaque: header.opaque,
-            ext: header.ext_fields,
-            remark: header.remark.unwrap_or_default(),
-            body,
-        })
     }
 
     async fn next(&mut self) -> io::Result<Response> {
@@ -143,19 +154,15 @@ impl FrameReader {
             if let Some(r) = self.next_buffered() {
                 return Ok(r);
             }
-            if self.start > 0 {
-                self.buf.drain(..self.start);
-                self.start = 0;
-            }
-            let mut chunk = [0u8; 1 << 16];
-            let n = self.half.read(&mut chunk).await?;
+            // Space freed by the frames handed out is reused once their bodies are dropped.
+            self.buf.reserve(1 << 16);
+            let n = self.half.read_buf(&mut self.buf).await?;
             if n == 0 {
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
                     "the broker closed the connection",
                 ));
             }
-            self.buf.extend_from_slice(&chunk[..n]);
         }
     }
 }
@@ -446,7 +453,8 @@ async fn pull_all(run: PullRun<'_>, mut on_message: impl FnMut(&[u8])) -> u64 {
     }
     let mut got = 0u64;
     while got < expect && Instant::now() < deadline {
-        if !out.is_empty() {
+        // The pulls that answered responses already read go out in one write.
+        if !out.is_empty() && !reader.has_whole_frame() {
             writer.write_all(&out).await.unwrap_or_else(|e| fail(e));
             out.clear();
         }
