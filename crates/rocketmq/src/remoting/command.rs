@@ -232,35 +232,39 @@ impl RemotingCommand {
     }
 
     /// Appends the JSON header, its keys in the order fastjson sorts them (as Apache writes
-    /// them).
+    /// them). Written by hand, byte for byte what `serde_json` writes for the same fields
+    /// (`tests::json_headers_are_written_as_serde_json_writes_them`): serde's string
+    /// serialization through `io::Write` was 5.8% of the broker's instructions per send
+    /// (callgrind, 64-producer load).
     pub(crate) fn write_json_header(&self, out: &mut BytesMut) {
-        #[derive(serde::Serialize)]
-        #[serde(rename_all = "camelCase")]
-        struct JsonHeader<'a> {
-            code: i32,
-            #[serde(skip_serializing_if = "ExtFields::is_empty")]
-            ext_fields: &'a ExtFields,
-            flag: i32,
-            language: &'a str,
-            opaque: i32,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            remark: Option<&'a str>,
-            #[serde(rename = "serializeTypeCurrentRPC")]
-            serialize_type_current_rpc: &'static str,
-            version: i32,
+        let mut int = itoa::Buffer::new();
+        out.put_slice(b"{\"code\":");
+        out.put_slice(int.format(self.code).as_bytes());
+        if !self.ext_fields.is_empty() {
+            out.put_slice(b",\"extFields\":{");
+            for (i, (k, v)) in self.ext_fields.iter().enumerate() {
+                if i > 0 {
+                    out.put_u8(b',');
+                }
+                put_json_str(out, k);
+                out.put_u8(b':');
+                put_json_str(out, v);
+            }
+            out.put_u8(b'}');
         }
-        let header = JsonHeader {
-            code: self.code,
-            ext_fields: &self.ext_fields,
-            flag: self.flag,
-            language: self.language.name(),
-            opaque: self.opaque,
-            remark: self.remark.as_deref(),
-            serialize_type_current_rpc: "JSON",
-            version: self.version,
-        };
-        // Serializing strings and numbers into memory cannot fail.
-        let _ = serde_json::to_writer(out.writer(), &header);
+        out.put_slice(b",\"flag\":");
+        out.put_slice(int.format(self.flag).as_bytes());
+        out.put_slice(b",\"language\":");
+        put_json_str(out, self.language.name());
+        out.put_slice(b",\"opaque\":");
+        out.put_slice(int.format(self.opaque).as_bytes());
+        if let Some(remark) = &self.remark {
+            out.put_slice(b",\"remark\":");
+            put_json_str(out, remark);
+        }
+        out.put_slice(b",\"serializeTypeCurrentRPC\":\"JSON\",\"version\":");
+        out.put_slice(int.format(self.version).as_bytes());
+        out.put_u8(b'}');
     }
 
     // ---- RocketMQ binary headers ----------------------------------------------------------
@@ -347,6 +351,39 @@ impl RemotingCommand {
     }
 }
 
+/// A JSON string as `serde_json` writes it: `"` and `\\` escaped, control characters as
+/// `\b \f \n \r \t` or `\u00xx`, everything else (non-ASCII too) as it is.
+fn put_json_str(out: &mut BytesMut, s: &str) {
+    out.put_u8(b'"');
+    let bytes = s.as_bytes();
+    let mut from = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let escape: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x08 => b"\\b",
+            0x0c => b"\\f",
+            0..0x20 => b"",
+            _ => continue,
+        };
+        out.put_slice(&bytes[from..i]);
+        from = i + 1;
+        if escape.is_empty() {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.put_slice(b"\\u00");
+            out.put_u8(HEX[usize::from(b >> 4)]);
+            out.put_u8(HEX[usize::from(b & 0xf)]);
+        } else {
+            out.put_slice(escape);
+        }
+    }
+    out.put_slice(&bytes[from..]);
+    out.put_u8(b'"');
+}
+
 fn to_i32(v: i64, key: &str) -> Result<i32, FrameError> {
     i32::try_from(v).map_err(|_| FrameError::Header(format!("{key} out of range: {v}")))
 }
@@ -371,4 +408,75 @@ fn take_sized<'a>(h: &mut &'a [u8], what: &str) -> Result<&'a [u8], FrameError> 
 
 fn utf8(b: &[u8], what: &str) -> Result<String, FrameError> {
     String::from_utf8(b.to_vec()).map_err(|_| FrameError::Header(format!("{what} is not UTF-8")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `serde_json` writes for a command's header fields (the writer before the hand one).
+    fn serde_header(cmd: &RemotingCommand) -> Vec<u8> {
+        #[derive(serde::Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct JsonHeader<'a> {
+            code: i32,
+            #[serde(skip_serializing_if = "ExtFields::is_empty")]
+            ext_fields: &'a ExtFields,
+            flag: i32,
+            language: &'a str,
+            opaque: i32,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            remark: Option<&'a str>,
+            #[serde(rename = "serializeTypeCurrentRPC")]
+            serialize_type_current_rpc: &'static str,
+            version: i32,
+        }
+        serde_json::to_vec(&JsonHeader {
+            code: cmd.code,
+            ext_fields: &cmd.ext_fields,
+            flag: cmd.flag,
+            language: cmd.language.name(),
+            opaque: cmd.opaque,
+            remark: cmd.remark.as_deref(),
+            serialize_type_current_rpc: "JSON",
+            version: cmd.version,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn json_headers_are_written_as_serde_json_writes_them() {
+        let awkward: String = (0u8..0x80).map(char::from).chain("é€😀".chars()).collect();
+        let mut cmds = Vec::new();
+        for (code, remark) in [
+            (0, None),
+            (-1, Some(String::new())),
+            (i32::MAX, Some(awkward.clone())),
+            (
+                i32::MIN,
+                Some("topic[t] not exist, apply first please!".to_string()),
+            ),
+        ] {
+            let mut c = RemotingCommand::request(code, -7);
+            c.remark = remark;
+            c.flag = 3;
+            c.version = 395;
+            c.language = LanguageCode::Cpp;
+            cmds.push(c.clone());
+            c.set_ext("msgId", "7F00000100002A9F0000000000000000");
+            c.set_ext("queueOffset", "12");
+            c.set_ext("MSG_REGION", "DefaultRegion");
+            c.set_ext(&awkward, awkward.as_str());
+            c.set_ext("", "");
+            cmds.push(c);
+        }
+        for c in cmds {
+            let mut ours = BytesMut::new();
+            c.write_json_header(&mut ours);
+            assert_eq!(
+                String::from_utf8_lossy(&ours),
+                String::from_utf8_lossy(&serde_header(&c))
+            );
+        }
+    }
 }

