@@ -110,30 +110,28 @@ impl FrameReader {
         }
     }
 
-    /// Whether a whole frame is already read.
-    fn has_whole_frame(&self) -> bool {
-        self.buf.len() >= 4
-            && self.buf.len()
-                >= 4 + u32::from_be_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]])
-                    as usize
+    /// The length of the first frame (its 4-byte length field included), if it is all read.
+    fn whole_frame_len(&self) -> Option<usize> {
+        let len: [u8; 4] = self.buf.get(..4)?.try_into().ok()?;
+        let total = 4 + u32::from_be_bytes(len) as usize;
+        (self.buf.len() >= total).then_some(total)
     }
 
     /// The next response already read, if whole.
     fn next_buffered(&mut self) -> Option<Response> {
         loop {
-            let avail = &self.buf[..];
-            if avail.len() < 8 {
-                return None;
+            let total = self.whole_frame_len()?;
+            let mut frame = self.buf.split_to(total).freeze();
+            if frame.len() < 8 {
+                fail("a frame too short for its header length");
             }
-            let total = u32::from_be_bytes([avail[0], avail[1], avail[2], avail[3]]) as usize;
-            if avail.len() < 4 + total {
-                return None;
-            }
-            let header_len = (u32::from_be_bytes([avail[4], avail[5], avail[6], avail[7]])
+            let header_len = (u32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]])
                 & 0x00ff_ffff) as usize;
-            let header: ResponseHeader = serde_json::from_slice(&avail[8..8 + header_len])
+            let raw = frame
+                .get(8..8 + header_len)
+                .unwrap_or_else(|| fail("a header longer than its frame"));
+            let header: ResponseHeader = serde_json::from_slice(raw)
                 .unwrap_or_else(|e| fail(format!("bad response header: {e}")));
-            let mut frame = self.buf.split_to(4 + total).freeze();
             if header.flag & RESPONSE_FLAG == 0 {
                 // A call from the broker (a notification): not ours to answer here.
                 continue;
@@ -454,7 +452,7 @@ async fn pull_all(run: PullRun<'_>, mut on_message: impl FnMut(&[u8])) -> u64 {
     let mut got = 0u64;
     while got < expect && Instant::now() < deadline {
         // The pulls that answered responses already read go out in one write.
-        if !out.is_empty() && !reader.has_whole_frame() {
+        if !out.is_empty() && reader.whole_frame_len().is_none() {
             writer.write_all(&out).await.unwrap_or_else(|e| fail(e));
             out.clear();
         }

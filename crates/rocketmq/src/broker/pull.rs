@@ -387,8 +387,9 @@ impl Broker {
     }
 }
 
-/// The messages of one pull from `offset` and the next offset to pull. With `cached_only` nothing waits for the disk: `None` when the first read would (what the
-/// first reads found is answered if a later one would).
+/// The messages of one pull from `offset` and the next offset to pull. With `cached_only`
+/// nothing waits for the disk: `None` when the first read would (what the first reads found
+/// is answered if a later one would).
 fn gather(
     queue: &MessageQueue,
     offset: i64,

@@ -2,6 +2,7 @@
 
 use std::cmp::Ordering;
 
+#[cfg(test)]
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
 use super::HeaderText;
@@ -122,6 +123,8 @@ impl<const N: usize> From<[(HeaderText, HeaderText); N]> for ExtFields {
     }
 }
 
+/// As a JSON object: the tests compare the hand-written JSON header with serde_json's.
+#[cfg(test)]
 impl Serialize for ExtFields {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut m = s.serialize_map(Some(self.fields.len()))?;
