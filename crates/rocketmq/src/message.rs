@@ -22,6 +22,7 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use bytes::{BufMut, Bytes};
+use compact_str::CompactString;
 
 /// `0xAABBCCDD ^ 1880681586 + 8`, the magic of RocketMQ 4.x stored messages (v1: one-byte
 /// topic length).
@@ -73,18 +74,21 @@ pub enum MessageError {
     PropertiesTooLong,
 }
 
-/// Message properties in their wire order (`name\x01value\x02…`).
+/// Message properties in their wire order (`name\x01value\x02…`). Names and values are
+/// `CompactString`s: those of a send (`KEYS`, `TAGS`, `WAIT`, `CLUSTER` and their values)
+/// fit inline, so parsing one costs no allocation per property, as a `String` pair did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Properties(Vec<(String, String)>);
+pub struct Properties(Vec<(CompactString, CompactString)>);
 
 impl Properties {
     /// Reads the properties string as `MessageDecoder.string2messageProperties` does: pairs
     /// without a separator are ignored.
     pub fn parse(s: &str) -> Properties {
-        let mut out = Vec::new();
+        let mut out =
+            Vec::with_capacity(s.bytes().filter(|&b| b == PROPERTY_SEPARATOR as u8).count() + 1);
         for pair in s.split(PROPERTY_SEPARATOR) {
             if let Some((k, v)) = pair.split_once(NAME_VALUE_SEPARATOR) {
-                out.push((k.to_string(), v.to_string()));
+                out.push((CompactString::from(k), CompactString::from(v)));
             }
         }
         Properties(out)
@@ -97,15 +101,15 @@ impl Properties {
             .map(|(_, v)| v.as_str())
     }
 
-    pub fn set(&mut self, key: &str, value: impl Into<String>) {
+    pub fn set(&mut self, key: &str, value: impl Into<CompactString>) {
         let value = value.into();
         match self.0.iter_mut().find(|(k, _)| k == key) {
             Some(slot) => slot.1 = value,
-            None => self.0.push((key.to_string(), value)),
+            None => self.0.push((key.into(), value)),
         }
     }
 
-    pub fn remove(&mut self, key: &str) -> Option<String> {
+    pub fn remove(&mut self, key: &str) -> Option<CompactString> {
         let i = self.0.iter().position(|(k, _)| k == key)?;
         Some(self.0.remove(i).1)
     }
@@ -116,14 +120,25 @@ impl Properties {
 
     /// The wire form, `MessageDecoder.messageProperties2String`.
     pub fn encode(&self) -> String {
-        let mut s = String::new();
+        let mut s = Vec::with_capacity(self.encoded_len());
+        self.encode_into(&mut s);
+        // Only whole strings and ASCII separators went in.
+        String::from_utf8(s).unwrap_or_default()
+    }
+
+    /// How many bytes [`Properties::encode`] gives.
+    pub fn encoded_len(&self) -> usize {
+        self.0.iter().map(|(k, v)| k.len() + v.len() + 2).sum()
+    }
+
+    /// The wire form appended to `out`.
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
         for (k, v) in &self.0 {
-            s.push_str(k);
-            s.push(NAME_VALUE_SEPARATOR);
-            s.push_str(v);
-            s.push(PROPERTY_SEPARATOR);
+            out.extend_from_slice(k.as_bytes());
+            out.push(NAME_VALUE_SEPARATOR as u8);
+            out.extend_from_slice(v.as_bytes());
+            out.push(PROPERTY_SEPARATOR as u8);
         }
-        s
     }
 
     /// The message's tags (`TAGS`).
@@ -140,7 +155,10 @@ impl Properties {
     }
 
     pub fn into_map(self) -> BTreeMap<String, String> {
-        self.0.into_iter().collect()
+        self.0
+            .into_iter()
+            .map(|(k, v)| (k.into_string(), v.into_string()))
+            .collect()
     }
 }
 
@@ -206,8 +224,8 @@ impl StoredMessage {
             .ok()
             .filter(|l| *l <= 127)
             .ok_or(MessageError::TopicTooLong)?;
-        let props = self.properties.encode();
-        let props_len = i16::try_from(props.len()).map_err(|_| MessageError::PropertiesTooLong)?;
+        let props_bytes = self.properties.encoded_len();
+        let props_len = i16::try_from(props_bytes).map_err(|_| MessageError::PropertiesTooLong)?;
         let host_len = |h: SocketAddr| if h.is_ipv6() { 20 } else { 8 };
         let size = 4
             + 4
@@ -228,7 +246,7 @@ impl StoredMessage {
             + 1
             + topic.len()
             + 2
-            + props.len();
+            + props_bytes;
         let mut out = Vec::with_capacity(size);
         out.put_i32(i32::try_from(size).unwrap_or(i32::MAX));
         out.put_i32(MAGIC_V1);
@@ -251,7 +269,7 @@ impl StoredMessage {
         out.put_u8(topic_len);
         out.put_slice(topic);
         out.put_i16(props_len);
-        out.put_slice(props.as_bytes());
+        self.properties.encode_into(&mut out);
         Ok(out)
     }
 
@@ -550,6 +568,29 @@ mod tests {
         assert_eq!(stored_properties(&bytes).unwrap(), m.properties);
         assert_eq!(stored_timestamp(&bytes), Some(m.store_timestamp));
         assert_eq!(m.properties.keys().collect::<Vec<_>>(), ["k1", "k2"]);
+    }
+
+    #[test]
+    fn properties_read_and_write_the_wire_form_in_order() {
+        let long = "k".repeat(40);
+        let wire = format!("KEYS\u{1}a b\u{2}UNIQ_KEY\u{1}0A0B\u{2}{long}\u{1}{long}\u{2}bare\u{2}\u{1}empty-name\u{2}é\u{1}ü\u{2}");
+        let mut p = Properties::parse(&wire);
+        // The pair without a separator is dropped; the one with an empty name is kept.
+        assert_eq!(p.get("KEYS"), Some("a b"));
+        assert_eq!(p.get(&long), Some(long.as_str()));
+        assert_eq!(p.get(""), Some("empty-name"));
+        assert_eq!(p.get("bare"), None);
+        let kept = wire.replace("bare\u{2}", "");
+        assert_eq!(p.encode(), kept);
+        assert_eq!(p.encoded_len(), kept.len());
+        p.set("KEYS", "c");
+        p.set("CLUSTER", String::from("DefaultCluster"));
+        assert_eq!(p.remove("UNIQ_KEY").as_deref(), Some("0A0B"));
+        let mut bytes = Vec::new();
+        p.encode_into(&mut bytes);
+        assert_eq!(bytes, p.encode().into_bytes());
+        assert!(p.encode().starts_with("KEYS\u{1}c\u{2}"));
+        assert!(p.encode().ends_with("CLUSTER\u{1}DefaultCluster\u{2}"));
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! Connections of the remoting protocol, shared by the name server and the brokers.
 //!
-//! One task reads a connection's frames and hands each request to its [`Service`] in turn
+//! One task reads a connection's frames, hands each request to its [`Service`] in turn
 //! (so requests of one connection are handled in the order sent, as Netty's pipeline does
-//! with one processor executor per code); one task writes what the service answers. A
+//! with one processor executor per code) and writes what the service answers. A
 //! handler that must answer later (a suspended pull) keeps the [`Connection`] and sends on
 //! it when ready. Brokers also call clients over their connection (NOTIFY_CONSUMER_IDS_CHANGED,
 //! CHECK_TRANSACTION_STATE, CONSUME_MESSAGE_DIRECTLY): [`Connection::request`] pairs the
@@ -172,8 +172,24 @@ async fn accept_loop(listener: TcpListener, service: Service) {
 }
 
 /// A reply still being worked out (a send waiting for its write), and whether the request was
-/// oneway.
-type PendingReply = Pin<Box<dyn Future<Output = (Option<RemotingCommand>, bool)> + Send>>;
+/// oneway. The handler's boxed future is polled in place (wrapping it in a second
+/// `async` box cost an allocation per send).
+struct PendingReply {
+    answer: Pin<Box<dyn Future<Output = Option<RemotingCommand>> + Send>>,
+    oneway: bool,
+}
+
+impl Future for PendingReply {
+    type Output = (Option<RemotingCommand>, bool);
+
+    fn poll(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let oneway = self.oneway;
+        self.answer.as_mut().poll(cx).map(|reply| (reply, oneway))
+    }
+}
 
 /// One task per connection reads requests, answers the ones it can at once, keeps the replies
 /// that finish later (sends waiting for the writer) in a set it polls itself, and writes
@@ -217,7 +233,7 @@ async fn serve(stream: TcpStream, peer: SocketAddr, service: Service) {
                             debug!(conn = conn.id, code, "request answered later or oneway");
                         }
                         Reply::Later(answer) => {
-                            later.push(Box::pin(async move { (answer.await, oneway) }));
+                            later.push(PendingReply { answer, oneway });
                         }
                     }
                 }

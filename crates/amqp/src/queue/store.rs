@@ -368,7 +368,7 @@ impl QueueLog {
         }
         let refs: Vec<&[u8]> = entries.iter().map(Vec::as_slice).collect();
         let batch = msglog::batch::encode_entries(&refs, now_ms());
-        match self.partition.append(&batch, now_ms()) {
+        match self.partition.append_entries(&batch, now_ms()) {
             Ok(info) => {
                 self.written.send_replace(info.last_offset + 1);
             }

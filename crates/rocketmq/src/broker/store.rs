@@ -166,7 +166,7 @@ impl QueueStore {
     /// Appends stored messages (blocking); returns the first queue offset.
     pub fn append(queue: &MessageQueue, messages: &[&[u8]], now_ms: i64) -> Result<i64, LogError> {
         let records = batch::encode_entries(messages, now_ms);
-        let info = queue.log.append(&records, now_ms)?;
+        let info = queue.log.append_entries(&records, now_ms)?;
         Ok(info.base_offset)
     }
 

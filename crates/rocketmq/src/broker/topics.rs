@@ -341,6 +341,12 @@ impl Tables {
         self.topics.read().topic_config_table.get(name).cloned()
     }
 
+    /// Reads a topic's config in place: what the send path does, where a clone (two
+    /// `String`s) per send showed in its profile.
+    pub fn with_topic<R>(&self, name: &str, read: impl FnOnce(&TopicConfig) -> R) -> Option<R> {
+        self.topics.read().topic_config_table.get(name).map(read)
+    }
+
     pub fn topic_by_serial(&self, serial: u32) -> Option<TopicConfig> {
         self.topics
             .read()

@@ -56,7 +56,10 @@ impl<'a> Scanner<'a> {
                 self.text.get(start..start + len).map(Cow::Borrowed)
             }
             b'\\' => {
-                let mut out = String::from(self.text.get(start..start + len)?);
+                // Room for the rest of the header: decoding only shortens it, and a properties
+                // string (an escape every few bytes) grew its buffer three or four times.
+                let mut out = String::with_capacity(rest.len());
+                out.push_str(self.text.get(start..start + len)?);
                 self.at = start + len;
                 self.escaped_rest(&mut out)?;
                 Some(Cow::Owned(out))
@@ -92,12 +95,12 @@ impl<'a> Scanner<'a> {
                         b'r' => '\r',
                         b't' => '\t',
                         b'u' => {
-                            let hex = self.text.get(self.at..self.at + 4)?;
-                            if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-                                return None;
-                            }
+                            let hex = self.text.as_bytes().get(self.at..self.at + 4)?;
+                            let code = hex.iter().try_fold(0u32, |n, &b| {
+                                Some(n << 4 | char::from(b).to_digit(16)?)
+                            })?;
                             self.at += 4;
-                            char::from_u32(u32::from_str_radix(hex, 16).ok()?)?
+                            char::from_u32(code)?
                         }
                         _ => return None,
                     });
