@@ -79,6 +79,11 @@ class ApacheRocketmq:
             "transactionCheckInterval": "1000", "transactionTimeOut": "1000",
             # Smaller mapped files than the 1 GiB default: the disk figures are what is used.
             "mappedFileSizeCommitLog": str(128 * 1024 * 1024),
+            # Apache deletes commit-log files, delivered or not, once the disk is over 85% full
+            # and refuses every send past 90% (code 14, "the broker's disk is full"); the two
+            # system properties below move both, this the ratio past which it deletes at all
+            # (95 is its most). A shared CI disk can be that full.
+            "diskMaxUsedSpaceRatio": "95",
         }
         if self.acl is not None:
             conf["aclEnable"] = "true"
@@ -95,6 +100,8 @@ class ApacheRocketmq:
         wait_listening(self.ns_port, proc=ns)
         heap = f"{self.heap_mb}m"
         broker = subprocess.Popen(["java", f"-Xms{heap}", f"-Xmx{heap}", f"-XX:MaxDirectMemorySize={heap}",
+                                   "-Drocketmq.broker.diskSpaceWarningLevelRatio=0.99",
+                                   "-Drocketmq.broker.diskSpaceCleanForciblyRatio=0.98",
                                    f"-Duser.home={self.home}", "-cp", cp,
                                    "org.apache.rocketmq.broker.BrokerStartup", "-c", str(self.home / "broker.conf")],
                                   env=env, stdout=open(self.home / "broker.log", "wb"), stderr=subprocess.STDOUT,
