@@ -139,6 +139,7 @@ def measure_round(peer, topic, messages, run):
     load("create-topic", peer.broker, topic, 8)
     os.sync()
     time.sleep(2)
+    warm_memory(messages * 2048)
     rss = PeakRss(peer.pids())
     cpu = cpu_seconds(peer.pids())
     sent = load("produce", peer.broker, topic, 8, 4, 16, messages, 0, 1024)
@@ -155,6 +156,19 @@ def measure_round(peer, topic, messages, run):
                         "mbps": round(sum(p["mbps"] * p["seconds"] for p in passes) / secs, 1)})
     run["pull_cpu"].append(cpu_us_per_message(peer, cpu, consumed))
     print(f"{topic} {peer.kind}: sends {sent['tps']:,.0f}/s, pulls {round(consumed / secs):,}/s", flush=True)
+
+
+def warm_memory(size):
+    """Touches `size` bytes of memory and frees them, just before a round writes its messages.
+    This VM's hypervisor takes back memory the guest leaves free (virtio-balloon free page
+    reporting), and the first touch of such a page is slow: the page cache a round writes
+    comes from it, so each round's writes cost more system time than the last (by hand, our
+    writer thread's per 600,000 sends: 115, 197, 285, 226 ticks in rounds 1-4; 98, 122, 102,
+    107 with this) and the rounds measured the bench's age more than the brokers. Both
+    brokers get it before every round."""
+    block = bytearray(size)
+    block[::4096] = b"x" * len(range(0, size, 4096))
+    del block
 
 
 @contextlib.contextmanager
@@ -178,7 +192,8 @@ def interleaved_rounds(peers, rounds, messages):
     64-producer sends ranged 49,043-86,837 TPS over eight runs). Each round sends `messages` 1
     KiB messages from 64 sync producers (4 connections of 16) into a topic of its own and pulls
     them back twice (two groups, pulls of 32); the other broker is stopped meanwhile and dirty
-    pages are written back before each measurement, so neither pays for the other's work. Per
+    pages are written back and memory is warmed (`warm_memory`) before each measurement, so
+    neither pays for the other's work or for the VM's. Per
     broker: the median round, its broker CPU per message, and the peak RSS while sending."""
     runs = {p.kind: {"send": [], "pull": [], "send_cpu": [], "pull_cpu": [], "rss": 0} for p in peers}
     for r in range(rounds):
@@ -223,7 +238,7 @@ def main():
     # few seconds, and touching it again is slower, so each broker starts after a pause
     # instead of the second one getting the first one's freshly freed (warm) memory.
     settle = float(os.environ.get("BENCH_SETTLE_SECS", "10"))
-    rounds = int(os.environ.get("BENCH_ROUNDS", "3"))
+    rounds = int(os.environ.get("BENCH_ROUNDS", "5"))
     results = {}
     peers = (OpenDmsRocketmq(work), ApacheRocketmq(work))
     try:
