@@ -27,7 +27,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
-use crate::broker::{Broker, Reply};
+use crate::broker::{Broker, LaterReply, Reply};
 use crate::namesrv::NameServer;
 use crate::remoting::{self, codes, RemotingCommand};
 
@@ -175,7 +175,7 @@ async fn accept_loop(listener: TcpListener, service: Service) {
 /// oneway. The handler's boxed future is polled in place (wrapping it in a second
 /// `async` box cost an allocation per send).
 struct PendingReply {
-    answer: Pin<Box<dyn Future<Output = Option<RemotingCommand>> + Send>>,
+    answer: LaterReply,
     oneway: bool,
 }
 

@@ -422,8 +422,12 @@ impl Broker {
 /// future completes; the connection keeps reading meanwhile.
 pub enum Reply {
     Now(Option<RemotingCommand>),
-    Later(std::pin::Pin<Box<dyn std::future::Future<Output = Option<RemotingCommand>> + Send>>),
+    Later(LaterReply),
 }
+
+/// The future of a [`Reply::Later`].
+pub type LaterReply =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Option<RemotingCommand>> + Send>>;
 
 impl Reply {
     pub fn now(response: RemotingCommand) -> Reply {
