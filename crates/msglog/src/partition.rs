@@ -957,6 +957,69 @@ mod tests {
     }
 
     #[test]
+    fn reads_resumed_from_hints_return_what_a_fresh_reader_gets() {
+        let dir = tempfile::tempdir().unwrap();
+        let (p, _) = open_with(dir.path(), cfg(1 << 20), false);
+        // Batches of 1 to 8 records of varied sizes, so reads end mid-way and on boundaries.
+        for i in 0..300i64 {
+            let count = (i % 8 + 1) as i32;
+            p.append(
+                &batch_sized(count, 1_000 + i, None, 20 + (i % 5) as usize * 37),
+                1,
+            )
+            .unwrap();
+        }
+        let hw = p.high_watermark();
+        // What a read must return, worked out from the log file itself: whole batches from the
+        // one holding the offset while they fit in max_bytes, the first one always.
+        let files = logs(&dir.path().join("t-0"));
+        assert_eq!(files.len(), 1);
+        let log = fs::read(&files[0]).unwrap();
+        let all = headers(&log);
+        let expected = |at: i64, max_bytes: usize| {
+            let mut pos = 0;
+            let mut i = 0;
+            while all[i].last_offset() < at {
+                pos += all[i].total_len();
+                i += 1;
+            }
+            let start = pos;
+            for h in &all[i..] {
+                if pos > start && pos + h.total_len() - start > max_bytes {
+                    break;
+                }
+                pos += h.total_len();
+            }
+            log[start..pos].to_vec()
+        };
+        // Six readers (more than a segment keeps hints for) interleaved, each resuming at the
+        // offset after what it took, sometimes mid-batch.
+        let mut next: Vec<i64> = vec![0, 3, 17, 40, 41, 200];
+        let mut reads = 0;
+        while next.iter().any(|&n| n < hw) {
+            for (r, at) in next.iter_mut().enumerate() {
+                if *at >= hw {
+                    continue;
+                }
+                let max_bytes = 150 + r * 90;
+                let want = expected(*at, max_bytes);
+                let got = p.read(*at, max_bytes).unwrap().records;
+                assert_eq!(got, want, "reader {r} at {at}");
+                let cached = p.read_cached(*at, max_bytes).unwrap().unwrap().records;
+                assert_eq!(cached, want, "cached read, reader {r} at {at}");
+                let hs = headers(&got);
+                let first = hs.first().unwrap();
+                assert!(first.base_offset <= *at && *at <= first.last_offset());
+                // Take about two thirds of what came back: the next read starts mid-batch.
+                let last = hs.last().unwrap().last_offset();
+                *at = (*at + (last - *at + 1) * 2 / 3).max(*at + 1);
+                reads += 1;
+            }
+        }
+        assert!(reads > 100);
+    }
+
+    #[test]
     fn cached_reads_answer_what_blocking_reads_do_once_the_data_is_cached() {
         let dir = tempfile::tempdir().unwrap();
         // Through the page cache (direct-I/O segments are read from the disk, never cached).

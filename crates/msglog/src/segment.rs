@@ -82,6 +82,8 @@ pub(crate) struct Segment {
     direct_reader: OnceLock<Option<Arc<File>>>,
     /// What the last small direct write wrote, for readers at the head of the log.
     recent: Mutex<Option<Recent>>,
+    /// Where recent reads ended, for readers that come back for what follows.
+    read_hints: Arc<Mutex<ReadHints>>,
     bytes_since_index: u64,
     bytes_since_time: u64,
 }
@@ -123,6 +125,84 @@ pub(crate) struct ReadPlan {
     pub direct: Option<Arc<File>>,
     /// The last small direct write's bytes.
     pub recent: Option<Recent>,
+    /// The segment's read hints, which the read adds to.
+    pub hints: Arc<Mutex<ReadHints>>,
+    /// The wanted batch's length when a hint knows it (0 otherwise): the first read covers it.
+    pub first_len: u64,
+}
+
+/// How many readers of one segment keep their place (consumer groups reading one queue).
+const READ_HINTS: usize = 4;
+
+/// The last batch each of the segment's recent reads returned. A sequential reader asks next
+/// for an offset in that batch or right after it, and its read then starts at that batch
+/// instead of at the index entry before it, up to `index_interval_bytes` earlier: measured
+/// with bench/rocketmq-run's pulls of 32 1 KiB messages, reads copied 1,654 bytes per message
+/// pulled (stored: ~1,250).
+#[derive(Default)]
+pub(crate) struct ReadHints {
+    slots: [Option<ReadHint>; READ_HINTS],
+    uses: u64,
+}
+
+#[derive(Clone, Copy)]
+struct ReadHint {
+    pos: u64,
+    len: u64,
+    base_offset: i64,
+    last_offset: i64,
+    /// Length of the batch after it, if the read saw its header (0: unknown).
+    next_len: u64,
+    used: u64,
+}
+
+impl ReadHints {
+    /// If a recent read ended there: the position of the batch holding `offset` (or of the
+    /// first batch after it) and that batch's length when known (0 otherwise), so that the read
+    /// takes it whole at once even when it is longer than the read's limit.
+    fn start_for(&mut self, offset: i64) -> Option<(u64, u64)> {
+        self.uses += 1;
+        let uses = self.uses;
+        let hint = self
+            .slots
+            .iter_mut()
+            .flatten()
+            .find(|h| h.base_offset <= offset && offset <= h.last_offset + 1)?;
+        hint.used = uses;
+        Some(if offset > hint.last_offset {
+            (hint.pos + hint.len, hint.next_len)
+        } else {
+            (hint.pos, hint.len)
+        })
+    }
+
+    /// Remembers the last batch a read returned (and the length of the one after it, when
+    /// known), in place of the hint that read started from (the one ending where this batch
+    /// starts or before) or else the least recently used.
+    fn record(&mut self, pos: u64, h: &BatchHeader, next_len: u64) {
+        self.uses += 1;
+        let hint = ReadHint {
+            pos,
+            len: h.total_len() as u64,
+            base_offset: h.base_offset,
+            last_offset: h.last_offset(),
+            next_len,
+            used: self.uses,
+        };
+        let behind = self.slots.iter().position(|s| {
+            s.is_some_and(|s| {
+                s.base_offset <= hint.base_offset && s.last_offset + 1 >= hint.base_offset
+            })
+        });
+        let slot = behind.unwrap_or_else(|| {
+            (0..READ_HINTS)
+                .min_by_key(|&i| self.slots[i].map_or(0, |s| s.used))
+                .unwrap_or(0)
+        });
+        if let Some(s) = self.slots.get_mut(slot) {
+            *s = Some(hint);
+        }
+    }
 }
 
 fn open_rw(path: &Path, create: bool) -> io::Result<File> {
@@ -329,6 +409,7 @@ impl Segment {
             direct,
             direct_reader: OnceLock::new(),
             recent: Mutex::new(None),
+            read_hints: Arc::default(),
             bytes_since_index: 0,
             bytes_since_time: 0,
         })
@@ -362,6 +443,7 @@ impl Segment {
             direct_io: direct,
             direct_reader: OnceLock::new(),
             recent: Mutex::new(None),
+            read_hints: Arc::default(),
             bytes_since_index: 0,
             bytes_since_time: 0,
         };
@@ -802,6 +884,12 @@ impl Segment {
             .get(i)
             .map_or(self.size, |e| e.pos as u64)
             .min(self.size);
+        // A hint lies between the index entry and the wanted batch: read from there, and only
+        // what the caller asked for.
+        let (start, hint_end, first_len) = match self.read_hints.lock().start_for(offset) {
+            Some((pos, len)) if pos >= start && pos < hint_end => (pos, pos, len),
+            _ => (start, hint_end, 0),
+        };
         ReadPlan {
             file: self.file.clone(),
             start,
@@ -809,6 +897,8 @@ impl Segment {
             size: self.size,
             direct: self.direct_reader(),
             recent: self.recent.lock().clone(),
+            hints: self.read_hints.clone(),
+            first_len,
         }
     }
 
@@ -933,6 +1023,7 @@ fn read_batches_with(
     let mut buf_pos = plan.start.min(size);
     let want = (plan.hint_end.saturating_sub(buf_pos) as usize)
         .saturating_add(max_bytes)
+        .max(plan.first_len as usize)
         .max(HEADER_LEN);
     let Some(mut buf) = read_range(plan, buf_pos, want.min((size - buf_pos) as usize))? else {
         return Ok(None);
@@ -972,6 +1063,8 @@ fn read_batches_with(
     // Whole batches from there while they fit in max_bytes; the first one always.
     let first = at;
     let mut end = at;
+    let mut last = None;
+    let mut next_len = 0;
     while buf_pos + (end as u64) < size && end + HEADER_LEN <= buf.len() {
         let abs = buf_pos + end as u64;
         let h = BatchHeader::parse(buf.get(end..).unwrap_or_default())
@@ -983,16 +1076,26 @@ fn read_batches_with(
             )));
         }
         if end > first && end + len - first > max_bytes {
+            next_len = len as u64;
             break;
         }
         if end + len > buf.len() {
             if end == first {
                 // KIP-74: a first batch larger than max_bytes is returned whole.
-                return read_range(plan, abs, len);
+                let whole = read_range(plan, abs, len)?;
+                if whole.is_some() {
+                    plan.hints.lock().record(abs, &h, 0);
+                }
+                return Ok(whole);
             }
+            next_len = len as u64;
             break;
         }
+        last = Some((abs, h));
         end += len;
+    }
+    if let Some((abs, h)) = last {
+        plan.hints.lock().record(abs, &h, next_len);
     }
     Ok(Some(buf.slice(first..end)))
 }
@@ -1093,6 +1196,50 @@ pub(crate) fn log_files(dir: &Path) -> Vec<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn header(base_offset: i64, count: i32, len: usize) -> BatchHeader {
+        BatchHeader {
+            base_offset,
+            batch_length: (len - 12) as i32,
+            partition_leader_epoch: 0,
+            magic: 2,
+            crc: 0,
+            attributes: 0,
+            last_offset_delta: count - 1,
+            base_timestamp: 0,
+            max_timestamp: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+            base_sequence: -1,
+            records_count: count,
+        }
+    }
+
+    #[test]
+    fn read_hints_start_a_reader_at_its_batch_and_keep_four_readers_apart() {
+        let mut hints = ReadHints::default();
+        assert_eq!(hints.start_for(0), None);
+        // A read returned batches up to [10, 13] at 500 (100 bytes); the next one is 80 long.
+        hints.record(500, &header(10, 4, 100), 80);
+        assert_eq!(hints.start_for(12), Some((500, 100)));
+        assert_eq!(hints.start_for(10), Some((500, 100)));
+        assert_eq!(hints.start_for(14), Some((600, 80)));
+        assert_eq!(hints.start_for(9), None);
+        assert_eq!(hints.start_for(15), None);
+        // The same reader goes on: its hint moves instead of taking a second slot.
+        hints.record(600, &header(14, 2, 80), 0);
+        assert_eq!(hints.start_for(12), None);
+        assert_eq!(hints.start_for(16), Some((680, 0)));
+        // Four more readers elsewhere: the least recently used hint (the first reader's) goes.
+        for (i, base) in [100i64, 200, 300, 400].into_iter().enumerate() {
+            hints.record(10_000 * (i as u64 + 1), &header(base, 1, 50), 0);
+        }
+        assert_eq!(hints.start_for(16), None);
+        for base in [100i64, 200, 300, 400] {
+            assert!(hints.start_for(base).is_some());
+        }
+    }
+
     #[test]
     fn vectored_writes_take_any_number_of_pieces() {
         let dir = tempfile::tempdir().unwrap();
