@@ -2,8 +2,9 @@
 
 Both brokers run on loopback on this machine, one measured at a time (the other stopped),
 driven by the same PerfTest command lines; the throughput scenarios run in rounds that
-alternate the brokers, and each scenario's median round is reported. Throughput is PerfTest's average receive rate over the run; latency is its
-consumer latency percentiles at a fixed publish rate; memory is the broker's resident set
+alternate the brokers, and each scenario's median round is reported. Throughput is
+PerfTest's average receive rate over the run; latency is its consumer latency percentiles at
+a fixed publish rate; memory is the broker's resident set
 (RabbitMQ: its Erlang VM). RabbitMQ runs without plug-ins (its default); OpenDMS with its
 management API on. It reports; it asserts nothing.
 """
