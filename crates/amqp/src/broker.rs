@@ -181,12 +181,19 @@ fn default_memory_limit() -> Option<u64> {
 const PER_MESSAGE_BYTES: u64 = 96;
 
 /// Checks disk and memory against their limits four times a second and raises or clears
-/// the alarm (RabbitMQ's resource alarms).
+/// the alarm (RabbitMQ's resource alarms); every ten seconds, frees the log's idle buffers.
 async fn watch_resources(broker: std::sync::Weak<Broker>) {
     let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
+    let mut n: u64 = 0;
     loop {
         tick.tick().await;
+        n += 1;
         let Some(b) = broker.upgrade() else { return };
+        if n.is_multiple_of(40) {
+            // The log's read and staging buffers a burst of load left in its pools go back
+            // once ten seconds pass without one being taken.
+            let _ = tokio::task::spawn_blocking(msglog::release_idle_buffers).await;
+        }
         let disk = b.quota_bytes().is_some_and(|q| b.used_bytes() >= q);
         let memory = b
             .config

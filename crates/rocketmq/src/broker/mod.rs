@@ -297,6 +297,9 @@ impl Broker {
                     for group in b.clients.expire(Instant::now()) {
                         b.notify_consumers_changed(&group);
                     }
+                    // The log's read and staging buffers a burst of pulls or sends left in its
+                    // pools go back once ten seconds pass without one being taken.
+                    let _ = tokio::task::spawn_blocking(msglog::release_idle_buffers).await;
                 }
                 if n.is_multiple_of(600) {
                     let s = b.clone();
