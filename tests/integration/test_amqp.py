@@ -252,8 +252,8 @@ def test_long_queues_page_out_and_come_back_in_order(rabbit, durable):
 @pytest.mark.parametrize("limit,size,reason,durable,body_size,most", [
     # 8 MiB of persistent 64 KiB messages fill the storage quota.
     ("--quota-bytes", 8 << 20, "low on disk", True, 65536, 1000),
-    # Queued messages count in memory by their loaded bodies (a queue keeps 4 MiB of them;
-    # the rest is paged out) plus their bookkeeping: 6 MiB is reached after ~22,000.
+    # Queued messages count in memory by their loaded bodies (a queue keeps up to 16 MiB of
+    # them; the rest is paged out) plus their bookkeeping: 6 MiB is reached after ~5,700.
     ("--memory-limit-bytes", 6 << 20, "low on memory", False, 1024, 80_000),
 ], ids=["storage-quota", "memory-limit"])
 def test_resource_alarm_blocks_publishers_until_consumers_make_room(tmp_path, request, limit, size, reason, durable,

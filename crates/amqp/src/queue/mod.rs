@@ -30,11 +30,14 @@ use crate::message::{now_ms, Message, QueuedMessage};
 
 /// Ready message bodies a queue keeps in memory; beyond them new messages are paged out
 /// (written to the queue's log and kept as ~48 bytes of metadata) and paged back in, this
-/// much at a time, as consumers drain the head. (16 MiB / 65,536 kept bench/amqp-run's
-/// transient queues from paging when PerfTest's consumer lagged, but a queue of 40,000 2 KiB
-/// messages then held 60-67 MiB of anonymous memory instead of under 39 MiB.)
-const WINDOW_BYTES: u64 = 4 << 20;
-const WINDOW_MESSAGES: usize = 16_384;
+/// much at a time, as consumers drain the head. 16 MiB lets a transient queue ride out a
+/// consumer that falls behind for a while without paging (PerfTest's auto-ack consumer under
+/// bench/amqp-run: paging was ~20% of the broker's CPU for 1 KiB messages with 4 MiB). It was
+/// 4 MiB while a queued message kept the read buffer its header frame arrived in alive
+/// (40,000 queued 2 KiB messages then held 59-63 MiB of anonymous memory with a 16 MiB window;
+/// 24 MiB since the header's properties are copied out).
+const WINDOW_BYTES: u64 = 16 << 20;
+const WINDOW_MESSAGES: usize = 65_536;
 const PAGE_IN_BYTES: u64 = 2 << 20;
 /// Ready message bodies every queue of a broker together keeps in memory before all of
 /// them page out new messages.
