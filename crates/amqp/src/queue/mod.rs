@@ -39,6 +39,7 @@ use crate::message::{now_ms, Message, QueuedMessage};
 const WINDOW_BYTES: u64 = 16 << 20;
 const WINDOW_MESSAGES: usize = 65_536;
 const PAGE_IN_BYTES: u64 = 2 << 20;
+const PAGE_IN_MESSAGES: usize = WINDOW_MESSAGES / 8;
 /// Ready message bodies every queue of a broker together keeps in memory before all of
 /// them page out new messages.
 const GLOBAL_WINDOW_BYTES: u64 = 256 << 20;
@@ -455,8 +456,12 @@ impl Queue {
                 }
             }
         }
-        // Read the next pages before the loaded head runs out.
-        if s.ready.paged > 0 && s.ready.loaded_bytes < WINDOW_BYTES / 2 {
+        // Read the next pages before the loaded head runs out (by bytes or, for small
+        // messages, by count: bytes alone kept paging in back to back, without bound).
+        if s.ready.paged > 0
+            && s.ready.loaded_bytes < WINDOW_BYTES / 2
+            && s.ready.loaded < WINDOW_MESSAGES / 2
+        {
             self.start_page_in(s);
         }
     }
@@ -475,7 +480,7 @@ impl Queue {
         let Some(log) = self.page_log().cloned() else {
             return;
         };
-        let offsets = s.ready.paged_front(PAGE_IN_BYTES);
+        let offsets = s.ready.paged_front(PAGE_IN_BYTES, PAGE_IN_MESSAGES);
         let Some(&last) = offsets.last() else {
             return;
         };
@@ -551,7 +556,7 @@ impl Queue {
         let Some(log) = self.page_log().cloned() else {
             return;
         };
-        let offsets = s.ready.paged_front(PAGE_IN_BYTES);
+        let offsets = s.ready.paged_front(PAGE_IN_BYTES, PAGE_IN_MESSAGES);
         if offsets.is_empty() {
             return;
         }
