@@ -11,6 +11,7 @@ import time
 import pika
 import pika.spec
 import pytest
+import requests
 
 from amqp_peers import OpenDmsRabbit
 from amqp_scenarios import Raw, _frame, _method
@@ -247,6 +248,32 @@ def test_long_queues_page_out_and_come_back_in_order(rabbit, durable):
     for i, body in enumerate(got):
         assert body[:8] == f"{i:08d}".encode(), f"message {i} out of order: {body[:8]!r}"
         assert body[8:] == bytes([i % 251]) * (size - 8), f"message {i} body damaged"
+
+
+def test_small_messages_page_back_in_only_as_the_window_drains(rabbit):
+    """A queue of many small messages keeps at most its window (65,536 messages) loaded: a
+    consumer taking a few does not page the rest back in. (Paging in was bounded by bytes
+    alone, which small messages never reach: each page-in started the next and a lagging
+    consumer's queue ended up wholly in memory.)"""
+    count, window = 100_000, 65_536
+    with connect(rabbit) as c:
+        ch = c.channel()
+        ch.queue_declare("small")
+        for i in range(count):
+            ch.basic_publish("", "small", b"%015d" % i)
+        assert ch.queue_declare("small", passive=True).method.message_count == count
+        for i in range(10):
+            m, _, body = ch.basic_get("small", auto_ack=True)
+            assert body == b"%015d" % i
+    auth = ("guest", "guest")
+    url = f"http://127.0.0.1:{rabbit.management_port}/api/queues/%2F/small"
+    time.sleep(1)
+    q = requests.get(url, auth=auth, timeout=30).json()
+    assert q["messages"] == count - 10, q
+    # Past the window, messages stay in memory only while the queue's page log opens (about
+    # a hundred here).
+    assert q["messages_ram"] < window + 4096, q
+    assert q["messages_paged_out"] > count - 10 - window - 4096, q
 
 
 @pytest.mark.parametrize("limit,size,reason,durable,body_size,most", [
