@@ -6,6 +6,7 @@ import socket
 import struct
 import subprocess
 import sys
+import threading
 import time
 
 import pika
@@ -212,7 +213,7 @@ def test_long_queues_page_out_and_come_back_in_order(rabbit, durable):
     """A queue far longer than its in-memory window keeps only metadata for most messages
     (bodies wait in its log) and hands every message back intact, in order, also after a
     restart."""
-    count, size = 40_000, 2048  # 80 MiB of bodies: twenty times a queue's window
+    count, size = 40_000, 2048  # 80 MiB of bodies: five times the window of a queue without consumers
     props = pika.BasicProperties(delivery_mode=2 if durable else 1)
     with connect(rabbit) as c:
         ch = c.channel()
@@ -274,6 +275,83 @@ def test_small_messages_page_back_in_only_as_the_window_drains(rabbit):
     # a hundred here).
     assert q["messages_ram"] < window + 4096, q
     assert q["messages_paged_out"] > count - 10 - window - 4096, q
+
+
+def test_queues_with_consumers_keep_a_longer_backlog_in_memory(rabbit):
+    """A queue with a consumer keeps up to 64 MiB of bodies in memory before paging new
+    messages out (its backlog is expected to drain, and paging out and back in cost more
+    broker CPU than delivering: a consumer that fell behind for a moment made the queue page
+    for the rest of a benchmark run); a queue without consumers keeps 16 MiB."""
+    count, size = 32_768, 1024  # 32 MiB of bodies in each queue
+    auth = ("guest", "guest")
+
+    def stats(queue):
+        url = f"http://127.0.0.1:{rabbit.management_port}/api/queues/%2F/{queue}"
+        return requests.get(url, auth=auth, timeout=30).json()
+
+    with connect(rabbit) as c:
+        ch = c.channel()
+        ch.queue_declare("watched")
+        ch.queue_declare("unwatched")
+        ch.basic_qos(prefetch_count=1)
+        ch.basic_consume("watched", lambda *_: None)  # takes one message, never acks it
+        body = b"x" * size
+        for _ in range(count):
+            ch.basic_publish("", "watched", body)
+            ch.basic_publish("", "unwatched", body)
+        assert ch.queue_declare("unwatched", passive=True).method.message_count == count
+        time.sleep(1)
+        watched, unwatched = stats("watched"), stats("unwatched")
+    assert watched["messages_ready"] == count - 1, watched
+    assert watched["messages_paged_out"] == 0, watched
+    # 16 MiB holds about 16,000 of these; the rest (less the ~100 published while the
+    # queue's page log opens) is paged out.
+    assert unwatched["messages_paged_out"] > count - 16_384 - 4096, unwatched
+
+
+def test_a_consumer_that_cannot_keep_up_holds_its_queues_publishers(rabbit):
+    """An auto-ack consumer that stops reading its socket: the queue stops delivering to it,
+    and once the backlog nears the point where the queue would page out, the publishing
+    connection is not read any more (RabbitMQ's credit flow, the `flow` state), so nothing is
+    paged out. When the consumer reads again, everything arrives, in order."""
+    size, most = 1024, 150_000
+    consumer = connect(rabbit)
+    cch = consumer.channel()
+    cch.queue_declare("held")
+    got = []
+    cch.basic_consume("held", lambda _ch, _m, _p, body: got.append(int(body[:8])), auto_ack=True)
+    # From here the consumer's client reads nothing until process_data_events below.
+    published = [0]
+    stop = threading.Event()
+
+    def publish():
+        with connect(rabbit) as c:
+            ch = c.channel()
+            while not stop.is_set() and published[0] < most:
+                ch.basic_publish("", "held", b"%08d" % published[0] + b"x" * (size - 8))
+                published[0] += 1
+
+    publisher = threading.Thread(target=publish, daemon=True)
+    publisher.start()
+    # Held: the publisher stops making progress (a 100 ms hold lets one read through).
+    seen, deadline = -1, time.monotonic() + 120
+    while (published[0] - seen > 2_000 or published[0] < 40_000) and publisher.is_alive():
+        assert time.monotonic() < deadline, f"{published[0]} published"
+        seen = published[0]
+        time.sleep(1)
+    url = f"http://127.0.0.1:{rabbit.management_port}/api/queues/%2F/held"
+    q = requests.get(url, auth=("guest", "guest"), timeout=30).json()
+    assert publisher.is_alive(), f"all {most} published: the publisher was not held ({q})"
+    # Held at three quarters of the window (65,536 messages or 64 MiB), before paging.
+    assert 40_000 < q["messages_ready"] < 65_536, q
+    assert q["messages_paged_out"] == 0, q
+    stop.set()
+    deadline = time.monotonic() + 120
+    while publisher.is_alive() or len(got) < published[0]:
+        assert time.monotonic() < deadline, f"{len(got)} of {published[0]} consumed"
+        consumer.process_data_events(time_limit=0.2)
+    assert got == list(range(published[0]))
+    consumer.close()
 
 
 @pytest.mark.parametrize("limit,size,reason,durable,body_size,most", [

@@ -302,6 +302,9 @@ impl Channel {
             }
             ctx.vhost.enqueue(&queues, &message)
         };
+        if let Some(queue) = &published.hold {
+            self.sink.conn.hold_reads_for(queue);
+        }
         if let Some((seq, tx)) = self.confirms.as_mut() {
             let _ = tx.send(PendingConfirm {
                 seq: *seq,

@@ -28,11 +28,15 @@ use crate::error::{AmqpError, ReplyCode};
 use crate::frame::{self, Frame, FRAME_MIN_SIZE, PROTOCOL_HEADER};
 use crate::json::table_to_json;
 use crate::message::{now_ms, short};
-use crate::queue::{ChannelSink, ConnectionSink, Flow};
+use crate::queue::{ChannelSink, ConnectionSink, Flow, Queue};
 use crate::vhost::VHost;
 
 /// RabbitMQ's `handshake_timeout`: the whole negotiation must finish within it.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest a connection's reads wait, at a time, for a queue holding its publishers:
+/// waits end when the queue drains, and this bounds one that does not (connections that
+/// each consume what the other publishes).
+const MAX_HOLD: Duration = Duration::from_millis(100);
 /// How long a closing side waits for close-ok before dropping the socket.
 const CLOSE_OK_TIMEOUT: Duration = Duration::from_secs(3);
 /// The writer gathers queued frames up to this many bytes into one write.
@@ -499,6 +503,12 @@ impl Connection {
                     Err(e) => return End::Error(e),
                 }
             }
+            if let Some(queue) = self.sink.take_hold() {
+                if let Some(end) = self.wait_while_held(&queue, &mut ticker).await {
+                    return end;
+                }
+                last_read = Instant::now();
+            }
             tokio::select! {
                 biased;
                 changed = self.closer.changed() => {
@@ -524,6 +534,45 @@ impl Connection {
                         return End::Gone;
                     }
                     last_read = Instant::now();
+                }
+            }
+        }
+    }
+
+    /// A queue this connection published to holds its publishers (its consumers'
+    /// connections are behind): read nothing more until it lets them go, for at most
+    /// [`MAX_HOLD`] at a time. A connection whose own writer is behind is not held: it may be
+    /// that consumer, and it could not catch up without being read.
+    async fn wait_while_held(
+        &mut self,
+        queue: &Arc<Queue>,
+        ticker: &mut tokio::time::Interval,
+    ) -> Option<End> {
+        if self.sink.congested() {
+            return None;
+        }
+        let deadline = Instant::now() + MAX_HOLD;
+        loop {
+            let released = queue.publishers_released();
+            tokio::pin!(released);
+            released.as_mut().enable();
+            if !queue.recheck_publisher_hold() {
+                return None;
+            }
+            tokio::select! {
+                () = released => {}
+                () = tokio::time::sleep_until(deadline) => return None,
+                _ = ticker.tick(), if self.heartbeat > 0 => {
+                    let mut out = BytesMut::new();
+                    frame::encode_heartbeat(&mut out);
+                    self.sink.send(out.freeze());
+                }
+                changed = self.closer.changed() => {
+                    let reason = match changed {
+                        Ok(()) => self.closer.borrow().clone().unwrap_or_default(),
+                        Err(_) => "broker shutdown".to_string(),
+                    };
+                    return Some(End::Error(AmqpError::new(ReplyCode::ConnectionForced, reason)));
                 }
             }
         }

@@ -36,6 +36,8 @@ pub struct Published {
     pub refused: bool,
     /// Disk writes a confirm of a persistent message waits for.
     pub writes: Vec<(Arc<QueueLog>, i64)>,
+    /// A queue it went to holds its publishers (`Queue::holds_publishers`).
+    pub hold: Option<Arc<Queue>>,
 }
 
 pub struct VHost {
@@ -505,6 +507,9 @@ impl VHost {
                     }
                 }
                 Enqueued::Accepted { offset: None } => {}
+            }
+            if q.holds_publishers() {
+                out.hold = Some(q.clone());
             }
         }
         out

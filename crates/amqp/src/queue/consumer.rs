@@ -57,6 +57,9 @@ pub struct ConnectionSink {
     /// The client announced `consumer_cancel_notify`: tell it when a queue cancels its
     /// consumer.
     cancel_notify: AtomicBool,
+    /// A queue this connection published to holds its publishers: the connection stops
+    /// reading until it lets them go (`Queue::holds_publishers`).
+    held_by: Mutex<Option<Arc<Queue>>>,
 }
 
 impl ConnectionSink {
@@ -67,7 +70,18 @@ impl ConnectionSink {
             flow,
             frame_max: AtomicU32::new(131_072),
             cancel_notify: AtomicBool::new(false),
+            held_by: Mutex::new(None),
         })
+    }
+
+    /// `queue` holds its publishers: this connection's reader waits before reading more.
+    pub fn hold_reads_for(&self, queue: &Arc<Queue>) {
+        *self.held_by.lock() = Some(queue.clone());
+    }
+
+    /// The queue holding this connection's reads, if one does.
+    pub fn take_hold(&self) -> Option<Arc<Queue>> {
+        self.held_by.lock().take()
     }
 
     /// Hands frames to the connection's writer; false once the connection is gone.

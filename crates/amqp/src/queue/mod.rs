@@ -18,7 +18,8 @@ use std::sync::{Arc, OnceLock, Weak};
 
 use amq_protocol::types::{AMQPValue, FieldTable};
 use parking_lot::Mutex;
-use tracing::warn;
+use tokio::sync::Notify;
+use tracing::{debug, warn};
 
 pub use consumer::{ChannelMode, ChannelSink, ConnectionSink, Consumer, Flow, Unacked};
 use dead_letter::{dead_letter, DeadLetter, DeathReason};
@@ -28,21 +29,35 @@ use store::{QueueLog, Recovered, Stored};
 
 use crate::message::{now_ms, Message, QueuedMessage};
 
-/// Ready message bodies a queue keeps in memory; beyond them new messages are paged out
-/// (written to the queue's log and kept as ~48 bytes of metadata) and paged back in, this
-/// much at a time, as consumers drain the head. 16 MiB lets a transient queue ride out a
-/// consumer that falls behind for a while without paging (PerfTest's auto-ack consumer under
-/// bench/amqp-run: paging was ~20% of the broker's CPU for 1 KiB messages with 4 MiB). It was
-/// 4 MiB while a queued message kept the read buffer its header frame arrived in alive
-/// (40,000 queued 2 KiB messages then held 59-63 MiB of anonymous memory with a 16 MiB window;
-/// 24 MiB since the header's properties are copied out).
+/// Ready message bodies a queue without consumers keeps in memory; beyond them new messages
+/// are paged out (written to the queue's log and kept as ~48 bytes of metadata) and paged
+/// back in, this much at a time, as consumers drain the head. It was 4 MiB while a queued
+/// message kept the read buffer its header frame arrived in alive (40,000 queued 2 KiB
+/// messages then held 59-63 MiB of anonymous memory with a 16 MiB window; 24 MiB since the
+/// header's properties are copied out).
 const WINDOW_BYTES: u64 = 16 << 20;
+/// The window of a queue with consumers, whose backlog is expected to drain: paging a message
+/// out and back in costs more than delivering it, and a consumer that fell behind for a
+/// moment made the queue page for the rest of the run. PerfTest's 1 KiB auto-ack consumer
+/// under bench/amqp-run lags by 16 MiB within seconds (4 MiB: paging was ~20% of the broker's
+/// CPU; 16 MiB: 101,000-110,000 msg/s at 6.2 µs of broker CPU per message; 64 MiB: 120,000
+/// at 5.6 µs). The message-count window below still bounds small messages, and the broker's
+/// window all queues together.
+const CONSUMED_WINDOW_BYTES: u64 = 64 << 20;
 const WINDOW_MESSAGES: usize = 65_536;
 const PAGE_IN_BYTES: u64 = 2 << 20;
 const PAGE_IN_MESSAGES: usize = WINDOW_MESSAGES / 8;
 /// Ready message bodies every queue of a broker together keeps in memory before all of
 /// them page out new messages.
 const GLOBAL_WINDOW_BYTES: u64 = 256 << 20;
+
+/// A queue whose consumers' connections are behind holds its publishers once its backlog
+/// reaches this part of its window (`Queue::update_publisher_hold`), and lets them go below
+/// half of it: near the paging point, not before, since holding on every short lag paused
+/// PerfTest's producer whenever its consumer fell behind for a moment (bench/amqp-run's
+/// transient rows fell to 75,000-196,000 msg/s with a hold at a quarter of a 16 MiB window).
+const HOLD_PUBLISHERS_NUMERATOR: u64 = 3;
+const HOLD_PUBLISHERS_DENOMINATOR: u64 = 4;
 
 /// What a queue asks of the vhost it lives in.
 pub trait Hooks: Send + Sync {
@@ -118,6 +133,11 @@ pub struct Queue {
     spill_requested: AtomicBool,
     /// Ready body bytes in memory over the whole broker.
     memory: Arc<AtomicU64>,
+    /// The queue cannot deliver (its consumers' connections are behind) and its backlog is
+    /// near the paging point: the connections publishing to it stop being read.
+    publishers_held: AtomicBool,
+    /// Signalled when `publishers_held` clears.
+    publishers_released: Notify,
     state: Mutex<QueueState>,
 }
 
@@ -161,6 +181,8 @@ impl Queue {
             spill: OnceLock::new(),
             spill_requested: AtomicBool::new(false),
             memory,
+            publishers_held: AtomicBool::new(false),
+            publishers_released: Notify::new(),
         })
     }
 
@@ -275,7 +297,7 @@ impl Queue {
     /// paging started (order), past the queue's window, or past the broker's.
     fn should_page(&self, s: &QueueState, size: u64) -> bool {
         s.ready.paged > 0
-            || s.ready.loaded_bytes + size > WINDOW_BYTES
+            || s.ready.loaded_bytes + size > window_bytes(s)
             || s.ready.loaded >= WINDOW_MESSAGES
             || self.memory.load(Ordering::Relaxed) + size > GLOBAL_WINDOW_BYTES
     }
@@ -321,7 +343,7 @@ impl Queue {
                         },
                     }
                 } else {
-                    if s.ready.loaded_bytes + size > WINDOW_BYTES / 2 {
+                    if s.ready.loaded_bytes + size > window_bytes(&s) / 2 {
                         self.request_spill();
                     }
                     None
@@ -375,6 +397,14 @@ impl Queue {
         self.finish(dead);
     }
 
+    /// Whether [`Queue::pick_consumer`] would find a consumer now.
+    fn can_deliver(&self, s: &QueueState) -> bool {
+        if self.settings.single_active_consumer {
+            return s.consumers.first().is_some_and(|c| c.has_credit());
+        }
+        s.consumers.iter().any(|c| c.has_credit())
+    }
+
     fn pick_consumer(&self, s: &mut QueueState) -> Option<Arc<Consumer>> {
         if self.settings.single_active_consumer {
             let active = s.consumers.first()?;
@@ -410,60 +440,122 @@ impl Queue {
     }
 
     fn deliver(self: &Arc<Self>, s: &mut QueueState, dead: &mut Vec<DeadLetter>, now: i64) {
-        while s.ready.len > 0 {
-            if s.ready.front().is_some_and(Entry::is_paged) {
-                self.start_page_in(s);
+        let mut first_pass = true;
+        loop {
+            let ready_before = s.ready.len;
+            while s.ready.len > 0 {
+                if s.ready.front().is_some_and(Entry::is_paged) {
+                    self.start_page_in(s);
+                    break;
+                }
+                let Some(consumer) = self.pick_consumer(s) else {
+                    break;
+                };
+                let Some(Held::Memory(mut m)) = s.ready.pop_front().map(Entry::held) else {
+                    break;
+                };
+                if m.expires_at_ms.is_some_and(|t| t <= now) && !self.deliverable_now(&m, now) {
+                    self.discard(dead, m, DeathReason::Expired, now);
+                    continue;
+                }
+                let header = self.delivery_header(&m);
+                let tag = consumer.channel.send_deliver(&consumer.tag, &m, header);
+                m.deliveries += 1;
+                s.stats.delivered += 1;
+                s.stats.delivered_bytes += m.message.size();
+                if m.redelivered {
+                    s.stats.redelivered += 1;
+                }
+                if consumer.no_ack {
+                    self.settled(&m);
+                } else {
+                    s.unacked += 1;
+                    consumer.count_delivery();
+                    consumer.channel.record(
+                        tag,
+                        Unacked {
+                            queue: self.clone(),
+                            message: m,
+                            consumer: Some(consumer.clone()),
+                        },
+                    );
+                }
+            }
+            // Consumers whose sockets are behind get the rest when their writers catch up.
+            // Register first, then look again: a writer that caught up in between found no
+            // queue waiting and woke nobody, and the queue stalled until its next publish
+            // (with its publishers held: 58,650 ready, the consumer idle).
+            if s.ready.len == 0 {
                 break;
             }
-            let Some(consumer) = self.pick_consumer(s) else {
-                break;
-            };
-            let Some(Held::Memory(mut m)) = s.ready.pop_front().map(Entry::held) else {
-                break;
-            };
-            if m.expires_at_ms.is_some_and(|t| t <= now) && !self.deliverable_now(&m, now) {
-                self.discard(dead, m, DeathReason::Expired, now);
-                continue;
-            }
-            let header = self.delivery_header(&m);
-            let tag = consumer.channel.send_deliver(&consumer.tag, &m, header);
-            m.deliveries += 1;
-            s.stats.delivered += 1;
-            s.stats.delivered_bytes += m.message.size();
-            if m.redelivered {
-                s.stats.redelivered += 1;
-            }
-            if consumer.no_ack {
-                self.settled(&m);
-            } else {
-                s.unacked += 1;
-                consumer.count_delivery();
-                consumer.channel.record(
-                    tag,
-                    Unacked {
-                        queue: self.clone(),
-                        message: m,
-                        consumer: Some(consumer.clone()),
-                    },
-                );
-            }
-        }
-        // Consumers whose sockets are behind get the rest when their writers catch up.
-        if s.ready.len > 0 {
             for c in &s.consumers {
                 if c.channel.conn.congested() {
                     c.channel.conn.wait_for_room(self);
                 }
             }
+            // (A pass that delivered nothing is not repeated: nothing changes between them.)
+            let stuck = !first_pass && s.ready.len == ready_before;
+            if stuck || s.ready.front().is_some_and(Entry::is_paged) || !self.can_deliver(s) {
+                break;
+            }
+            first_pass = false;
         }
         // Read the next pages before the loaded head runs out (by bytes or, for small
         // messages, by count: bytes alone kept paging in back to back, without bound).
         if s.ready.paged > 0
-            && s.ready.loaded_bytes < WINDOW_BYTES / 2
+            && s.ready.loaded_bytes < window_bytes(s) / 2
             && s.ready.loaded < WINDOW_MESSAGES / 2
         {
             self.start_page_in(s);
         }
+        self.update_publisher_hold(s);
+    }
+
+    /// RabbitMQ's credit flow, as it ends for a queue whose consumers' connections cannot take
+    /// more (an auto-ack consumer slower than its publishers): the backlog blocks the
+    /// publishing connections, which are not read until the queue drains (RabbitMQ shows them
+    /// in the `flow` state). A queue whose consumers wait for acks holds nobody: its messages
+    /// wait in it, as in RabbitMQ. Without this, a queue fed faster than its consumer reads
+    /// paged its new messages out and back in, which more than doubled the broker's CPU per
+    /// message and took it from the consumer sharing the machine, so the consumer never caught
+    /// up (bench/amqp-run's (a) 16 B: a round at 50,009 msg/s received of 139,804 sent).
+    fn update_publisher_hold(&self, s: &QueueState) {
+        let held = self.publishers_held.load(Ordering::Relaxed);
+        let behind = s.ready.len > 0 && s.consumers.iter().any(|c| c.channel.conn.congested());
+        let (messages, bytes) = (WINDOW_MESSAGES as u64, window_bytes(s));
+        let (ready, ready_bytes) = (s.ready.len as u64, s.ready.bytes);
+        let hold = behind
+            && if held {
+                ready > messages / 2 || ready_bytes > bytes / 2
+            } else {
+                ready * HOLD_PUBLISHERS_DENOMINATOR >= messages * HOLD_PUBLISHERS_NUMERATOR
+                    || ready_bytes * HOLD_PUBLISHERS_DENOMINATOR
+                        >= bytes * HOLD_PUBLISHERS_NUMERATOR
+            };
+        if hold != held {
+            self.publishers_held.store(hold, Ordering::Relaxed);
+            debug!(queue = %self.name, ready = s.ready.len, hold, "queue holds its publishers");
+            if !hold {
+                self.publishers_released.notify_waiters();
+            }
+        }
+    }
+
+    /// Whether connections publishing to this queue should stop being read for now.
+    pub fn holds_publishers(&self) -> bool {
+        self.publishers_held.load(Ordering::Relaxed)
+    }
+
+    /// Looks again (its consumers may have gone or caught up), then [`Queue::holds_publishers`].
+    pub fn recheck_publisher_hold(&self) -> bool {
+        let s = self.state.lock();
+        self.update_publisher_hold(&s);
+        self.holds_publishers()
+    }
+
+    /// Resolves when the queue lets its publishers go (enable it before rechecking).
+    pub fn publishers_released(&self) -> tokio::sync::futures::Notified<'_> {
+        self.publishers_released.notified()
     }
 
     /// A message whose TTL is 0 may still go to a consumer that is ready right now.
@@ -958,6 +1050,15 @@ impl Queue {
 
 /// Reads messages from a log where the caller must wait for them: on a multi-threaded
 /// runtime the worker hands its other tasks off first (`block_in_place`).
+/// How many ready body bytes the queue keeps in memory before paging new messages out.
+fn window_bytes(s: &QueueState) -> u64 {
+    if s.consumers.is_empty() {
+        WINDOW_BYTES
+    } else {
+        CONSUMED_WINDOW_BYTES
+    }
+}
+
 fn read_blocking(
     log: &QueueLog,
     offsets: &[i64],
