@@ -35,8 +35,8 @@ pub use error::{AmqpError, ReplyCode};
 /// reopened: it only advertises whole segments' worth, so our side learns of the room from its
 /// own zero-window probes, 200 ms apart and doubling. PerfTest's consumer (bench/amqp-run's
 /// transient rows) then stalled at ~2,260 msg/s with 3.4 MB waiting in our socket and nothing
-/// in its own (`ss`: `timer:(persist…)`), in about one run in four; with 16 KiB segments in
-/// none of ten. Segments this size still travel in 64 KiB batches (GSO), so sending costs
+/// in its own (`ss`: `timer:(persist…)`), in 3 of 14 runs; with 16 KiB segments in none of
+/// 20. Segments this size still travel in 64 KiB batches (GSO), so sending costs
 /// the same.
 const SEND_MSS: u32 = 16 * 1024;
 
