@@ -512,11 +512,7 @@ impl Connection {
             tokio::select! {
                 biased;
                 changed = self.closer.changed() => {
-                    let reason = match changed {
-                        Ok(()) => self.closer.borrow().clone().unwrap_or_default(),
-                        Err(_) => "broker shutdown".to_string(),
-                    };
-                    return End::Error(AmqpError::new(ReplyCode::ConnectionForced, reason));
+                    return self.forced_close(changed);
                 }
                 _ = ticker.tick(), if interval.is_some() => {
                     if let Some(i) = interval {
@@ -525,9 +521,7 @@ impl Connection {
                             return End::Gone;
                         }
                     }
-                    let mut out = BytesMut::new();
-                    frame::encode_heartbeat(&mut out);
-                    self.sink.send(out.freeze());
+                    self.send_heartbeat();
                 }
                 read = reader.fill() => {
                     if !read {
@@ -537,6 +531,21 @@ impl Connection {
                 }
             }
         }
+    }
+
+    fn send_heartbeat(&self) {
+        let mut out = BytesMut::new();
+        frame::encode_heartbeat(&mut out);
+        self.sink.send(out.freeze());
+    }
+
+    /// How the connection ends when its closer fires (a management close or broker shutdown).
+    fn forced_close(&self, changed: Result<(), watch::error::RecvError>) -> End {
+        let reason = match changed {
+            Ok(()) => self.closer.borrow().clone().unwrap_or_default(),
+            Err(_) => "broker shutdown".to_string(),
+        };
+        End::Error(AmqpError::new(ReplyCode::ConnectionForced, reason))
     }
 
     /// A queue this connection published to holds its publishers (its consumers'
@@ -563,16 +572,10 @@ impl Connection {
                 () = released => {}
                 () = tokio::time::sleep_until(deadline) => return None,
                 _ = ticker.tick(), if self.heartbeat > 0 => {
-                    let mut out = BytesMut::new();
-                    frame::encode_heartbeat(&mut out);
-                    self.sink.send(out.freeze());
+                    self.send_heartbeat();
                 }
                 changed = self.closer.changed() => {
-                    let reason = match changed {
-                        Ok(()) => self.closer.borrow().clone().unwrap_or_default(),
-                        Err(_) => "broker shutdown".to_string(),
-                    };
-                    return Some(End::Error(AmqpError::new(ReplyCode::ConnectionForced, reason)));
+                    return Some(self.forced_close(changed));
                 }
             }
         }
@@ -601,16 +604,10 @@ impl Connection {
                     }
                 }
                 _ = ticker.tick(), if self.heartbeat > 0 => {
-                    let mut out = BytesMut::new();
-                    frame::encode_heartbeat(&mut out);
-                    self.sink.send(out.freeze());
+                    self.send_heartbeat();
                 }
                 changed = self.closer.changed() => {
-                    let reason = match changed {
-                        Ok(()) => self.closer.borrow().clone().unwrap_or_default(),
-                        Err(_) => "broker shutdown".to_string(),
-                    };
-                    return Some(End::Error(AmqpError::new(ReplyCode::ConnectionForced, reason)));
+                    return Some(self.forced_close(changed));
                 }
             }
         }
