@@ -53,6 +53,11 @@ def test_durable_definitions_and_persistent_messages_survive_restart(rabbit):
         ch.queue_declare("transient", durable=False)
         ch.queue_bind("orders.eu", "orders", "eu.*")
         ch.queue_bind("audit.all", "audit")
+        # A durable auto-delete exchange deleted by its last unbind stays deleted, although
+        # that binding (to a transient queue) was never stored.
+        ch.exchange_declare("fleeting", "direct", durable=True, auto_delete=True)
+        ch.queue_bind("transient", "fleeting", "k")
+        ch.queue_unbind("transient", "fleeting", "k")
         ch.confirm_delivery()
         for i in range(100):
             ch.basic_publish("orders", "eu.paris", f"order-{i}".encode(), pika.BasicProperties(delivery_mode=2))
@@ -75,9 +80,10 @@ def test_durable_definitions_and_persistent_messages_survive_restart(rabbit):
         with pytest.raises(pika.exceptions.ChannelClosedByBroker) as e:
             c.channel().queue_declare("transient", passive=True)
         assert e.value.reply_code == 404
-        with pytest.raises(pika.exceptions.ChannelClosedByBroker) as e:
-            c.channel().exchange_declare("scratch", passive=True)
-        assert e.value.reply_code == 404
+        for gone in ["scratch", "fleeting"]:
+            with pytest.raises(pika.exceptions.ChannelClosedByBroker) as e:
+                c.channel().exchange_declare(gone, passive=True)
+            assert e.value.reply_code == 404, gone
         ch = c.channel()
         got = get_all(ch, "orders.eu")
         assert [b for b, _, _ in got] == [f"order-{i}" for i in range(3, 100)], "order kept, acked ones gone"
@@ -188,6 +194,133 @@ def test_malformed_input_rabbitmq_leaves_unanswered(rabbit):
             r.close()
     assert bystander.channel().queue_declare("", exclusive=True).method.queue.startswith("amq.gen-")
     bystander.close()
+
+
+def _nested_arguments(levels):
+    """A field table whose one entry sits inside `levels` arrays, encoded by hand (pika's
+    encoder recurses in Python)."""
+    value = b"S" + struct.pack(">I", 4) + b"leaf"
+    for _ in range(levels):
+        value = b"A" + struct.pack(">I", len(value)) + value
+    entry = bytes([6]) + b"x-deep" + value
+    return struct.pack(">I", len(entry)) + entry
+
+
+def test_tables_nested_past_the_limit_are_refused_and_the_broker_stays_up(rabbit):
+    """`amq-protocol` parses nested tables recursively: 20,000 levels (100 KB, inside one
+    128 KiB frame) overflowed the connection's stack and aborted the broker. OpenDMS refuses
+    tables nested deeper than 64 levels with FRAME_ERROR (RabbitMQ, whose Erlang parser has
+    no such limit, accepts them); 64 levels still work."""
+    deep = _nested_arguments(20_000)
+    declare = (b"\x00\x32\x00\x0a" + b"\x00\x00" + bytes([1]) + b"q" + b"\x00" + deep)
+    properties = struct.pack(">HHQH", 60, 0, 0, 1 << 13) + deep
+    cases = {
+        "queue.declare arguments": (_frame(1, 1, declare),
+                                    [501, "FRAME_ERROR - field table nested deeper than 64 levels", 50, 10]),
+        "content headers": (_method(1, pika.spec.Basic.Publish(exchange="", routing_key="x")) + _frame(2, 1, properties),
+                            [501, "FRAME_ERROR - headers nested deeper than 64 levels", 0, 0]),
+    }
+    bystander = connect(rabbit)
+    for name, (data, want) in cases.items():
+        r = Raw(rabbit)
+        try:
+            r.open_channel()
+            r.sock.sendall(data)
+            assert r.close_reason() == ["connection", *want], name
+        finally:
+            r.close()
+    assert rabbit.proc.poll() is None, "the broker is still running"
+    # 64 levels (the top table and 63 arrays) are accepted and come back as sent.
+    ch = bystander.channel()
+    ch.queue_declare("nested", arguments={"x-deep": [[["fine"]]]})
+    r = Raw(rabbit)
+    try:
+        r.open_channel()
+        headers = struct.pack(">H", 1 << 13) + _nested_arguments(63)
+        r.sock.sendall(_method(1, pika.spec.Basic.Publish(exchange="", routing_key="nested"))
+                       + _frame(2, 1, struct.pack(">HHQ", 60, 0, 4) + headers) + _frame(3, 1, b"body"))
+        r.sock.sendall(_method(1, pika.spec.Basic.Get(queue="nested", no_ack=True)))
+        r.expect(pika.spec.Basic.GetOk)
+        header = r.read_frame()
+        value = header.properties.headers["x-deep"]
+        for _ in range(62):
+            value = value[0]
+        assert value == ["leaf"]
+    finally:
+        r.close()
+    bystander.close()
+
+
+def test_a_chain_of_exchanges_longer_than_any_stack_routes(rabbit):
+    """Exchange-to-exchange bindings are followed with a stack of OpenDMS's own: a message
+    routed through a chain of 20,000 exchanges, each bound to the next, used to overflow the
+    connection's stack and abort the broker. It reaches the queue at the end, and an
+    alternate exchange at the end of the chain still gets what nothing else routed."""
+    n = 20_000
+    r = Raw(rabbit)
+    try:
+        r.open_channel()
+        frames = [_method(1, pika.spec.Exchange.Declare(exchange=f"chain{i}", type="direct", nowait=True))
+                  for i in range(n)]
+        frames += [_method(1, pika.spec.Exchange.Bind(destination=f"chain{i + 1}", source=f"chain{i}",
+                                                      routing_key="k", nowait=True)) for i in range(n - 1)]
+        r.sock.sendall(b"".join(frames))
+        # The methods of one channel are handled in order: this answer comes after all of them.
+        r.sock.sendall(_method(1, pika.spec.Exchange.Declare(exchange=f"chain{n - 1}", passive=True)))
+        r.expect(pika.spec.Exchange.DeclareOk)
+    finally:
+        r.close()
+    c = connect(rabbit)
+    ch = c.channel()
+    ch.queue_declare("end-of-chain")
+    ch.queue_bind("end-of-chain", f"chain{n - 1}", routing_key="k")
+    ch.exchange_declare("chain-ae", "fanout")
+    ch.queue_declare("unrouted")
+    ch.queue_bind("unrouted", "chain-ae")
+    ch.exchange_declare("chain-last", "direct", arguments={"alternate-exchange": "chain-ae"})
+    ch.exchange_bind("chain-last", f"chain{n - 1}", routing_key="k")
+    ch.confirm_delivery()
+    ch.basic_publish("chain0", "k", b"through")
+    ch.basic_publish("chain0", "other", b"nowhere")
+    assert [b for b, _, _ in get_all(ch, "end-of-chain")] == ["through"]
+    # "through" went on past chain{n-1} into chain-last, whose bindings route nothing: its
+    # alternate exchange gets it; "other" stopped at chain0.
+    assert [b for b, _, _ in get_all(ch, "unrouted")] == ["through"]
+    assert rabbit.proc.poll() is None, "the broker is still running"
+    c.close()
+
+
+def test_a_chain_of_queues_dead_lettering_into_each_other_longer_than_any_stack(rabbit):
+    """Dead letters that dead-letter again are handled in a loop: a message passed down a
+    chain of 2,000 queues, each of x-max-length 0 dead-lettering into the next, used to take
+    the connection's stack one level deeper per queue, and overflowed it (the release build
+    aborted). It arrives at the end of the chain with one x-death entry per queue, newest
+    first, as RabbitMQ writes them. (Each hop rewrites the growing x-death, as RabbitMQ's
+    does: the chain costs its length squared, ~20 s in a debug build.)"""
+    n = 2000
+    r = Raw(rabbit)
+    try:
+        r.open_channel()
+        frames = [_method(1, pika.spec.Queue.Declare(queue=f"dl{i}", nowait=True, arguments={
+            "x-max-length": 0, "x-dead-letter-exchange": "", "x-dead-letter-routing-key": f"dl{i + 1}"}))
+            for i in range(n)]
+        r.sock.sendall(b"".join(frames))
+        r.sock.sendall(_method(1, pika.spec.Queue.Declare(queue=f"dl{n}")))
+        r.expect(pika.spec.Queue.DeclareOk)
+    finally:
+        r.close()
+    c = connect(rabbit)
+    ch = c.channel()
+    ch.confirm_delivery()
+    ch.basic_publish("", "dl0", b"down the chain")
+    m, props, body = ch.basic_get(f"dl{n}", auto_ack=True)
+    assert body == b"down the chain"
+    deaths = props.headers["x-death"]
+    assert len(deaths) == n
+    assert [d["queue"] for d in deaths[:2]] == [f"dl{n - 1}", f"dl{n - 2}"]
+    assert {d["reason"] for d in deaths} == {"maxlen"}
+    assert rabbit.proc.poll() is None, "the broker is still running"
+    c.close()
 
 
 def test_garbage_instead_of_a_protocol_header(rabbit):

@@ -541,6 +541,36 @@ def test_broker_refusals_match_apache(rocketmq):
     assert (h["code"], h["remark"]) == (SYSTEM_ERROR, "The broker does not support consumer to filter message by XPATH")
 
 
+def test_sql92_filters_nested_past_the_limit_leave_the_broker_running(rocketmq):
+    """Parsing, evaluating and dropping a SQL92 filter recurse once per level: 100,000 `(` in
+    a pull's subscription overflowed the connection's stack and aborted the broker. Filters
+    nested deeper than 100 levels now fail to parse, and a pull answers an expression that
+    does not parse as Apache 4.9.7 does (every message, unfiltered); 40 levels filter."""
+    rmq = rocketmq(brokers=1)
+    w = wire.Wire(rmq.broker_addrs[0])
+    create_topic(rmq, "deep", queues=1)
+    for i in range(3):
+        send = {"a": "pg", "b": "deep", "c": "TBW102", "d": "4", "e": "0", "f": "0",
+                "g": str(int(time.time() * 1000)), "h": "0", "i": wire.properties({"n": str(i)}), "j": "0",
+                "k": "false"}
+        h, _, _ = w.call(SEND_MESSAGE_V2, send, body=b"m%d" % i)
+        assert h["code"] == SUCCESS, h
+    pull = {"consumerGroup": "dg", "topic": "deep", "queueId": "0", "queueOffset": "0", "maxMsgNums": "32",
+            "sysFlag": str(0x4), "commitOffset": "0", "suspendTimeoutMillis": "0", "subVersion": "0",
+            "expressionType": "SQL92"}
+
+    def bodies(subscription):
+        h, body, _ = w.call(PULL_MESSAGE, dict(pull, subscription=subscription))
+        assert h["code"] == SUCCESS, h
+        return [m["body"] for m in wire.decode_messages(body)]
+
+    for deep in ("(" * 100_000 + "n = 1" + ")" * 100_000, "NOT " * 100_000 + "n = 1",
+                 " AND ".join(["n >= 0"] * 100_000)):
+        assert bodies(deep) == [b"m0", b"m1", b"m2"]
+    assert bodies("(" * 40 + "n = 1" + ")" * 40) == [b"m1"]
+    assert rmq.proc.poll() is None, "the broker is still running"
+
+
 def test_malformed_frames_close_only_their_connection(rocketmq):
     rmq = rocketmq(brokers=1)
     good = wire.Wire(rmq.namesrv)

@@ -242,6 +242,10 @@ pub fn parse_credentials(mechanism: &str, response: &[u8]) -> Option<(String, St
             // The table's entries without the 4-byte length the table type would have.
             let mut framed = u32::try_from(response.len()).ok()?.to_be_bytes().to_vec();
             framed.extend_from_slice(response);
+            // A response nested too deep fails as a malformed one (see `frame::nesting`).
+            if crate::frame::nesting::table_too_deep(&framed) {
+                return None;
+            }
             let (_, table) = amq_protocol::types::parsing::parse_field_table(&framed[..]).ok()?;
             let text = |key: &str| match table.inner().get(key) {
                 Some(AMQPValue::LongString(s)) => String::from_utf8(s.as_bytes().to_vec()).ok(),

@@ -10,6 +10,8 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use crate::error::AmqpError;
 
+pub mod nesting;
+
 pub const FRAME_METHOD: u8 = 1;
 pub const FRAME_HEADER: u8 = 2;
 pub const FRAME_BODY: u8 = 3;
@@ -169,6 +171,13 @@ fn decode_method(channel: u16, payload: &[u8]) -> Result<Frame, AmqpError> {
             );
         }
     }
+    if nesting::method_too_deep(class_id, method_id, &payload[4..]) {
+        return Err(AmqpError::frame_error(format!(
+            "field table nested deeper than {} levels",
+            nesting::MAX_DEPTH
+        ))
+        .on(class_id, method_id));
+    }
     match parse_class(payload) {
         Ok((&[], method)) => Ok(Frame::Method {
             channel,
@@ -202,6 +211,12 @@ fn decode_header(channel: u16, payload: Bytes) -> Result<Frame, AmqpError> {
         payload[11],
     ]);
     let raw = payload.slice(12..);
+    if nesting::properties_too_deep(&raw) {
+        return Err(AmqpError::frame_error(format!(
+            "headers nested deeper than {} levels",
+            nesting::MAX_DEPTH
+        )));
+    }
     match parse_properties(&raw[..]) {
         Ok((&[], properties)) => Ok(Frame::Header {
             channel,

@@ -1,7 +1,8 @@
 //! A virtual host: its exchanges, queues and bindings, routing, and what queues ask of it
 //! (dead letters, timers, removal).
 
-use std::collections::HashMap;
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Weak};
 
 use amq_protocol::types::FieldTable;
@@ -357,6 +358,17 @@ impl VHost {
         Ok(())
     }
 
+    /// Whether a binding from `source` is stored with the definitions: both its ends are
+    /// durable.
+    pub fn binding_is_durable(&self, source: &str, b: &Binding) -> bool {
+        let durable_source = self.exchange(source).is_some_and(|e| e.durable);
+        durable_source
+            && match &b.destination {
+                Destination::Queue(q) => self.queue(q).is_some_and(|q| q.durable),
+                Destination::Exchange(e) => self.exchange(e).is_some_and(|e| e.durable),
+            }
+    }
+
     /// Removes a binding; answers whether it existed. An auto-delete exchange left without
     /// bindings is deleted.
     pub fn unbind(&self, source: &str, b: &Binding) -> Result<bool, AmqpError> {
@@ -427,56 +439,66 @@ impl VHost {
     }
 
     /// The queues a message published to `ex` reaches (through exchange-to-exchange
-    /// bindings and alternate exchanges), each once.
+    /// bindings and alternate exchanges), each once. An exchange whose own bindings and the
+    /// exchanges they lead to reached no queue passes the message to its alternate exchange.
+    /// Depth first, in binding order, each exchange visited once; walked with a stack of our
+    /// own rather than by recursion, since a client can bind a chain of exchanges as long as
+    /// it likes (100,000 exchanges, one bound to the next, overflowed the connection's stack).
     pub fn route_via(
         &self,
         ex: &Arc<Exchange>,
         routing_key: &str,
         headers: Option<&FieldTable>,
     ) -> Vec<Arc<Queue>> {
-        let mut queues = Vec::new();
-        let mut visited = Vec::new();
-        self.route_from(ex, routing_key, headers, &mut visited, &mut queues);
-        queues
-    }
-
-    fn route_from(
-        &self,
-        ex: &Arc<Exchange>,
-        routing_key: &str,
-        headers: Option<&FieldTable>,
-        visited: &mut Vec<*const Exchange>,
-        queues: &mut Vec<Arc<Queue>>,
-    ) {
-        if visited.contains(&Arc::as_ptr(ex)) {
-            return;
+        /// Route through an exchange, or (once the exchanges it leads to are done) decide
+        /// whether its alternate exchange gets the message.
+        enum Step {
+            Enter(Arc<Exchange>),
+            Leave { ex: Arc<Exchange>, before: usize },
         }
-        visited.push(Arc::as_ptr(ex));
-        let before = queues.len();
-        let mut onward: Vec<String> = Vec::new();
-        {
-            let by_name = self.queues.read();
-            ex.route_each(routing_key, headers, &mut |d| match d {
-                Destination::Queue(name) => {
-                    if let Some(q) = by_name.get(name) {
-                        if !queues.iter().any(|x| Arc::ptr_eq(x, q)) {
-                            queues.push(q.clone());
+        let mut queues: Vec<Arc<Queue>> = Vec::new();
+        let mut reached: HashSet<*const Queue> = HashSet::new();
+        let mut visited: HashSet<*const Exchange> = HashSet::new();
+        let mut steps = vec![Step::Enter(ex.clone())];
+        while let Some(step) = steps.pop() {
+            match step {
+                Step::Enter(ex) => {
+                    if !visited.insert(Arc::as_ptr(&ex)) {
+                        continue;
+                    }
+                    let before = queues.len();
+                    let mut onward: Vec<String> = Vec::new();
+                    {
+                        let by_name = self.queues.read();
+                        ex.route_each(routing_key, headers, &mut |d| match d {
+                            Destination::Queue(name) => {
+                                if let Some(q) = by_name.get(name) {
+                                    if reached.insert(Arc::as_ptr(q)) {
+                                        queues.push(q.clone());
+                                    }
+                                }
+                            }
+                            Destination::Exchange(e) => onward.push(e.clone()),
+                        });
+                    }
+                    steps.push(Step::Leave { ex, before });
+                    // Reversed onto the stack, so the first binding is followed first.
+                    for e in onward.iter().rev() {
+                        if let Some(next) = self.exchange(e) {
+                            steps.push(Step::Enter(next));
                         }
                     }
                 }
-                Destination::Exchange(e) => onward.push(e.clone()),
-            });
-        }
-        for e in onward {
-            if let Some(next) = self.exchange(&e) {
-                self.route_from(&next, routing_key, headers, visited, queues);
+                Step::Leave { ex, before } => {
+                    if queues.len() == before {
+                        if let Some(ae) = ex.alternate().and_then(|a| self.exchange(a)) {
+                            steps.push(Step::Enter(ae));
+                        }
+                    }
+                }
             }
         }
-        if queues.len() == before {
-            if let Some(ae) = ex.alternate().and_then(|a| self.exchange(a)) {
-                self.route_from(&ae, routing_key, headers, visited, queues);
-            }
-        }
+        queues
     }
 
     /// Publishes a message as basic.publish would (delayed, direct reply-to, routed);
@@ -583,8 +605,26 @@ impl VHost {
     }
 }
 
-impl Hooks for VHost {
-    fn dead_letter(&self, letters: Vec<DeadLetter>) {
+thread_local! {
+    /// Dead letters that enqueueing other dead letters produced on this thread (a queue that
+    /// overflowed into a queue that overflowed ...), waiting for the outermost
+    /// `VHost::dead_letter` call on the thread, of the vhost named by the pointer, to take
+    /// them; `None` outside such a call.
+    static DEAD_LETTER_BACKLOG: RefCell<Option<(*const VHost, Vec<DeadLetter>)>> =
+        const { RefCell::new(None) };
+}
+
+/// Ends this thread's outermost dead-lettering call, even if it unwinds.
+struct BacklogTaken;
+
+impl Drop for BacklogTaken {
+    fn drop(&mut self) {
+        DEAD_LETTER_BACKLOG.with(|b| *b.borrow_mut() = None);
+    }
+}
+
+impl VHost {
+    fn route_dead_letters(&self, letters: Vec<DeadLetter>) {
         for l in letters {
             let headers = l.message.headers().cloned();
             let Ok(queues) = self.route(&l.exchange, &l.routing_key, headers.as_ref()) else {
@@ -596,6 +636,48 @@ impl Hooks for VHost {
                 .filter(|q| !is_cycle(&l.message, &q.name))
                 .collect();
             self.enqueue(&queues, &l.message);
+        }
+    }
+}
+
+impl Hooks for VHost {
+    /// Routes dead letters and enqueues them. Enqueueing can dead-letter again (the next queue
+    /// is full, ...); those letters are handled by the loop here rather than by a nested
+    /// call, since a client can declare a chain of queues, each dead-lettering into the next,
+    /// longer than any stack (each level was another trip through route, enqueue and push).
+    fn dead_letter(&self, letters: Vec<DeadLetter>) {
+        let me: *const VHost = self;
+        let mut letters = Some(letters);
+        let outermost = DEAD_LETTER_BACKLOG.with(|b| match b.borrow_mut().as_mut() {
+            Some((vhost, waiting)) if *vhost == me => {
+                waiting.extend(letters.take().into_iter().flatten());
+                false
+            }
+            // Another vhost's call below this one (no route leads from one vhost to
+            // another): handled here and now.
+            Some(_) => false,
+            None => true,
+        });
+        let Some(mut letters) = letters else {
+            return;
+        };
+        if !outermost {
+            self.route_dead_letters(letters);
+            return;
+        }
+        DEAD_LETTER_BACKLOG.with(|b| *b.borrow_mut() = Some((me, Vec::new())));
+        let _taken = BacklogTaken;
+        loop {
+            self.route_dead_letters(letters);
+            letters = DEAD_LETTER_BACKLOG.with(|b| {
+                b.borrow_mut()
+                    .as_mut()
+                    .map(|(_, waiting)| std::mem::take(waiting))
+                    .unwrap_or_default()
+            });
+            if letters.is_empty() {
+                return;
+            }
         }
     }
 

@@ -259,18 +259,28 @@ fn number(text: &str) -> Result<Token, ParseError> {
 struct Parser {
     tokens: Vec<Token>,
     at: usize,
+    /// How many parentheses, `NOT`s and signs the parser is inside.
+    nesting: usize,
 }
+
+/// The deepest an expression may nest: parentheses, `NOT`, signs and each `AND`/`OR` of a
+/// chain add a level. Parsing, evaluating, cloning and dropping an expression recurse once per
+/// level on the connection's stack, and 10 KiB of `(` in a subscription overflowed a worker's
+/// stack, which aborts the process (Apache's parser, on a JVM thread, throws and refuses the
+/// subscription). Real filters nest a few levels.
+pub const MAX_DEPTH: usize = 100;
 
 /// Parses a SQL92 filter expression.
 pub fn parse(src: &str) -> Result<Expr, ParseError> {
     let mut p = Parser {
         tokens: tokens(src)?,
         at: 0,
+        nesting: 0,
     };
     if p.tokens.is_empty() {
         return Err(ParseError("the expression is empty".into()));
     }
-    let e = p.or()?;
+    let (e, _) = p.or()?;
     if p.at != p.tokens.len() {
         return Err(ParseError(format!(
             "unexpected {:?} after the expression",
@@ -278,6 +288,23 @@ pub fn parse(src: &str) -> Result<Expr, ParseError> {
         )));
     }
     Ok(e)
+}
+
+/// A parsed part and the depth of its tree.
+type Parsed = Result<(Expr, usize), ParseError>;
+
+fn too_deep() -> ParseError {
+    ParseError(format!(
+        "the expression nests deeper than {MAX_DEPTH} levels"
+    ))
+}
+
+/// One level above a part `depth` deep.
+fn above(depth: usize) -> Result<usize, ParseError> {
+    if depth >= MAX_DEPTH {
+        return Err(too_deep());
+    }
+    Ok(depth + 1)
 }
 
 impl Parser {
@@ -306,53 +333,70 @@ impl Parser {
         }
     }
 
-    fn or(&mut self) -> Result<Expr, ParseError> {
-        let mut e = self.and()?;
+    /// Parses `inner` one recursion level down; refuses past [`MAX_DEPTH`] before recursing.
+    fn nested(&mut self, inner: impl FnOnce(&mut Parser) -> Parsed) -> Parsed {
+        if self.nesting >= MAX_DEPTH {
+            return Err(too_deep());
+        }
+        self.nesting += 1;
+        let parsed = inner(self);
+        self.nesting -= 1;
+        parsed
+    }
+
+    fn or(&mut self) -> Parsed {
+        let (mut e, mut depth) = self.and()?;
         while self.keyword("OR") {
-            e = Expr::Or(Box::new(e), Box::new(self.and()?));
+            let (right, right_depth) = self.and()?;
+            depth = above(depth.max(right_depth))?;
+            e = Expr::Or(Box::new(e), Box::new(right));
         }
-        Ok(e)
+        Ok((e, depth))
     }
 
-    fn and(&mut self) -> Result<Expr, ParseError> {
-        let mut e = self.not()?;
+    fn and(&mut self) -> Parsed {
+        let (mut e, mut depth) = self.not()?;
         while self.keyword("AND") {
-            e = Expr::And(Box::new(e), Box::new(self.not()?));
+            let (right, right_depth) = self.not()?;
+            depth = above(depth.max(right_depth))?;
+            e = Expr::And(Box::new(e), Box::new(right));
         }
-        Ok(e)
+        Ok((e, depth))
     }
 
-    fn not(&mut self) -> Result<Expr, ParseError> {
+    fn not(&mut self) -> Parsed {
         if self.keyword("NOT") {
-            return Ok(Expr::Not(Box::new(self.not()?)));
+            let (e, depth) = self.nested(Parser::not)?;
+            return Ok((Expr::Not(Box::new(e)), above(depth)?));
         }
         self.comparison()
     }
 
-    fn comparison(&mut self) -> Result<Expr, ParseError> {
-        let left = self.primary()?;
+    fn comparison(&mut self) -> Parsed {
+        let (left, left_depth) = self.primary()?;
         if self.keyword("IS") {
             let negated = self.keyword("NOT");
             if !self.keyword("NULL") {
                 return Err(ParseError("expected NULL after IS".into()));
             }
-            return Ok(Expr::IsNull(Box::new(left), negated));
+            return Ok((Expr::IsNull(Box::new(left), negated), above(left_depth)?));
         }
         let negated = self.keyword("NOT");
         if self.keyword("BETWEEN") {
-            let low = self.primary()?;
+            let (low, low_depth) = self.primary()?;
             if !self.keyword("AND") {
                 return Err(ParseError("expected AND in BETWEEN".into()));
             }
-            let high = self.primary()?;
+            let (high, high_depth) = self.primary()?;
+            let depth = above(above(left_depth.max(low_depth).max(high_depth))?)?;
             let within = Expr::And(
                 Box::new(Expr::Compare(Box::new(left.clone()), Op::Ge, Box::new(low))),
                 Box::new(Expr::Compare(Box::new(left), Op::Le, Box::new(high))),
             );
             return Ok(if negated {
-                Expr::Not(Box::new(within))
+                (Expr::Not(Box::new(within)), above(depth)?)
             } else {
-                within
+                (within, depth)
             });
         }
         if self.keyword("IN") {
@@ -380,7 +424,7 @@ impl Parser {
                 self.expect(Token::RParen)?;
                 break;
             }
-            return Ok(Expr::In(name, list, negated));
+            return Ok((Expr::In(name, list, negated), 1));
         }
         if negated {
             return Err(ParseError("expected BETWEEN or IN after NOT".into()));
@@ -392,48 +436,52 @@ impl Parser {
             Some(Token::Op("<=")) => Op::Le,
             Some(Token::Op(">")) => Op::Gt,
             Some(Token::Op(">=")) => Op::Ge,
-            _ => return Ok(left),
+            _ => return Ok((left, left_depth)),
         };
         self.at += 1;
-        let right = self.primary()?;
-        Ok(Expr::Compare(Box::new(left), op, Box::new(right)))
+        let (right, right_depth) = self.primary()?;
+        Ok((
+            Expr::Compare(Box::new(left), op, Box::new(right)),
+            above(left_depth.max(right_depth))?,
+        ))
     }
 
-    fn primary(&mut self) -> Result<Expr, ParseError> {
+    fn primary(&mut self) -> Parsed {
+        let leaf = |e| Ok((e, 1));
         match self.peek().cloned() {
             Some(Token::LParen) => {
                 self.at += 1;
-                let e = self.or()?;
+                let e = self.nested(Parser::or)?;
                 self.expect(Token::RParen)?;
                 Ok(e)
             }
             Some(Token::Str(s)) => {
                 self.at += 1;
-                Ok(Expr::Str(s))
+                leaf(Expr::Str(s))
             }
             Some(Token::Long(n)) => {
                 self.at += 1;
-                Ok(Expr::Long(n))
+                leaf(Expr::Long(n))
             }
             Some(Token::Double(d)) => {
                 self.at += 1;
-                Ok(Expr::Double(d))
+                leaf(Expr::Double(d))
             }
             Some(Token::Op("-")) => {
                 self.at += 1;
-                match self.primary()? {
-                    Expr::Long(n) => Ok(Expr::Long(-n)),
-                    Expr::Double(d) => Ok(Expr::Double(-d)),
+                match self.nested(Parser::primary)? {
+                    (Expr::Long(n), _) => leaf(Expr::Long(n.wrapping_neg())),
+                    (Expr::Double(d), _) => leaf(Expr::Double(-d)),
                     _ => Err(ParseError("a minus sign needs a number".into())),
                 }
             }
             Some(Token::Op("+")) => {
                 self.at += 1;
-                self.primary()
+                self.nested(Parser::primary)
             }
             Some(Token::Ident(w)) => {
                 self.at += 1;
-                Ok(match w.to_ascii_uppercase().as_str() {
+                leaf(match w.to_ascii_uppercase().as_str() {
                     "TRUE" => Expr::Bool(true),
                     "FALSE" => Expr::Bool(false),
                     "NULL" => Expr::Null,
@@ -505,5 +553,40 @@ mod tests {
         ] {
             assert!(parse(bad).is_err(), "{bad}");
         }
+    }
+
+    /// Parses on a thread with a tokio worker's 2 MiB stack, where subscriptions are parsed.
+    fn parse_on_worker_stack(src: String) -> Result<bool, ParseError> {
+        std::thread::Builder::new()
+            .stack_size(2 * 1024 * 1024)
+            .spawn(move || parse(&src).map(|e| e.matches(&|_| Some("1".to_string()))))
+            .expect("thread starts")
+            .join()
+            .expect("the parser returns")
+    }
+
+    #[test]
+    fn nesting_is_refused_past_the_limit_before_it_can_overflow_the_stack() {
+        let within = format!(
+            "{}a = 1{}",
+            "(".repeat(MAX_DEPTH - 2),
+            ")".repeat(MAX_DEPTH - 2)
+        );
+        assert_eq!(parse_on_worker_stack(within), Ok(true));
+        let too_deep = format!("{}a = 1{}", "(".repeat(200_000), ")".repeat(200_000));
+        assert_eq!(parse_on_worker_stack(too_deep), Err(super::too_deep()));
+        let nots = format!("{}a = 1", "NOT ".repeat(200_000));
+        assert_eq!(parse_on_worker_stack(nots), Err(super::too_deep()));
+        let signs = format!("a = {}1", "- ".repeat(200_000));
+        assert_eq!(parse_on_worker_stack(signs), Err(super::too_deep()));
+        // A chain builds a tree one level deeper per AND or OR.
+        let chain = vec!["a = 1"; 200_000].join(" AND ");
+        assert_eq!(parse_on_worker_stack(chain), Err(super::too_deep()));
+        let short_chain = vec!["a = 1"; MAX_DEPTH / 2].join(" OR ");
+        assert_eq!(parse_on_worker_stack(short_chain), Ok(true));
+        assert_eq!(
+            parse_on_worker_stack("a = - - 9223372036854775807".into()),
+            Ok(false)
+        );
     }
 }
