@@ -443,7 +443,7 @@ impl VHost {
     /// exchanges they lead to reached no queue passes the message to its alternate exchange.
     /// Depth first, in binding order, each exchange visited once; walked with a stack of our
     /// own rather than by recursion, since a client can bind a chain of exchanges as long as
-    /// it likes (100,000 exchanges, one bound to the next, overflowed the connection's stack).
+    /// it likes (20,000 exchanges, one bound to the next, overflowed the connection's stack).
     pub fn route_via(
         &self,
         ex: &Arc<Exchange>,
@@ -645,29 +645,33 @@ impl Hooks for VHost {
     /// is full, ...); those letters are handled by the loop here rather than by a nested
     /// call, since a client can declare a chain of queues, each dead-lettering into the next,
     /// longer than any stack (each level was another trip through route, enqueue and push).
-    fn dead_letter(&self, letters: Vec<DeadLetter>) {
+    fn dead_letter(&self, mut letters: Vec<DeadLetter>) {
+        /// Where this call stands among this thread's dead-lettering calls.
+        enum Call {
+            /// The first: it drains the backlog.
+            Outermost,
+            /// Below the outermost call of this vhost: its letters went to the backlog.
+            Queued,
+            /// Below another vhost's call (no route leads from one vhost to another).
+            Foreign,
+        }
         let me: *const VHost = self;
-        let mut letters = Some(letters);
-        let outermost = DEAD_LETTER_BACKLOG.with(|b| match b.borrow_mut().as_mut() {
+        let call = DEAD_LETTER_BACKLOG.with(|b| match b.borrow_mut().as_mut() {
             Some((vhost, waiting)) if *vhost == me => {
-                waiting.extend(letters.take().into_iter().flatten());
-                false
+                waiting.append(&mut letters);
+                Call::Queued
             }
-            // Another vhost's call below this one (no route leads from one vhost to
-            // another): handled here and now.
-            Some(_) => false,
-            None => true,
+            Some(_) => Call::Foreign,
+            None => Call::Outermost,
         });
-        let Some(mut letters) = letters else {
-            return;
-        };
-        if !outermost {
-            self.route_dead_letters(letters);
-            return;
+        match call {
+            Call::Queued => return,
+            Call::Foreign => return self.route_dead_letters(letters),
+            Call::Outermost => {}
         }
         DEAD_LETTER_BACKLOG.with(|b| *b.borrow_mut() = Some((me, Vec::new())));
         let _taken = BacklogTaken;
-        loop {
+        while !letters.is_empty() {
             self.route_dead_letters(letters);
             letters = DEAD_LETTER_BACKLOG.with(|b| {
                 b.borrow_mut()
@@ -675,9 +679,6 @@ impl Hooks for VHost {
                     .map(|(_, waiting)| std::mem::take(waiting))
                     .unwrap_or_default()
             });
-            if letters.is_empty() {
-                return;
-            }
         }
     }
 

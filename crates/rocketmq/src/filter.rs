@@ -265,8 +265,8 @@ struct Parser {
 
 /// The deepest an expression may nest: parentheses, `NOT`, signs and each `AND`/`OR` of a
 /// chain add a level. Parsing, evaluating, cloning and dropping an expression recurse once per
-/// level on the connection's stack, and 10 KiB of `(` in a subscription overflowed a worker's
-/// stack, which aborts the process (Apache's parser, on a JVM thread, throws and refuses the
+/// level on the connection's stack, and 100,000 `(` in a pull's subscription overflowed a
+/// worker's stack, which aborts the process (Apache's parser, on a JVM thread, throws and refuses the
 /// subscription). Real filters nest a few levels.
 pub const MAX_DEPTH: usize = 100;
 

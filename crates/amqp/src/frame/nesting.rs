@@ -6,8 +6,8 @@
 //! queue.declare) overflowed a worker's 2 MiB stack in the release build, which aborts the
 //! whole process (`test_amqp.py::test_tables_nested_past_the_limit_...`). RabbitMQ's
 //! Erlang parser has no such limit; we refuse tables nested deeper than [`MAX_DEPTH`] with a
-//! frame error before parsing. Tables that clients send nest three levels at most
-//! (`x-death`: headers, an array, a table).
+//! frame error before parsing. Tables that clients send nest four levels at most
+//! (`x-death`: headers, an array of tables, each with arrays of routing keys).
 
 /// The deepest nesting of tables and arrays a frame may carry (the top table is level 1).
 pub const MAX_DEPTH: usize = 64;
@@ -85,10 +85,6 @@ pub fn properties_too_deep(raw: &[u8]) -> bool {
 /// [`MAX_DEPTH`]. Walks the encoding with a stack of where each open table or array ends, so
 /// the check itself never recurses. Anything malformed answers false: the parser refuses it.
 pub fn table_too_deep(bytes: &[u8]) -> bool {
-    too_deep(bytes, MAX_DEPTH)
-}
-
-fn too_deep(bytes: &[u8], max: usize) -> bool {
     /// An open table (entries have names) or array (values only), and where it ends.
     struct Open {
         end: usize,
@@ -147,7 +143,7 @@ fn too_deep(bytes: &[u8], max: usize) -> bool {
                     end,
                     named: kind == b'F',
                 });
-                if stack.len() > max {
+                if stack.len() > MAX_DEPTH {
                     return true;
                 }
                 continue;
